@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+import { main } from '../dist/src/cli/main.js'
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (error) => {
+    console.error(`lameduck: ${error instanceof Error ? error.message : String(error)}`)
+    process.exitCode = 2
+  },
+)

@@ -1,0 +1,26 @@
+// The same service as examples/server.ts with no shutdown handling at all: Node's default
+// action for SIGTERM ends the process at once, cutting in-flight requests, and nothing
+// tells keep-alive clients to move. The rollout lab runs it to show what lameduck fixes.
+//
+//   PORT=8080 node dist/examples/naive.js
+//   curl 'localhost:8080/?delay=500'
+import http from 'node:http'
+
+const port = Number(process.env.PORT ?? 8080)
+const name = process.env.HOSTNAME ?? 'naive'
+
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url ?? '/', 'http://localhost')
+  const delay = Number(url.searchParams.get('delay') ?? 0)
+  setTimeout(
+    () => {
+      res.setHeader('content-type', 'application/json')
+      res.end(JSON.stringify({ pod: name, path: url.pathname, delay }))
+    },
+    Number.isFinite(delay) && delay > 0 ? delay : 0,
+  )
+})
+
+server.listen(port, () => {
+  console.log(`naive: listening on ${port}`)
+})

@@ -1,0 +1,74 @@
+import { readFileSync } from 'node:fs'
+
+/**
+ * An error the user can fix: bad arguments, unreadable input. The CLI prints its message
+ * on one line (no stack trace) and exits with `exitCode` (2 unless a command says otherwise).
+ */
+export class CliError extends Error {
+  override name = 'CliError'
+  readonly exitCode: number
+  constructor(message: string, options: { exitCode?: number; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.exitCode = options.exitCode ?? 2
+  }
+}
+
+/** One subcommand. `load` is a dynamic import so a command's libraries load only when it runs. */
+interface Command {
+  summary: string
+  load: () => Promise<{ run: (argv: string[]) => Promise<number> }>
+}
+
+const commands: Record<string, Command> = {}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'))
+  return String(pkg.version)
+}
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((name) => name.length), 8)
+  const lines = Object.entries(commands).map(
+    ([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`,
+  )
+  return [
+    'Usage: lameduck <command> [options]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Run `lameduck <command> --help` for the options of one command.',
+    'Docs: https://www.npmjs.com/package/lameduck (README, docs/)',
+  ].join('\n')
+}
+
+/** Runs the CLI; resolves to the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage())
+    return name === undefined ? 2 : 0
+  }
+  if (name === '--version' || name === '-v') {
+    console.log(version())
+    return 0
+  }
+  const command = commands[name]
+  if (command === undefined) {
+    console.error(
+      `lameduck: unknown command '${name}'; expected one of: ${Object.keys(commands).join(', ')}`,
+    )
+    console.error('Run `lameduck --help` for usage.')
+    return 2
+  }
+  try {
+    const module = await command.load()
+    return await module.run(rest)
+  } catch (error) {
+    if (error instanceof CliError) {
+      console.error(`lameduck ${name}: ${error.message}`)
+      return error.exitCode
+    }
+    throw error
+  }
+}
