@@ -19,7 +19,12 @@ interface Command {
   load: () => Promise<{ run: (argv: string[]) => Promise<number> }>
 }
 
-const commands: Record<string, Command> = {}
+const commands: Record<string, Command> = {
+  rollout: {
+    summary: 'reproduce a Kubernetes rolling update locally and count every failed request',
+    load: () => import('./rollout.js'),
+  },
+}
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'))
