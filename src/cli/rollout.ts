@@ -122,8 +122,10 @@ export function parseRolloutArgs(
   try {
     parsed = parseArgs({ args: own, options: OPTIONS, allowPositionals: true, strict: true })
   } catch (error) {
+    const message = (error as Error).message
+    const unknown = /Unknown option '([^']+)'/.exec(message)
     throw new LabOptionError(
-      `${(error as Error).message.split('\n')[0]}; run \`lameduck rollout --help\` for the options`,
+      `${unknown === null ? message.split('\n')[0] : `unknown option '${unknown[1]}'`}; run \`lameduck rollout --help\` for the options (the command goes after --)`,
     )
   }
   const v = parsed.values

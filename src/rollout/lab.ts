@@ -97,7 +97,8 @@ export async function runLab(
       controller.reconcile()
       wake()
     },
-    onUnexpectedExit: (pod, exit) => fail(new LabError(unexpectedExit(pod, exit, clock.now()))),
+    onUnexpectedExit: (pod, exit) =>
+      fail(new LabError(unexpectedExit(pod, exit, options.command[0]!, clock.now()))),
   })
   const controller = new DeploymentController(options, clock, kubelet, fail)
   const rollouts: RolloutSummary[] = []
@@ -123,9 +124,14 @@ export async function runLab(
   // level-triggered controller and enforces the deadlines.
   const sampler = setInterval(() => {
     const now = status()
+    const routed = service
+      .endpoints()
+      .map((endpoint) => kubelet.pods.find((pod) => pod.name === endpoint.pod))
     recorder.sample({
       inFlight: now.inFlight,
       endpoints: now.endpoints,
+      endpointsTerminating: routed.filter((pod) => pod?.state === 'terminating').length,
+      endpointsGone: routed.filter((pod) => pod === undefined || pod.state === 'exited').length,
       readyPods: now.readyPods,
       runningPods: kubelet.pods.filter((pod) => pod.state !== 'exited').length,
     })
@@ -262,8 +268,8 @@ function quote(output: string): string {
     .join('\n')}`
 }
 
-function unexpectedExit(pod: Pod, exit: ProcessExit, now: number): string {
-  if (exit.error !== undefined) return `cannot start pod ${pod.name}: ${exit.error}`
+function unexpectedExit(pod: Pod, exit: ProcessExit, command: string, now: number): string {
+  if (exit.error !== undefined) return `cannot run '${command}' (pod ${pod.name}): ${exit.error}`
   const how =
     exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`
   const when =

@@ -74,6 +74,10 @@ export interface Sample {
   inFlight: number
   /** Endpoints the Service model routes new connections to. */
   endpoints: number
+  /** Of those, endpoints whose pod was deleted but still runs. */
+  endpointsTerminating: number
+  /** Of those, endpoints whose pod has exited: new connections to them are refused. */
+  endpointsGone: number
   /** Pods whose readiness probe passes, terminating ones excluded. */
   readyPods: number
   /** Pod processes alive, terminating ones included. */

@@ -67,7 +67,12 @@ export interface Bucket {
   ok: number
   failed: Partial<Record<FailureClass, number>>
   inFlight: number
+  /** endpoints the Service model routes to at the end of the bucket, and of those, how many */
   endpoints: number
+  /** belong to a deleted pod that still runs */
+  endpointsTerminating: number
+  /** belong to a pod that has exited */
+  endpointsGone: number
   readyPods: number
   runningPods: number
 }
@@ -239,6 +244,8 @@ function buckets(recorder: Recorder, durationMs: number): Bucket[] {
       failed: {},
       inFlight: 0,
       endpoints: 0,
+      endpointsTerminating: 0,
+      endpointsGone: 0,
       readyPods: 0,
       runningPods: 0,
     })
@@ -255,6 +262,8 @@ function buckets(recorder: Recorder, durationMs: number): Bucket[] {
     const bucket = at(sample.t - 1)
     bucket.inFlight = sample.inFlight
     bucket.endpoints = sample.endpoints
+    bucket.endpointsTerminating = sample.endpointsTerminating
+    bucket.endpointsGone = sample.endpointsGone
     bucket.readyPods = sample.readyPods
     bucket.runningPods = sample.runningPods
   }
