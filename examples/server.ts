@@ -30,5 +30,5 @@ ld.onShutdown('goodbye', () => {
 })
 
 server.listen(port, () => {
-  console.log(`server: listening on ${port}`)
+  console.log(`server: listening on ${(server.address() as { port: number }).port}`)
 })

@@ -78,8 +78,9 @@ export async function runHook(
   let timer: NodeJS.Timeout | undefined
   const elapsed = () => Math.round(performance.now() - started)
   const timedOut = new Promise<'timeout'>((resolve) => {
+    // Not unref'd: while a hook runs, the shutdown itself keeps the process alive, or a
+    // hanging hook would let the event loop drain and the process exit 0 mid-shutdown.
     timer = setTimeout(resolve, hook.timeoutMs, 'timeout')
-    timer.unref()
     cut?.then(() => resolve('timeout'))
   })
   try {

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import type { ConnectionTracker } from './connections.js'
 import { describeValue, LameduckError } from './errors.js'
 import { type Hook, type HookResult, type RegisteredHook, runHook, validateHook } from './hooks.js'
@@ -95,6 +96,12 @@ export class Lameduck extends EventEmitter {
   /** True once the process has been ready at least once (the startup probe's answer). */
   get started(): boolean {
     return this.#started
+  }
+
+  /** The address of the separate probe server (with `probes.port`), once it listens. */
+  get probeAddress(): AddressInfo | undefined {
+    const address = this.#probeServer?.address()
+    return address !== null && typeof address === 'object' ? address : undefined
   }
 
   /** Why the application said it is not ready, if it did. */
@@ -226,17 +233,20 @@ export class Lameduck extends EventEmitter {
     this.#forceExitTimer.unref()
   }
 
-  /** Resolves after `ms`, or at once when the shutdown is forced. */
-  #wait(ms: number): Promise<void> {
+  /** Resolves after `ms`, or at once when the shutdown is forced. The timer is not
+   * unref'd: a shutdown in progress keeps the process alive (bounded by the force-exit
+   * timer), or the process could end mid-phase with exit code 0. */
+  #wait(ms: number, cancel?: AbortSignal): Promise<void> {
     const signal = this.#force.signal
-    if (signal.aborted || ms === 0) return Promise.resolve()
+    if (signal.aborted || cancel?.aborted || ms === 0) return Promise.resolve()
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms)
-      timer.unref()
       signal.addEventListener('abort', done, { once: true })
+      cancel?.addEventListener('abort', done, { once: true })
       function done() {
         clearTimeout(timer)
         signal.removeEventListener('abort', done)
+        cancel?.removeEventListener('abort', done)
         resolve()
       }
     })
@@ -296,8 +306,12 @@ export class Lameduck extends EventEmitter {
       `lameduck: stopping: listener closed, ${openAtClose} connection(s) open, waiting up to ${options.shutdownTimeout} ms`,
     )
     const closed = Promise.all(this.#trackers.map((tracker) => tracker.close()))
-    const deadline = this.#wait(options.shutdownTimeout).then(() => 'deadline' as const)
+    const closedFirst = new AbortController()
+    const deadline = this.#wait(options.shutdownTimeout, closedFirst.signal).then(
+      () => 'deadline' as const,
+    )
     const first = await Promise.race([closed.then(() => 'closed' as const), deadline])
+    closedFirst.abort()
     if (first === 'deadline') {
       this.#forceCause ??= { by: 'timeout', shutdownTimeoutMs: options.shutdownTimeout }
       let destroyed = 0
