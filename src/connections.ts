@@ -3,6 +3,11 @@ import { Server as HttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import type { ProbeKind, Probes } from './probes.js'
 
+/** How long a connection that has sent nothing yet may wait for its first request once the
+ * listener is closed. On a real network a client sends its request within a round trip of
+ * connecting (plus a TLS handshake); 1 s covers that with room to spare. */
+export const NEW_CONNECTION_GRACE_MS = 1_000
+
 /** Node's http server keeps the response being written on `socket._httpMessage`; it has
  * done so since v0.x and the http client and server rely on it internally. */
 interface HttpSocket extends Socket {
@@ -17,10 +22,11 @@ interface HttpSocket extends Socket {
  */
 export class ConnectionTracker {
   readonly server: HttpServer
-  /** Every TCP connection, including upgraded and TLS-handshaking ones. */
-  readonly #sockets = new Set<Socket>()
+  /** Every TCP connection, including upgraded and TLS-handshaking ones, with the time it
+   * was accepted. */
+  readonly #sockets = new Map<Socket, number>()
   /** The sockets HTTP runs on: the TCP sockets for http, the TLS sockets for https. */
-  readonly #httpSockets: Set<Socket>
+  readonly #httpSockets: Set<Socket> | undefined
   /** For https: the TLS socket running on each TCP socket, once its handshake is done. */
   readonly #tlsOf = new WeakMap<Socket, Socket>()
   readonly #watched = new WeakSet<ServerResponse>()
@@ -36,9 +42,9 @@ export class ConnectionTracker {
   constructor(server: HttpServer, probes: Probes | undefined) {
     this.server = server
     const tls = server instanceof HttpsServer
-    this.#httpSockets = tls ? new Set() : this.#sockets
     const sockets = this.#sockets
-    const httpSockets = this.#httpSockets
+    const httpSockets = tls ? new Set<Socket>() : undefined
+    this.#httpSockets = httpSockets
     const tracker = this
     function onSocketClose(this: Socket) {
       sockets.delete(this)
@@ -46,13 +52,13 @@ export class ConnectionTracker {
       tracker.#checkIdle()
     }
     function onHttpSocketClose(this: Socket) {
-      httpSockets.delete(this)
+      httpSockets?.delete(this)
     }
     server.on('connection', (socket: Socket) => {
-      sockets.add(socket)
+      sockets.set(socket, performance.now())
       socket.once('close', onSocketClose)
     })
-    if (tls) {
+    if (httpSockets !== undefined) {
       server.on('secureConnection', (socket: Socket) => {
         // `_parent` (the TCP socket under a server-side TLS socket) is not public API but
         // has been set by node:tls since v0.x.
@@ -94,7 +100,7 @@ export class ConnectionTracker {
   drain(): void {
     if (this.#draining) return
     this.#draining = true
-    for (const socket of this.#httpSockets) {
+    for (const socket of this.#httpSockets ?? this.#sockets.keys()) {
       const res = (socket as HttpSocket)._httpMessage
       if (res != null && !res.writableFinished) this.#closeAfter(res)
     }
@@ -121,24 +127,37 @@ export class ConnectionTracker {
     }
     // Idle keep-alive connections: node's parser knows which have no request in progress.
     this.server.closeIdleConnections()
-    // Connections that never sent a byte are not in node's idle list (Node 20 and 24).
-    for (const socket of this.#sockets) {
-      const httpSocket = this.#httpSocketOf(socket)
-      if (
-        httpSocket === undefined ||
-        (httpSocket.bytesRead === 0 && httpSocket._httpMessage == null)
-      ) {
-        socket.destroy()
-      }
-    }
+    this.#closeUnused()
     this.#checkIdle()
     return done
+  }
+
+  /**
+   * Closes connections that never sent a byte; node's idle list (Node 20 and 24) leaves them
+   * open. A connection accepted less than NEW_CONNECTION_GRACE_MS ago may have its request
+   * still in flight (or in the kernel's buffer, unread), so it gets until that age: like Go's
+   * Server.Shutdown, which counts a new connection as idle only after 5 s.
+   */
+  #closeUnused(): void {
+    const now = performance.now()
+    let nextCheck = Number.POSITIVE_INFINITY
+    for (const [socket, accepted] of this.#sockets) {
+      const httpSocket = this.#httpSocketOf(socket)
+      if (httpSocket !== undefined && (httpSocket.bytesRead > 0 || httpSocket._httpMessage != null))
+        continue
+      const age = now - accepted
+      if (age >= NEW_CONNECTION_GRACE_MS) socket.destroy()
+      else nextCheck = Math.min(nextCheck, NEW_CONNECTION_GRACE_MS - age)
+    }
+    if (nextCheck !== Number.POSITIVE_INFINITY) {
+      setTimeout(() => this.#closeUnused(), Math.ceil(nextCheck)).unref()
+    }
   }
 
   /** Destroys every remaining connection; returns how many there were. */
   destroyAll(): number {
     let destroyed = 0
-    for (const socket of this.#sockets) {
+    for (const socket of this.#sockets.keys()) {
       if (!socket.destroyed) {
         destroyed++
         this.forcedCount++
@@ -150,7 +169,7 @@ export class ConnectionTracker {
   }
 
   #httpSocketOf(socket: Socket): HttpSocket | undefined {
-    if (this.#httpSockets === this.#sockets) return socket as HttpSocket
+    if (this.#httpSockets === undefined) return socket as HttpSocket
     return this.#tlsOf.get(socket) as HttpSocket | undefined
   }
 
