@@ -300,12 +300,13 @@ export class Lameduck extends EventEmitter {
 
     // 3. Close.
     const openAtClose = this.#connections()
+    // Close first, then announce: whoever sees 'stopping' finds the listener closed.
+    const closed = Promise.all(this.#trackers.map((tracker) => tracker.close()))
     this.#setState(
       'stopping',
       { reason: why, drainMs: round(drainMs), connections: openAtClose },
       `lameduck: stopping: listener closed, ${openAtClose} connection(s) open, waiting up to ${options.shutdownTimeout} ms`,
     )
-    const closed = Promise.all(this.#trackers.map((tracker) => tracker.close()))
     const closedFirst = new AbortController()
     const deadline = this.#wait(options.shutdownTimeout, closedFirst.signal).then(
       () => 'deadline' as const,
