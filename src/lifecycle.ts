@@ -50,11 +50,18 @@ export interface LifecycleParts {
 
 const round = (ms: number) => Math.round(ms)
 
+export interface LameduckEvents {
+  /** Every state transition, once. */
+  state: [state: State, previous: State]
+  /** The separate probe server failed (for example, its port is taken). */
+  error: [error: Error]
+}
+
 /**
  * The lifecycle of one process: readiness, the shutdown contract, the outcome.
  * Created by `lameduck()`; the public methods are its API.
  */
-export class Lameduck extends EventEmitter {
+export class Lameduck extends EventEmitter<LameduckEvents> {
   readonly #options: ResolvedOptions
   readonly #servers: readonly Server[]
   readonly #trackers: readonly ConnectionTracker[]
