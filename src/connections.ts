@@ -17,7 +17,7 @@ interface HttpSocket extends Socket {
 /**
  * Tracks one server's connections and moves its clients off them during shutdown.
  *
- * Per connection it costs one Set entry and one shared 'close' listener; per request, in
+ * Per connection it costs one Map entry and one shared 'close' listener; per request, in
  * steady state, one probe-path lookup. All other work happens only after the signal.
  */
 export class ConnectionTracker {
@@ -30,6 +30,7 @@ export class ConnectionTracker {
   /** For https: the TLS socket running on each TCP socket, once its handshake is done. */
   readonly #tlsOf = new WeakMap<Socket, Socket>()
   readonly #watched = new WeakSet<ServerResponse>()
+  readonly #destroyed = new WeakSet<Socket>()
   #draining = false
   #closing = false
   #listenerClosed = false
@@ -48,7 +49,7 @@ export class ConnectionTracker {
     const tracker = this
     function onSocketClose(this: Socket) {
       sockets.delete(this)
-      if (tracker.#draining) tracker.closedCount++
+      if (tracker.#draining && !tracker.#destroyed.has(this)) tracker.closedCount++
       tracker.#checkIdle()
     }
     function onHttpSocketClose(this: Socket) {
@@ -72,18 +73,22 @@ export class ConnectionTracker {
     // Intercept 'request' before any listener sees it, so probe paths never reach the app
     // and responses can be marked `Connection: close` before the app writes headers.
     const emit = server.emit
-    server.emit = function (this: HttpServer, event: string | symbol, ...args: unknown[]): boolean {
+    server.emit = function (
+      this: HttpServer,
+      event: string | symbol,
+      req?: unknown,
+      res?: unknown,
+    ): boolean {
       if (event === 'request') {
-        const req = args[0] as IncomingMessage
-        const res = args[1] as ServerResponse
-        const kind: ProbeKind | undefined = probes?.match(req.url)
-        if (tracker.#draining) tracker.#closeAfter(res)
+        const kind: ProbeKind | undefined = probes?.match((req as IncomingMessage).url)
+        if (tracker.#draining) tracker.#closeAfter(res as ServerResponse)
         if (kind !== undefined) {
-          probes?.handle(kind, req, res)
+          probes?.handle(kind, req as IncomingMessage, res as ServerResponse)
           return true
         }
       }
-      return Reflect.apply(emit, this, [event, ...args]) as boolean
+      // biome-ignore lint/complexity/noArguments: forwards every argument without copying them on each event
+      return Reflect.apply(emit, this, arguments) as boolean
     } as typeof server.emit
   }
 
@@ -158,13 +163,12 @@ export class ConnectionTracker {
   destroyAll(): number {
     let destroyed = 0
     for (const socket of this.#sockets.keys()) {
-      if (!socket.destroyed) {
-        destroyed++
-        this.forcedCount++
-        this.closedCount-- // its 'close' event will count it as closed on its own
-      }
+      if (socket.destroyed) continue
+      this.#destroyed.add(socket)
       socket.destroy()
+      destroyed++
     }
+    this.forcedCount += destroyed
     return destroyed
   }
 
