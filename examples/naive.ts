@@ -22,5 +22,5 @@ const server = http.createServer((req, res) => {
 })
 
 server.listen(port, () => {
-  console.log(`naive: listening on ${port}`)
+  console.log(`naive: listening on ${(server.address() as { port: number }).port}`)
 })

@@ -1,0 +1,14 @@
+export type { ErrorCode } from './errors.js'
+export { LameduckError } from './errors.js'
+export type { Hook, HookPhase, HookResult } from './hooks.js'
+export type { ServerLike } from './lameduck.js'
+export { lameduck } from './lameduck.js'
+export type {
+  ForceCause,
+  Lameduck,
+  LameduckEvents,
+  ShutdownOutcome,
+  ShutdownReason,
+  State,
+} from './lifecycle.js'
+export type { Check, LameduckOptions, LoggerLike, ProbeOptions } from './options.js'

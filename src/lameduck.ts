@@ -1,0 +1,107 @@
+import { createServer, Server as HttpServer } from 'node:http'
+import { Server as HttpsServer } from 'node:https'
+import { ConnectionTracker } from './connections.js'
+import { describeValue, LameduckError } from './errors.js'
+import { Lameduck } from './lifecycle.js'
+import { type LameduckOptions, resolveOptions } from './options.js'
+import { Checks, type ProbeState, Probes } from './probes.js'
+
+/** A node:http or node:https server (structurally, so no @types/node version is imposed). */
+export type ServerLike = HttpServer | HttpsServer
+
+const managed = new WeakSet<object>()
+
+function validateServers(servers: unknown): HttpServer[] {
+  const list = Array.isArray(servers) ? servers : [servers]
+  if (list.length === 0) {
+    throw new LameduckError(
+      'LAMEDUCK_ERR_INVALID_SERVER',
+      'Expected at least one server, got an empty array',
+    )
+  }
+  for (const server of list) {
+    if (!(server instanceof HttpServer || server instanceof HttpsServer)) {
+      throw new LameduckError(
+        'LAMEDUCK_ERR_INVALID_SERVER',
+        `Expected a node:http or node:https server (from http.createServer or https.createServer), got ${describeValue(server)}`,
+      )
+    }
+    if (managed.has(server)) {
+      throw new LameduckError(
+        'LAMEDUCK_ERR_INVALID_SERVER',
+        'This server is already managed by lameduck; call lameduck() once per server',
+      )
+    }
+  }
+  if (new Set(list).size !== list.length) {
+    throw new LameduckError('LAMEDUCK_ERR_INVALID_SERVER', 'The same server was passed twice')
+  }
+  return list as HttpServer[]
+}
+
+/**
+ * Manages the shutdown of one process's HTTP servers: on SIGTERM readiness answers 503,
+ * the servers keep serving for `drainDelay` with `Connection: close`, then close, wait for
+ * in-flight requests up to `shutdownTimeout`, run the `onShutdown` hooks, and exit.
+ *
+ * Call it before `server.listen()`, or after: it becomes ready once every server listens.
+ * Invalid options and `LAMEDUCK_*` environment values throw a LameduckError here.
+ */
+export function lameduck(
+  servers: ServerLike | readonly ServerLike[],
+  options: LameduckOptions = {},
+): Lameduck {
+  const list = validateServers(servers)
+  const resolved = resolveOptions(options)
+
+  let lifecycle: Lameduck | undefined
+  const state: ProbeState = {
+    ready: () => lifecycle?.state === 'ready',
+    started: () => lifecycle?.started === true,
+    status: () => {
+      const current = lifecycle?.state ?? 'starting'
+      return current === 'starting' && lifecycle?.notReadyReason !== undefined
+        ? 'not ready'
+        : current
+    },
+    reason: () => (lifecycle?.state === 'starting' ? lifecycle.notReadyReason : undefined),
+  }
+  let probes: Probes | undefined
+  let probeServer: HttpServer | undefined
+  if (resolved.probes !== false) {
+    probes = new Probes(
+      resolved.probes,
+      state,
+      new Checks(resolved.checks, resolved.checkTimeout, resolved.logger),
+    )
+  }
+  if (probes !== undefined && resolved.probes !== false && resolved.probes.port !== undefined) {
+    const own = probes
+    probeServer = createServer((req, res) => {
+      const kind = own.match(req.url)
+      if (kind !== undefined) own.handle(kind, req, res)
+      else {
+        res.writeHead(404, { 'content-type': 'application/json' })
+        res.end('{"status":"not found"}')
+      }
+    })
+    probeServer.on('error', (error) => {
+      if (lifecycle !== undefined && lifecycle.listenerCount('error') > 0)
+        lifecycle.emit('error', error)
+      else
+        throw new LameduckError(
+          'LAMEDUCK_ERR_INVALID_OPTION',
+          `The probe server could not listen on port ${resolved.probes === false ? '' : resolved.probes.port}: ${error.message}`,
+          { cause: error },
+        )
+    })
+    probeServer.listen(resolved.probes.port, resolved.probes.host)
+  }
+
+  const trackers = list.map(
+    (server) => new ConnectionTracker(server, probeServer === undefined ? probes : undefined),
+  )
+  for (const server of list) managed.add(server)
+  lifecycle = new Lameduck({ options: resolved, servers: list, trackers, probeServer })
+  return lifecycle
+}

@@ -1,0 +1,429 @@
+import { EventEmitter } from 'node:events'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { ConnectionTracker } from './connections.js'
+import { describeValue, LameduckError } from './errors.js'
+import { type Hook, type HookResult, type RegisteredHook, runHook, validateHook } from './hooks.js'
+import type { ResolvedOptions } from './options.js'
+import { onSignals } from './signals.js'
+
+/** Where a process is in its life. Readiness answers 200 only in `ready`. */
+export type State = 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped'
+
+/** Why the shutdown started. */
+export type ShutdownReason =
+  | { kind: 'signal'; signal: NodeJS.Signals }
+  | { kind: 'manual'; reason: string | undefined }
+
+/** Why connections were destroyed instead of finishing, if they were. */
+export type ForceCause =
+  | { by: 'timeout'; shutdownTimeoutMs: number }
+  | { by: 'signal'; signal: NodeJS.Signals }
+
+export interface ShutdownOutcome {
+  reason: ShutdownReason
+  /** False when the lame-duck phase was skipped because the process was never ready. */
+  drained: boolean
+  /** Set when anything was cut short: the deadline passed or a second signal arrived. */
+  forced: ForceCause | undefined
+  durations: { drainMs: number; closeMs: number; hooksMs: number; totalMs: number }
+  /** Connections that ended on their own after the drain began, and those destroyed. */
+  connections: { closed: number; forced: number }
+  /** Every onDrain callback, then every onShutdown hook in the order they ran. */
+  hooks: HookResult[]
+  /** 0 when everything finished on its own; 1 when anything was forced or failed. */
+  exitCode: 0 | 1
+}
+
+/** Slack past drainDelay + shutdownTimeout + hook budget before the process is ended. */
+export const FORCE_EXIT_MARGIN_MS = 1_000
+/** What hooks get, in all, once a second signal has forced the shutdown. */
+export const FORCED_HOOK_BUDGET_MS = 1_000
+
+export interface LifecycleParts {
+  options: ResolvedOptions
+  servers: readonly Server[]
+  trackers: readonly ConnectionTracker[]
+  /** A separate server answering probes, closed last. */
+  probeServer: Server | undefined
+}
+
+const round = (ms: number) => Math.round(ms)
+
+export interface LameduckEvents {
+  /** Every state transition, once. */
+  state: [state: State, previous: State]
+  /** The separate probe server failed (for example, its port is taken). */
+  error: [error: Error]
+}
+
+/**
+ * The lifecycle of one process: readiness, the shutdown contract, the outcome.
+ * Created by `lameduck()`; the public methods are its API.
+ */
+export class Lameduck extends EventEmitter<LameduckEvents> {
+  readonly #options: ResolvedOptions
+  readonly #servers: readonly Server[]
+  readonly #trackers: readonly ConnectionTracker[]
+  readonly #probeServer: Server | undefined
+  readonly #drainHooks: RegisteredHook[] = []
+  readonly #shutdownHooks: RegisteredHook[] = []
+  readonly #force = new AbortController()
+  #state: State = 'starting'
+  #started = false
+  #appReady: boolean
+  #notReadyReason: string | undefined
+  #shutdown: Promise<ShutdownOutcome> | undefined
+  #forceCause: ForceCause | undefined
+  #forceExitTimer: NodeJS.Timeout | undefined
+  #removeSignalHandlers: () => void
+
+  constructor(parts: LifecycleParts) {
+    super()
+    this.#options = parts.options
+    this.#servers = parts.servers
+    this.#trackers = parts.trackers
+    this.#probeServer = parts.probeServer
+    this.#appReady = parts.options.autoReady
+    for (const server of this.#servers) {
+      if (!server.listening) server.once('listening', () => this.#updateReadiness())
+    }
+    this.#removeSignalHandlers = onSignals(parts.options.signals, (signal) =>
+      this.#onSignal(signal),
+    )
+    // Let the caller attach 'state' listeners before a server that already listens makes us ready.
+    queueMicrotask(() => this.#updateReadiness())
+  }
+
+  /** The current state. */
+  get state(): State {
+    return this.#state
+  }
+
+  /** True once the process has been ready at least once (the startup probe's answer). */
+  get started(): boolean {
+    return this.#started
+  }
+
+  /** The address of the separate probe server (with `probes.port`), once it listens. */
+  get probeAddress(): AddressInfo | undefined {
+    const address = this.#probeServer?.address()
+    return address !== null && typeof address === 'object' ? address : undefined
+  }
+
+  /** Why the application said it is not ready, if it did. */
+  get notReadyReason(): string | undefined {
+    return this.#notReadyReason
+  }
+
+  /** Marks the application ready; readiness answers 200 once every server also listens. */
+  ready(): void {
+    this.#appReady = true
+    this.#notReadyReason = undefined
+    this.#updateReadiness()
+  }
+
+  /** Marks the application not ready (readiness answers 503 with the reason) until `ready()`. */
+  notReady(reason?: string): void {
+    if (reason !== undefined && typeof reason !== 'string') {
+      throw new LameduckError(
+        'LAMEDUCK_ERR_INVALID_OPTION',
+        `Expected the reason passed to notReady to be a string, got ${describeValue(reason)}`,
+      )
+    }
+    this.#appReady = false
+    this.#notReadyReason = reason
+    this.#updateReadiness()
+  }
+
+  /** Runs `fn` when the lame-duck phase starts: stop queue consumers, tell WebSocket clients
+   * to reconnect. Bounded by `hookTimeout` (or `options.timeout`); does not delay the phase. */
+  onDrain(fn: Hook, options?: { timeout?: number; name?: string }): this {
+    this.#assertNotShuttingDown('onDrain')
+    const name = options?.name ?? (fn?.name || `onDrain #${this.#drainHooks.length + 1}`)
+    this.#drainHooks.push(validateHook('onDrain', name, fn, options, this.#options.hookTimeout))
+    return this
+  }
+
+  /** Runs `fn` after every connection is closed. Hooks run one at a time, the last
+   * registered first (like `defer`), each bounded by its timeout (default `hookTimeout`). */
+  onShutdown(name: string, fn: Hook, options?: { timeout?: number }): this {
+    this.#assertNotShuttingDown('onShutdown')
+    this.#shutdownHooks.push(
+      validateHook('onShutdown', name, fn, options, this.#options.hookTimeout),
+    )
+    return this
+  }
+
+  /** Starts the shutdown (as a signal would) and resolves to its outcome; every caller gets
+   * the same promise. */
+  shutdown(reason?: string): Promise<ShutdownOutcome> {
+    this.#shutdown ??= this.#run({ kind: 'manual', reason })
+    return this.#shutdown
+  }
+
+  #assertNotShuttingDown(method: string): void {
+    if (this.#shutdown !== undefined) {
+      throw new LameduckError(
+        'LAMEDUCK_ERR_SHUTTING_DOWN',
+        `${method}() was called after the shutdown started (state '${this.#state}'); register hooks at startup`,
+      )
+    }
+  }
+
+  #onSignal(signal: NodeJS.Signals): void {
+    if (this.#shutdown === undefined) {
+      this.#shutdown = this.#run({ kind: 'signal', signal })
+    } else if (this.#state !== 'stopped') {
+      this.#forceNow(signal)
+    }
+  }
+
+  /** A second signal: every wait ends now, connections are destroyed, hooks get
+   * FORCED_HOOK_BUDGET_MS in all, and the process exits 1. */
+  #forceNow(signal: NodeJS.Signals): void {
+    if (this.#force.signal.aborted) return
+    this.#forceCause ??= { by: 'signal', signal }
+    this.#log('warn', { event: 'force', signal }, `lameduck: second ${signal}: forcing shutdown`)
+    this.#armForceExit(FORCED_HOOK_BUDGET_MS + FORCE_EXIT_MARGIN_MS)
+    this.#force.abort()
+  }
+
+  #updateReadiness(): void {
+    if (this.#state !== 'starting' && this.#state !== 'ready') return
+    const next = this.#appReady && this.#servers.every((s) => s.listening) ? 'ready' : 'starting'
+    if (next === 'ready') this.#started = true
+    this.#setState(
+      next,
+      next === 'starting' && this.#notReadyReason !== undefined
+        ? { reason: this.#notReadyReason }
+        : {},
+    )
+  }
+
+  #setState(state: State, fields: Record<string, unknown> = {}, message?: string): void {
+    const previous = this.#state
+    if (previous === state) return
+    this.#state = state
+    this.#log(
+      'info',
+      { event: 'state', state, previous, ...fields },
+      message ?? `lameduck: ${state}`,
+    )
+    this.emit('state', state, previous)
+  }
+
+  #log(level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, message: string): void {
+    const logger = this.#options.logger
+    if (logger !== false) logger[level](fields, message)
+  }
+
+  #connections(): number {
+    let open = 0
+    for (const tracker of this.#trackers) open += tracker.size
+    return open
+  }
+
+  /** Ends the process at `ms` from now, whatever the application does. Unref'd: it never
+   * keeps a process alive that would otherwise exit. */
+  #armForceExit(ms: number): void {
+    if (!this.#options.exit) return
+    clearTimeout(this.#forceExitTimer)
+    this.#forceExitTimer = setTimeout(() => {
+      this.#log(
+        'error',
+        { event: 'force-exit', state: this.#state },
+        `lameduck: still running ${ms} ms after the deadline was armed; exiting 1`,
+      )
+      process.exit(1)
+    }, ms)
+    this.#forceExitTimer.unref()
+  }
+
+  /** Resolves after `ms`, or at once when the shutdown is forced. The timer is not
+   * unref'd: a shutdown in progress keeps the process alive (bounded by the force-exit
+   * timer), or the process could end mid-phase with exit code 0. */
+  #wait(ms: number, cancel?: AbortSignal): Promise<void> {
+    const signal = this.#force.signal
+    if (signal.aborted || cancel?.aborted || ms === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms)
+      signal.addEventListener('abort', done, { once: true })
+      cancel?.addEventListener('abort', done, { once: true })
+      function done() {
+        clearTimeout(timer)
+        signal.removeEventListener('abort', done)
+        cancel?.removeEventListener('abort', done)
+        resolve()
+      }
+    })
+  }
+
+  /**
+   * The shutdown contract, in order:
+   *
+   * 1. Signal: arm an unref'd timer that ends the process by drainDelay + shutdownTimeout +
+   *    hook budget + margin, whatever the application does. A second signal forces.
+   * 2. Lame duck (drainDelay), only if the process was ever ready: readiness answers 503,
+   *    the listener stays open, every response carries `Connection: close` and its socket
+   *    closes after it; onDrain callbacks start.
+   * 3. Close (shutdownTimeout): the listener closes; idle connections and connections that
+   *    never sent a request close; in-flight requests finish and their sockets close. The
+   *    phase ends when the last connection is gone; at the deadline the rest are destroyed.
+   * 4. Hooks: onDrain callbacks are awaited, then onShutdown hooks run last-registered
+   *    first, each bounded by its timeout; a failing hook does not stop the next.
+   * 5. Exit: `stopped`; exit code 0 if everything finished on its own, else 1.
+   */
+  async #run(reason: ShutdownReason): Promise<ShutdownOutcome> {
+    const options = this.#options
+    const started = performance.now()
+    const drains = this.#started
+    const hookBudget =
+      this.#shutdownHooks.reduce((sum, hook) => sum + hook.timeoutMs, 0) +
+      this.#drainHooks.reduce((max, hook) => Math.max(max, hook.timeoutMs), 0)
+    this.#armForceExit(
+      (drains ? options.drainDelay : 0) +
+        options.shutdownTimeout +
+        hookBudget +
+        FORCE_EXIT_MARGIN_MS,
+    )
+    const why = reason.kind === 'signal' ? reason.signal : (reason.reason ?? 'shutdown()')
+
+    // 2. Lame duck.
+    let drainResults: Promise<HookResult[]> = Promise.resolve([])
+    if (drains) {
+      this.#setState(
+        'draining',
+        { reason: why, drainDelayMs: options.drainDelay, connections: this.#connections() },
+        `lameduck: draining (${why}): readiness 503, serving for ${options.drainDelay} ms with Connection: close`,
+      )
+      for (const tracker of this.#trackers) tracker.drain()
+      drainResults = Promise.all(
+        this.#drainHooks.map((hook) => runHook(hook, 'drain', this.#forcedHookCut())),
+      )
+      await this.#wait(options.drainDelay)
+    }
+    const drainMs = performance.now() - started
+
+    // 3. Close.
+    const openAtClose = this.#connections()
+    // Close first, then announce: whoever sees 'stopping' finds the listener closed.
+    const closed = Promise.all(this.#trackers.map((tracker) => tracker.close()))
+    this.#setState(
+      'stopping',
+      { reason: why, drainMs: round(drainMs), connections: openAtClose },
+      `lameduck: stopping: listener closed, ${openAtClose} connection(s) open, waiting up to ${options.shutdownTimeout} ms`,
+    )
+    const closedFirst = new AbortController()
+    const deadline = this.#wait(options.shutdownTimeout, closedFirst.signal).then(
+      () => 'deadline' as const,
+    )
+    const first = await Promise.race([closed.then(() => 'closed' as const), deadline])
+    closedFirst.abort()
+    if (first === 'deadline') {
+      this.#forceCause ??= { by: 'timeout', shutdownTimeoutMs: options.shutdownTimeout }
+      let destroyed = 0
+      for (const tracker of this.#trackers) destroyed += tracker.destroyAll()
+      const cause = this.#forceCause
+      this.#log(
+        'warn',
+        { event: 'forced', connections: destroyed, cause: cause?.by },
+        cause?.by === 'signal'
+          ? `lameduck: forced ${destroyed} connection(s) closed on ${cause.signal}`
+          : `lameduck: forced ${destroyed} connection(s) still open after shutdownTimeout ${options.shutdownTimeout} ms`,
+      )
+      await closed
+    }
+    const closeMs = performance.now() - started - drainMs
+
+    // 4. Hooks.
+    const hooks = await drainResults
+    for (const hook of [...this.#shutdownHooks].reverse()) {
+      hooks.push(await runHook(hook, 'shutdown', this.#forcedHookCut()))
+    }
+    for (const result of hooks) {
+      if (result.status === 'error') {
+        const message = result.error instanceof Error ? result.error.message : String(result.error)
+        this.#log(
+          'error',
+          {
+            event: 'hook',
+            hook: result.name,
+            phase: result.phase,
+            status: 'error',
+            error: message,
+          },
+          `lameduck: ${result.phase} hook '${result.name}' failed: ${message}`,
+        )
+      } else if (result.status === 'timeout') {
+        this.#log(
+          'error',
+          {
+            event: 'hook',
+            hook: result.name,
+            phase: result.phase,
+            status: 'timeout',
+            timeoutMs: result.timeoutMs,
+          },
+          `lameduck: ${result.phase} hook '${result.name}' timed out after ${result.durationMs} ms`,
+        )
+      }
+    }
+    const hooksMs = performance.now() - started - drainMs - closeMs
+
+    // 5. Exit.
+    const forced = this.#forceCause
+    const connections = { closed: 0, forced: 0 }
+    for (const tracker of this.#trackers) {
+      connections.closed += tracker.closedCount
+      connections.forced += tracker.forcedCount
+    }
+    const exitCode = forced !== undefined || hooks.some((h) => h.status !== 'ok') ? 1 : 0
+    const outcome: ShutdownOutcome = {
+      reason,
+      drained: drains,
+      forced,
+      durations: {
+        drainMs: round(drainMs),
+        closeMs: round(closeMs),
+        hooksMs: round(hooksMs),
+        totalMs: round(performance.now() - started),
+      },
+      connections,
+      hooks,
+      exitCode,
+    }
+    this.#removeSignalHandlers()
+    if (this.#probeServer !== undefined) {
+      this.#probeServer.close()
+      this.#probeServer.closeAllConnections()
+    }
+    clearTimeout(this.#forceExitTimer)
+    this.#setState(
+      'stopped',
+      {
+        reason: why,
+        exitCode,
+        forced: forced?.by,
+        connections,
+        durations: outcome.durations,
+        hooksFailed: hooks.filter((h) => h.status !== 'ok').map((h) => h.name),
+      },
+      `lameduck: stopped in ${outcome.durations.totalMs} ms, exit code ${exitCode}`,
+    )
+    if (options.exit) process.exit(exitCode)
+    return outcome
+  }
+
+  /** Resolves FORCED_HOOK_BUDGET_MS after a second signal: from then on every hook still
+   * running counts as timed out. Never resolves otherwise. */
+  #forcedHookCut(): Promise<void> {
+    this.#hookCut ??= new Promise<void>((resolve) => {
+      const start = () => setTimeout(resolve, FORCED_HOOK_BUDGET_MS).unref()
+      if (this.#force.signal.aborted) start()
+      else this.#force.signal.addEventListener('abort', start, { once: true })
+    })
+    return this.#hookCut
+  }
+  #hookCut: Promise<void> | undefined
+}

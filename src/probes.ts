@@ -1,0 +1,187 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Check, LoggerLike, ResolvedProbes } from './options.js'
+
+export type ProbeKind = 'readiness' | 'liveness' | 'startup'
+
+/** What the probes need to know about the process. */
+export interface ProbeState {
+  /** True when the lifecycle is `ready`. */
+  ready(): boolean
+  /** True once the process has been ready at least once. */
+  started(): boolean
+  /** The status word readiness answers with when not ready: starting, draining, stopping... */
+  status(): string
+  /** Why the application called `notReady(reason)`, if it did. */
+  reason(): string | undefined
+}
+
+interface CheckRun {
+  result: Promise<string | undefined>
+  timedOut: boolean
+}
+
+/**
+ * Runs named readiness checks, each bounded by a timeout, with at most one run in flight
+ * per check: probes that arrive while a check runs share its result. A run that timed out
+ * but has not settled fails new probes at once instead of starting a second run.
+ */
+export class Checks {
+  readonly #checks: ReadonlyMap<string, Check>
+  readonly #timeoutMs: number
+  readonly #logger: LoggerLike | false
+  readonly #running = new Map<string, CheckRun>()
+  readonly #lastFailure = new Map<string, string | undefined>()
+  /** Completed runs per check, for tests and diagnostics. */
+  readonly runs = new Map<string, number>()
+
+  constructor(checks: ReadonlyMap<string, Check>, timeoutMs: number, logger: LoggerLike | false) {
+    this.#checks = checks
+    this.#timeoutMs = timeoutMs
+    this.#logger = logger
+  }
+
+  get size(): number {
+    return this.#checks.size
+  }
+
+  /** Runs every check; resolves to the failing ones, name → short reason. */
+  async failures(): Promise<Record<string, string>> {
+    const names = [...this.#checks.keys()]
+    const results = await Promise.all(names.map((name) => this.#run(name)))
+    const failed: Record<string, string> = {}
+    results.forEach((failure, i) => {
+      const name = names[i] as string
+      this.#report(name, failure)
+      if (failure !== undefined) failed[name] = failure
+    })
+    return failed
+  }
+
+  #run(name: string): Promise<string | undefined> {
+    const running = this.#running.get(name)
+    if (running !== undefined) {
+      return running.timedOut
+        ? Promise.resolve(`timed out after ${this.#timeoutMs} ms (still running)`)
+        : running.result
+    }
+    const check = this.#checks.get(name) as Check
+    const run: CheckRun = { result: Promise.resolve(undefined), timedOut: false }
+    const settled = Promise.resolve()
+      .then(check)
+      .then(
+        (value) => (value === false ? 'returned false' : undefined),
+        (error: unknown) => (error instanceof Error ? error.message : String(error)) || 'failed',
+      )
+      .finally(() => {
+        this.#running.delete(name)
+        this.runs.set(name, (this.runs.get(name) ?? 0) + 1)
+      })
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<string>((resolve) => {
+      timer = setTimeout(() => {
+        run.timedOut = true
+        resolve(`timed out after ${this.#timeoutMs} ms`)
+      }, this.#timeoutMs)
+      timer.unref()
+    })
+    run.result = Promise.race([settled, timeout]).finally(() => clearTimeout(timer))
+    this.#running.set(name, run)
+    return run.result
+  }
+
+  /** Logs a check only when its outcome changes, not on every probe. */
+  #report(name: string, failure: string | undefined): void {
+    const known = this.#lastFailure.has(name)
+    const previous = this.#lastFailure.get(name)
+    this.#lastFailure.set(name, failure)
+    if (this.#logger === false || (known && (previous === undefined) === (failure === undefined)))
+      return
+    if (failure !== undefined) {
+      this.#logger.warn(
+        { event: 'check', check: name, ok: false, reason: failure },
+        `readiness check '${name}' failing: ${failure}`,
+      )
+    } else if (known) {
+      this.#logger.info(
+        { event: 'check', check: name, ok: true },
+        `readiness check '${name}' passing again`,
+      )
+    }
+  }
+}
+
+/** Answers readiness, liveness and startup probes with small JSON bodies. */
+export class Probes {
+  readonly #paths = new Map<string, ProbeKind>()
+  readonly #state: ProbeState
+  readonly checks: Checks
+
+  constructor(paths: ResolvedProbes, state: ProbeState, checks: Checks) {
+    if (paths.readiness !== false) this.#paths.set(paths.readiness, 'readiness')
+    if (paths.liveness !== false) this.#paths.set(paths.liveness, 'liveness')
+    if (paths.startup !== false) this.#paths.set(paths.startup, 'startup')
+    this.#state = state
+    this.checks = checks
+  }
+
+  /** The probe a request URL asks for, ignoring any query string. On the request path of
+   * every request, so it is one indexOf and one map lookup. */
+  match(url: string | undefined): ProbeKind | undefined {
+    if (url === undefined) return undefined
+    const query = url.indexOf('?')
+    return this.#paths.get(query === -1 ? url : url.slice(0, query))
+  }
+
+  handle(kind: ProbeKind, req: IncomingMessage, res: ServerResponse): void {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD')
+      send(res, 405, { status: 'method not allowed' })
+      return
+    }
+    if (kind === 'liveness') {
+      send(res, 200, { status: 'alive' })
+    } else if (kind === 'startup') {
+      if (this.#state.started()) send(res, 200, { status: 'started' })
+      else send(res, 503, { status: 'starting' })
+    } else {
+      this.#readiness(res)
+    }
+  }
+
+  #readiness(res: ServerResponse): void {
+    if (!this.#state.ready()) {
+      const reason = this.#state.reason()
+      send(
+        res,
+        503,
+        reason === undefined
+          ? { status: this.#state.status() }
+          : { status: this.#state.status(), reason },
+      )
+      return
+    }
+    if (this.checks.size === 0) {
+      send(res, 200, { status: 'ready' })
+      return
+    }
+    this.checks.failures().then((failed) => {
+      // The state may have changed while the checks ran (a SIGTERM): answer with the newest.
+      // Only the failing checks' names go out; their reasons are logged, since an error
+      // message can carry a connection string.
+      if (!this.#state.ready()) send(res, 503, { status: this.#state.status() })
+      else if (Object.keys(failed).length === 0) send(res, 200, { status: 'ready' })
+      else send(res, 503, { status: 'failing', failed: Object.keys(failed) })
+    })
+  }
+}
+
+function send(res: ServerResponse, statusCode: number, body: Record<string, unknown>): void {
+  if (res.writableEnded || res.destroyed) return
+  const text = JSON.stringify(body)
+  res.writeHead(statusCode, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  })
+  res.end(text)
+}

@@ -1,0 +1,56 @@
+// Starts test/fixtures/app.ts as a real child process and follows what it prints.
+import { exited, fromRoot, type Spawned, spawnNode } from './helpers.js'
+
+export interface AppProcess extends Spawned {
+  port: number
+  httpsPort: number | undefined
+  /** lameduck's JSON log lines from stderr, parsed. */
+  logs(): Record<string, unknown>[]
+  /** Sends a signal to the process. */
+  signal(signal: NodeJS.Signals): void
+  /** Resolves when the process prints `state <state>`. */
+  state(state: string): Promise<string>
+  /** Resolves with the exit, after at most `ms`. */
+  exit(ms?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+export interface AppConfig {
+  options?: Record<string, unknown>
+  hooks?: { name: string; does: 'ok' | 'throw' | 'hang'; timeout?: number }[]
+  drain?: { name: string; does: 'ok' | 'throw' | 'hang'; timeout?: number }[]
+  https?: boolean
+  stubborn?: boolean
+  env?: Record<string, string>
+}
+
+export async function startApp(config: AppConfig = {}): Promise<AppProcess> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...config.env }
+  for (const key of Object.keys(env)) {
+    if (key.startsWith('LAMEDUCK_') && !(config.env && key in config.env)) delete env[key]
+  }
+  if (!(config.env && 'KUBERNETES_SERVICE_HOST' in config.env)) delete env.KUBERNETES_SERVICE_HOST
+  env.FIXTURE_OPTIONS = JSON.stringify(config.options ?? {})
+  env.FIXTURE_HOOKS = JSON.stringify(config.hooks ?? [])
+  env.FIXTURE_DRAIN = JSON.stringify(config.drain ?? [])
+  if (config.https) env.FIXTURE_HTTPS = '1'
+  if (config.stubborn) env.FIXTURE_STUBBORN = '1'
+  const app = spawnNode(fromRoot('dist/test/fixtures/app.js'), [], { env })
+  const out = await app.waitFor(/listening \d+/, 'the fixture app to listen')
+  const [, port, httpsPort] = /listening (\d+)(?: (\d+))?/.exec(out) ?? []
+  return {
+    ...app,
+    port: Number(port),
+    httpsPort: httpsPort === undefined ? undefined : Number(httpsPort),
+    logs: () =>
+      app
+        .stderr()
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+    signal: (signal) => {
+      app.child.kill(signal)
+    },
+    state: (state) => app.waitFor(`state ${state}`, `state ${state}`),
+    exit: (ms) => exited(app.child, 'the fixture app to exit', ms),
+  }
+}

@@ -1,0 +1,106 @@
+// Small HTTP/1.1 clients for tests: a keep-alive request over node's Agent, and a raw
+// socket that shows exactly what the server sent and when it closed the connection.
+import http from 'node:http'
+import https from 'node:https'
+import net from 'node:net'
+import { within } from './helpers.js'
+
+export interface Response {
+  status: number
+  headers: http.IncomingHttpHeaders
+  body: string
+}
+
+/** One request; resolves with the whole body, rejects on any socket error. */
+export function get(
+  port: number,
+  path = '/',
+  options: { agent?: http.Agent | false; method?: string; tls?: boolean } = {},
+): Promise<Response> {
+  const client = options.tls ? https : http
+  return new Promise((resolve, reject) => {
+    const req = client.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: options.method ?? 'GET',
+        agent: options.agent ?? false,
+        rejectUnauthorized: false,
+      },
+      (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (chunk: string) => {
+          body += chunk
+        })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
+        res.on('error', reject)
+      },
+    )
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+/** A raw TCP connection that records every byte and when the server closed it. */
+export class RawConnection {
+  readonly socket: net.Socket
+  data = ''
+  readonly closed: Promise<void>
+  readonly connected: Promise<void>
+  #waiters = new Set<() => void>()
+
+  constructor(port: number) {
+    this.socket = net.connect(port, '127.0.0.1')
+    this.socket.setEncoding('utf8')
+    this.connected = new Promise((resolve, reject) => {
+      this.socket.once('connect', resolve)
+      this.socket.once('error', reject)
+    })
+    this.socket.on('error', () => {})
+    this.socket.on('data', (chunk: string) => {
+      this.data += chunk
+      for (const waiter of this.#waiters) waiter()
+    })
+    this.closed = new Promise((resolve) => this.socket.once('close', () => resolve()))
+  }
+
+  send(text: string): void {
+    this.socket.write(text)
+  }
+
+  /** Sends a keep-alive GET. */
+  request(path: string): void {
+    this.send(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n`)
+  }
+
+  /** Waits until the received bytes contain `text`. */
+  waitFor(text: string, label = `response containing ${JSON.stringify(text)}`): Promise<void> {
+    return within(
+      label,
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (this.data.includes(text)) {
+            this.#waiters.delete(check)
+            resolve()
+          }
+        }
+        this.#waiters.add(check)
+        check()
+      }),
+    )
+  }
+}
+
+/** Resolves when a new TCP connection to `port` is refused. */
+export function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1')
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(false)
+    })
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'))
+  })
+}
