@@ -159,8 +159,11 @@ export class LoadGenerator {
     }, timeoutMs)
     request.on('socket', (s: Socket) => {
       socket = s
-      if (s.connecting) s.once('connect', () => this.#ports.set(s, s.localPort!))
-      else if (!this.#ports.has(s) && s.localPort !== undefined) this.#ports.set(s, s.localPort)
+      if (this.#ports.has(s)) return
+      // The connect() call has been made by now, so the local port is known even while the
+      // socket connects; the Service model may reset the connection before 'connect'.
+      if (s.localPort !== undefined) this.#ports.set(s, s.localPort)
+      else s.once('connect', () => this.#ports.set(s, s.localPort!))
     })
     request.on('response', (response) => {
       const status = response.statusCode ?? 0
