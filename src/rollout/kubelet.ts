@@ -227,6 +227,7 @@ export class Kubelet {
         if (failure.startsWith('connection refused')) pod.refusedProbes++
       }
       this.#applyProbe(pod, successes, failures)
+      if (this.#closed || pod.process.exit !== undefined) return
       const wait = Math.max(0, started + this.#options.readinessPeriodMs - this.#clock.now())
       this.#timer(run, wait)
     }
