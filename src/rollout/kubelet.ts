@@ -200,7 +200,9 @@ export class Kubelet {
     pod.record.exitedAt = this.#clock.now()
     pod.record.exit = exit
     pod.state = 'exited'
-    const how = exit.error ?? (exit.signal !== null ? `signal ${exit.signal}` : `code ${exit.code}`)
+    const how = pod.record.stoppedByLab
+      ? 'stopped by the lab'
+      : (exit.error ?? (exit.signal !== null ? `signal ${exit.signal}` : `code ${exit.code}`))
     this.#recorder.event('pod-exited', pod.name, how)
     this.#service.publish(pod.name, pod.record.port, false)
     if (!expected) this.#events.onUnexpectedExit(pod, exit)

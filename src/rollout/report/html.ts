@@ -345,14 +345,14 @@ export function renderHtml(result: LabResult): string {
   const podRows = result.pods
     .map(
       (p) =>
-        `<tr><td class="mono">${e(p.name)}</td><td>${p.revision}</td><td>${seconds(p.startedAt)}</td><td>${seconds(p.readyAt)}</td><td>${seconds(p.endpointAddedAt)}</td><td>${seconds(p.deletedAt)}</td><td>${seconds(p.endpointRemovedAt)}</td><td>${seconds(p.sigtermAt)}</td><td>${seconds(p.exitedAt)}</td><td class="${p.sigkillAt === undefined ? '' : 'bad'}">${e(podEnd(p))}</td><td>${p.timeToExitMs === undefined ? '-' : `${seconds(p.timeToExitMs)} s`}</td><td>${count(p.ok)}</td><td class="${p.failed > 0 ? 'bad' : ''}">${count(p.failed)}</td></tr>`,
+        `<tr><td class="mono">${e(p.name)}</td><td>${p.revision}</td><td>${seconds(p.startedAt)}</td><td>${seconds(p.readyAt)}</td><td>${seconds(p.endpointAddedAt)}</td><td>${seconds(p.deletedAt)}</td><td>${seconds(p.endpointRemovedAt)}</td><td>${seconds(p.sigtermAt)}</td><td>${seconds(p.exitedAt)}</td><td class="left ${p.sigkillAt === undefined ? '' : 'bad'}">${e(podEnd(p))}</td><td>${p.timeToExitMs === undefined ? '-' : `${seconds(p.timeToExitMs)} s`}</td><td>${count(p.ok)}</td><td class="${p.failed > 0 ? 'bad' : ''}">${count(p.failed)}</td></tr>`,
     )
     .join('')
   const failureRows = result.failures
     .slice(0, FAILURES_IN_TABLE)
     .map(
       (f) =>
-        `<tr><td>${seconds(f.start)}</td><td>${seconds(f.end)}</td><td style="color:${COLORS[f.outcome as FailureClass]}">${e(OUTCOME_LABELS[f.outcome])}</td><td class="mono">GET ${e(f.path)}</td><td class="mono">${e(f.pod ?? '-')}</td><td>${e(f.message ?? '')}</td></tr>`,
+        `<tr><td>${seconds(f.start)}</td><td>${seconds(f.end)}</td><td class="left" style="color:${COLORS[f.outcome as FailureClass]}">${e(OUTCOME_LABELS[f.outcome])}</td><td class="mono">GET ${e(f.path)}</td><td class="mono">${e(f.pod ?? '-')}</td><td class="left">${e(f.message ?? '')}</td></tr>`,
     )
     .join('')
   const notes = [
@@ -390,7 +390,7 @@ export function renderHtml(result: LabResult): string {
   table { border-collapse: collapse; width: 100%; background: white; font-size: 12.5px; }
   th, td { border-bottom: 1px solid #e9ecef; padding: 4px 8px; text-align: right; white-space: nowrap; }
   th { background: #f1f3f5; font-weight: 600; }
-  td:first-child, th:first-child, td.mono, td:last-child { text-align: left; }
+  td:first-child, th:first-child, td.mono, .left { text-align: left; }
   .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
   td.bad { color: ${COLORS.refused}; font-weight: 600; }
   .warning { background: #fff4e6; border-left: 4px solid ${COLORS.reset}; padding: 8px 12px; }
@@ -406,12 +406,12 @@ ${notes}
 <div class="cards">${cards.join('')}</div>
 <div class="figure">${chart(result)}<div class="legend">${legend()}</div></div>
 <h2>Pods <small>(times in seconds since the lab started)</small></h2>
-<table><thead><tr><th>pod</th><th>rev</th><th>start</th><th>ready</th><th>routed</th><th>deleted</th><th>unrouted</th><th>SIGTERM</th><th>exit</th><th>how it ended</th><th>exit after SIGTERM</th><th>ok</th><th>failed</th></tr></thead><tbody>${podRows}</tbody></table>
+<table><thead><tr><th>pod</th><th>rev</th><th>start</th><th>ready</th><th>routed</th><th>deleted</th><th>unrouted</th><th>SIGTERM</th><th>exit</th><th class="left">how it ended</th><th>exit after SIGTERM</th><th>ok</th><th>failed</th></tr></thead><tbody>${podRows}</tbody></table>
 ${
   result.failures.length === 0
     ? ''
     : `<h2>Failed requests <small>(${result.failures.length > FAILURES_IN_TABLE ? `first ${FAILURES_IN_TABLE} of ${count(result.failed)}` : 'all'}; every one is in the JSON report)</small></h2>
-<table><thead><tr><th>sent</th><th>failed</th><th>outcome</th><th>request</th><th>pod</th><th>error</th></tr></thead><tbody>${failureRows}</tbody></table>`
+<table><thead><tr><th>sent</th><th>failed</th><th class="left">outcome</th><th class="left">request</th><th class="left">pod</th><th class="left">error</th></tr></thead><tbody>${failureRows}</tbody></table>`
 }
 <h2>Run</h2>
 <pre>${e([`command   ${result.command.join(' ')}`, ...settingsLines(result).map((l, i) => `${i === 0 ? 'settings  ' : '          '}${l}`), `started   ${result.startedAt}, ran ${seconds(result.durationMs, 1)} s`, `model     propagation ${formatDuration(s.propagationDelayMs)} ± ${formatDuration(s.propagationJitterMs)}; see docs/lab.md for what the lab models and what it does not`].join('\n'))}</pre>

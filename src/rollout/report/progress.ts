@@ -57,7 +57,8 @@ export function progress(stream: NodeJS.WriteStream): LabObserver & { close: () 
   const draw = () => {
     if (tty && lastStatus !== undefined) {
       const line = statusLine(lastStatus)
-      stream.write(line.slice(0, Math.max(20, (stream.columns ?? 120) - 1)))
+      const columns = stream.columns !== undefined && stream.columns > 0 ? stream.columns : 120
+      stream.write(line.slice(0, columns - 1))
     }
   }
   return {
