@@ -72,6 +72,7 @@ Load
                                   --path 99:/ --path '1:/?delay=2000' (default ${DEFAULTS.readinessPath})
   --timeout DURATION              per-request deadline (default ${d(DEFAULTS.timeoutMs)})
   --max-requests N                stop the load after this many requests (default ${DEFAULTS.maxRequests})
+  --max-duration DURATION         stop the whole run, as failed, after this long (default ${d(DEFAULTS.maxDurationMs)})
 Report
   --max-failures N                failed requests allowed before exit code 1 (default ${DEFAULTS.maxFailures})
   --json FILE                     write the result, time series and pod events as JSON
@@ -105,6 +106,7 @@ const OPTIONS = {
   path: { type: 'string', multiple: true },
   timeout: { type: 'string' },
   'max-requests': { type: 'string' },
+  'max-duration': { type: 'string' },
   'max-failures': { type: 'string' },
   json: { type: 'string' },
   html: { type: 'string' },
@@ -205,6 +207,7 @@ export function parseRolloutArgs(
     paths: v.path === undefined ? [...DEFAULTS.paths] : v.path.map(parseWeightedPath),
     timeoutMs: duration('timeout', DEFAULTS.timeoutMs, LIMITS.timeoutMs),
     maxRequests: int('max-requests', DEFAULTS.maxRequests, LIMITS.maxRequests),
+    maxDurationMs: duration('max-duration', DEFAULTS.maxDurationMs, LIMITS.maxDurationMs),
     maxFailures: int('max-failures', DEFAULTS.maxFailures, LIMITS.maxFailures),
     jsonFile: v.json,
     htmlFile: v.html,

@@ -144,6 +144,13 @@ export async function runLab(
 
   const checkDeadlines = () => {
     const now = clock.now()
+    if (now > options.maxDurationMs) {
+      fail(
+        new LabError(
+          `the run lasted longer than ${formatDuration(options.maxDurationMs)} (--max-duration) in phase ${phase}`,
+        ),
+      )
+    }
     if (phase === 'starting' && now - phaseStartedAt > options.progressDeadlineMs) {
       fail(new LabError(notReady(kubelet.pods, options, 'the initial pods')))
     }

@@ -64,6 +64,8 @@ export interface LabOptions {
   timeoutMs: number
   /** The load stops after this many requests even if the rollouts are not done. @default 200 000 */
   maxRequests: number
+  /** The whole run stops with an error when it lasts longer than this, in ms. @default 600 000 */
+  maxDurationMs: number
   /** Failed requests tolerated before the verdict is FAIL (exit 1). @default 0 */
   maxFailures: number
   /** Write the full result as JSON here. */
@@ -101,6 +103,7 @@ export const DEFAULTS = {
   paths: [{ path: '/', weight: 1 }],
   timeoutMs: 5_000,
   maxRequests: 200_000,
+  maxDurationMs: 600_000,
   maxFailures: 0,
 } as const satisfies Partial<LabOptions>
 
@@ -118,6 +121,7 @@ export const LIMITS = {
   rate: [1, 20_000],
   connections: [1, 10_000],
   maxRequests: [1, 10_000_000],
+  maxDurationMs: [1_000, 86_400_000],
   maxFailures: [0, 10_000_000],
   weight: [1, 1_000_000],
 } as const

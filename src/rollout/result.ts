@@ -45,6 +45,7 @@ export interface Settings {
   paths: { path: string; weight: number }[]
   timeoutMs: number
   maxRequests: number
+  maxDurationMs: number
   maxFailures: number
 }
 
@@ -141,6 +142,7 @@ export function settingsOf(options: LabOptions): Settings {
     paths: options.paths,
     timeoutMs: options.timeoutMs,
     maxRequests: options.maxRequests,
+    maxDurationMs: options.maxDurationMs,
     maxFailures: options.maxFailures,
   }
 }

@@ -119,6 +119,7 @@ test('--help explains every option and its default', () => {
     'path',
     'timeout',
     'max-requests',
+    'max-duration',
     'max-failures',
     'json',
     'html',
