@@ -119,7 +119,6 @@ export async function runLab(
     inFlight: load?.inFlight ?? 0,
     failed: recorder.failed(),
   })
-  const phaseStartedAt = 0
   // The sampler doubles as the lab's heartbeat: it keeps the event loop alive, re-runs the
   // level-triggered controller and enforces the deadlines.
   const sampler = setInterval(() => {
@@ -151,7 +150,7 @@ export async function runLab(
         ),
       )
     }
-    if (phase === 'starting' && now - phaseStartedAt > options.progressDeadlineMs) {
+    if (phase === 'starting' && now > options.progressDeadlineMs) {
       fail(new LabError(notReady(kubelet.pods, options, 'the initial pods')))
     }
     if (phase === 'rolling' && now - controller.lastProgressAt > options.progressDeadlineMs) {
