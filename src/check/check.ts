@@ -1,6 +1,6 @@
 // The checker: sources in, findings and timelines out. No I/O, so tests call it with text.
 import { type ManifestObject, type Path, parseSource, type Source } from './load.js'
-import { buildModel, type Container, describe, type Workload } from './model.js'
+import { buildModel, type Container, describe, REPORTED_KINDS, type Workload } from './model.js'
 import { RULE_IDS, RULES } from './rules/index.js'
 import type { Finding, Report, RuleContext } from './rules/types.js'
 import { timelines as allTimelines, type Timeline, timelineOf } from './timeline.js'
@@ -37,7 +37,8 @@ export function formatPath(path: Path): string {
 /** Checks the given sources; throws InputError when one cannot be parsed. */
 export function check(sources: readonly Source[], options: CheckOptions = {}): CheckResult {
   const objects: ManifestObject[] = []
-  for (const source of sources) objects.push(...parseSource(source))
+  const retain = (kind: string) => REPORTED_KINDS.has(kind)
+  for (const source of sources) objects.push(...parseSource(source, { retain }))
   const model = buildModel(objects)
   const timelines = allTimelines(model)
   const ignore = new Set(options.ignore ?? [])

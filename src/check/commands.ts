@@ -7,6 +7,8 @@ const SHELLS = new Set(['sh', 'bash', 'ash', 'dash', 'zsh', 'ksh', 'mksh'])
 const PACKAGE_MANAGERS = new Set(['npm', 'npx', 'yarn', 'yarnpkg', 'pnpm', 'pnpx', 'corepack'])
 /** Minimal inits that forward signals to their one child and reap zombies. */
 const INITS = new Set(['tini', 'tini-static', 'dumb-init', 'catatonit'])
+/** Entrypoint scripts that end in `exec "$@"` (the official node image's, for one). */
+const EXEC_WRAPPERS = new Set(['docker-entrypoint.sh'])
 
 export function programName(word: string | undefined): string {
   return word === undefined ? '' : posix.basename(word)
@@ -132,8 +134,12 @@ export function containerArgv(spec: Record<string, unknown>): string[] | undefin
   return args.length > 0 ? args : undefined
 }
 
-/** Removes a leading tini / dumb-init and its options: the process it starts gets the signal. */
+/**
+ * Removes a leading tini / dumb-init and its options, or an entrypoint script that execs its
+ * arguments: the process they start is the one that gets the signal.
+ */
 export function withoutInit(argv: readonly string[]): readonly string[] {
+  if (EXEC_WRAPPERS.has(programName(argv[0]))) return argv.slice(1)
   if (!INITS.has(programName(argv[0]))) return argv
   let i = 1
   while (i < argv.length && argv[i]!.startsWith('-')) {

@@ -94,16 +94,28 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
+export interface ParseOptions {
+  /**
+   * Whether the YAML syntax tree of an object of this kind is kept for `locate`. Trees take
+   * several times the memory of the text; objects of other kinds re-parse their document
+   * when `locate` is called. Default: every kind.
+   */
+  retain?: (kind: string) => boolean
+}
+
+const COMPOSER_OPTIONS = { merge: true, prettyErrors: false, uniqueKeys: true } as const
+
 /** Parses one input into the Kubernetes objects it holds; throws InputError when it can't. */
-export function parseSource(source: Source): ManifestObject[] {
+export function parseSource(source: Source, options: ParseOptions = {}): ManifestObject[] {
   const { name, text } = source
+  const retain = options.retain ?? (() => true)
   const lineCounter = new LineCounter()
   const at = (offset: number): Location => {
     const { line, col } = lineCounter.linePos(offset)
     return { line: Math.max(line, 1), column: col }
   }
   const parser = new Parser(lineCounter.addNewLine)
-  const composer = new Composer({ merge: true, prettyErrors: false, uniqueKeys: true })
+  const composer = new Composer(COMPOSER_OPTIONS)
   function* checkedTokens(): Generator<CST.Token> {
     for (const token of parser.parse(text)) {
       if (token.type === 'document') {
@@ -119,19 +131,24 @@ export function parseSource(source: Source): ManifestObject[] {
       yield token
     }
   }
-  const documents: Document.Parsed[] = []
-  for (const document of composer.compose(checkedTokens(), false, text.length)) {
-    documents.push(document)
-  }
 
   const objects: ManifestObject[] = []
-  documents.forEach((document, index) => {
+  let index = -1
+  for (const document of composer.compose(checkedTokens(), false, text.length)) {
+    index++
     const error = document.errors[0]
     if (error !== undefined) {
       // yaml places some errors at the indentation before the offending token; point at it.
       let offset = error.pos[0]
       while (text[offset] === ' ') offset++
-      throw new InputError(name, `YAML syntax error: ${firstLine(error.message)}`, at(offset))
+      const hint = text.includes('{{')
+        ? ' (an unrendered template? pipe `helm template` output in)'
+        : ''
+      throw new InputError(
+        name,
+        `YAML syntax error: ${firstLine(error.message)}${hint}`,
+        at(offset),
+      )
     }
     let value: unknown
     try {
@@ -144,25 +161,41 @@ export function parseSource(source: Source): ManifestObject[] {
           : `YAML cannot be resolved: ${firstLine(cause instanceof Error ? cause.message : String(cause))}`
       throw new InputError(name, reason, start, { cause })
     }
-    if (!isRecord(value) || typeof value['kind'] !== 'string') return
-    const make = (base: Path, object: Record<string, unknown>): ManifestObject => ({
-      file: name,
-      document: index,
-      base,
-      value: object,
-      locate: (path) => at(offsetOf(document, [...base, ...path])),
-    })
+    if (!isRecord(value) || typeof value['kind'] !== 'string') continue
     const items = value['items']
-    if (value['kind'].endsWith('List') && Array.isArray(items)) {
-      items.forEach((item, i) => {
-        if (isRecord(item) && typeof item['kind'] === 'string')
-          objects.push(make(['items', i], item))
+    const found: [Path, Record<string, unknown>][] =
+      value['kind'].endsWith('List') && Array.isArray(items)
+        ? items.flatMap((item, i): [Path, Record<string, unknown>][] =>
+            isRecord(item) && typeof item['kind'] === 'string' ? [[['items', i], item]] : [],
+          )
+        : [[[], value]]
+    const kept = found.some(([, object]) => retain(String(object['kind']))) ? document : undefined
+    const [start, , end] = document.range
+    const tree = (): { document: Document.Parsed; shift: number } =>
+      kept !== undefined
+        ? { document: kept, shift: 0 }
+        : { document: reparse(text.slice(start, end)), shift: start }
+    for (const [base, object] of found) {
+      objects.push({
+        file: name,
+        document: index,
+        base,
+        value: object,
+        locate: (path) => {
+          const { document: parsed, shift } = tree()
+          return at(shift + offsetOf(parsed, [...base, ...path]))
+        },
       })
-    } else {
-      objects.push(make([], value))
     }
-  })
+  }
   return objects
+}
+
+/** A document parsed again from its own text, for `locate` on objects whose tree was dropped. */
+function reparse(text: string): Document.Parsed {
+  const composer = new Composer(COMPOSER_OPTIONS)
+  const documents = [...composer.compose(new Parser().parse(text), true, text.length)]
+  return documents[0]!
 }
 
 function firstLine(message: string): string {

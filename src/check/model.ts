@@ -12,6 +12,13 @@ export const WORKLOAD_KINDS = [
 ] as const
 export type WorkloadKind = (typeof WORKLOAD_KINDS)[number]
 
+/** Kinds findings can point into; the parser keeps syntax trees (for positions) only for these. */
+export const REPORTED_KINDS: ReadonlySet<string> = new Set<string>([
+  ...WORKLOAD_KINDS,
+  'Service',
+  'PodDisruptionBudget',
+])
+
 /** Annotation listing rule ids (comma or space separated) not to report for the object. */
 export const IGNORE_ANNOTATION = 'lameduck/ignore'
 

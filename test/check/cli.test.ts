@@ -117,6 +117,7 @@ describe('lameduck check: output and exit codes', () => {
       message: out.findings[0].message,
       fix: out.findings[0].fix,
       object: 'Deployment/web',
+      namespace: null,
       container: 'web',
     })
     const [t] = out.timelines

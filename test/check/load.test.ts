@@ -87,6 +87,18 @@ describe('parsing', () => {
     assert.deepEqual(objects[1]!.locate(['metadata', 'name']), { line: 10, column: 16 })
   })
 
+  test('objects whose syntax tree is not retained still locate their fields', () => {
+    const text =
+      'kind: ConfigMap\nmetadata: {name: a}\n---\n\n# gap\nkind: ConfigMap\ndata:\n  key: v\n'
+    const retained = parseSource({ name: 'c.yaml', text })
+    const dropped = parseSource({ name: 'c.yaml', text }, { retain: () => false })
+    for (const objects of [retained, dropped]) {
+      assert.deepEqual(objects[0]!.locate(['metadata', 'name']), { line: 2, column: 12 })
+      assert.deepEqual(objects[1]!.locate(['data', 'key']), { line: 8, column: 3 })
+      assert.deepEqual(objects[1]!.locate([]), { line: 6, column: 1 })
+    }
+  })
+
   test('JSON is read as YAML, with positions', () => {
     const [object] = parseSource({
       name: 'd.json',
@@ -124,6 +136,19 @@ describe('bad input', () => {
     assert.match(error.message, /^bad\.yaml:5:\d+: YAML syntax error: /)
     assert.equal(error.location?.line, 5)
     assert.doesNotMatch(error.message, /\n/)
+  })
+
+  test('an unrendered Helm template gets a hint', () => {
+    const error = inputError(() =>
+      parseSource({
+        name: 'deployment.yaml',
+        text: 'kind: Pod\nspec:\n  {{- toYaml .Values.spec | nindent 2 }}\n',
+      }),
+    )
+    assert.match(
+      error.message,
+      /^deployment\.yaml:\d+:\d+: YAML syntax error: .*\(an unrendered template\? pipe `helm template` output in\)$/,
+    )
   })
 
   test('an unclosed flow mapping and duplicate keys are syntax errors too', () => {

@@ -24,7 +24,7 @@ export function timelineJson(t: Timeline) {
     column,
     path: formatPath([...t.workload.source.base, ...t.container.path]),
     object: `${t.workload.kind}/${t.workload.name}`,
-    namespace: t.workload.namespace,
+    namespace: t.workload.namespace ?? null,
     container: t.container.name,
     grace: { seconds: t.grace.seconds, source: t.grace.written ? 'manifest' : 'default' },
     preStop: {
@@ -57,7 +57,12 @@ export function formatJson(result: CheckResult): string {
       workloads: result.workloads,
     },
     files: result.files,
-    findings: result.findings,
+    // Absent namespace and container are null, so every finding has the same keys.
+    findings: result.findings.map((f) => ({
+      ...f,
+      namespace: f.namespace ?? null,
+      container: f.container ?? null,
+    })),
     timelines: result.timelines.map(timelineJson),
     notices: result.notices,
   }
