@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -221,6 +222,28 @@ describe('lameduck check: input', () => {
     )
     assert.equal(ran.code, 1)
     assert.match(ran.stdout, /^<stdin>:5:3 error grace-period-zero /m)
+  })
+
+  test('with no argument on a real terminal: usage, exit 2', {
+    skip: existsSync('/usr/bin/script') ? false : 'needs script(1) for a pseudo-terminal',
+  }, async () => {
+    const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`
+    const child = spawn(
+      '/usr/bin/script',
+      ['-qec', `${quote(process.execPath)} ${quote(bin)} check`, '/dev/null'],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    let output = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      output += chunk
+    })
+    try {
+      const exit = await exited(child, 'lameduck check on a pseudo-terminal', RUN_MS)
+      assert.equal(exit.code, 2, output)
+      assert.match(output, /Usage: lameduck check \[options\]/)
+    } finally {
+      child.kill('SIGKILL')
+    }
   })
 
   test('with no argument on a terminal: usage (decided by inputMode)', () => {

@@ -21,7 +21,7 @@ function preStopUsesGrace(t: Timeline): boolean {
 export const gracePeriodZero: Rule = {
   id: 'grace-period-zero',
   severity: 'error',
-  summary: 'terminationGracePeriodSeconds: 0 skips preStop and kills the container at once',
+  summary: 'terminationGracePeriodSeconds: 0 skips preStop and does not wait for the app',
   check({ model, report }) {
     for (const w of model.workloads) {
       if (integer(get(w.pod, ['terminationGracePeriodSeconds'])) !== 0) continue
