@@ -19,7 +19,12 @@ interface Command {
   load: () => Promise<{ run: (argv: string[]) => Promise<number> }>
 }
 
-const commands: Record<string, Command> = {}
+const commands: Record<string, Command> = {
+  check: {
+    summary: 'check Kubernetes manifests for settings that break graceful shutdown',
+    load: () => import('./check.js'),
+  },
+}
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'))
