@@ -20,6 +20,10 @@ interface Command {
 }
 
 const commands: Record<string, Command> = {
+  check: {
+    summary: 'check Kubernetes manifests for settings that break graceful shutdown',
+    load: () => import('./check.js'),
+  },
   rollout: {
     summary: 'reproduce a Kubernetes rolling update locally and count every failed request',
     load: () => import('./rollout.js'),

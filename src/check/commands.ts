@@ -1,0 +1,211 @@
+// What a container's command line does with signals, and how long a preStop command sleeps.
+// Shell scripts are only split into simple commands on the operators that separate them;
+// quoting is honoured well enough for `sh -c "sleep 5"` and `sh -c 'exec node server.js'`.
+import { posix } from 'node:path'
+
+const SHELLS = new Set(['sh', 'bash', 'ash', 'dash', 'zsh', 'ksh', 'mksh'])
+const PACKAGE_MANAGERS = new Set(['npm', 'npx', 'yarn', 'yarnpkg', 'pnpm', 'pnpx', 'corepack'])
+/** Minimal inits that forward signals to their one child and reap zombies. */
+const INITS = new Set(['tini', 'tini-static', 'dumb-init', 'catatonit'])
+/** Entrypoint scripts that end in `exec "$@"` (the official node image's, for one). */
+const EXEC_WRAPPERS = new Set(['docker-entrypoint.sh'])
+
+export function programName(word: string | undefined): string {
+  return word === undefined ? '' : posix.basename(word)
+}
+
+/** The script of `sh -c SCRIPT` (also `bash -lc`, `/bin/sh -ec`), or undefined. */
+export function shellScript(argv: readonly string[]): string | undefined {
+  if (!SHELLS.has(programName(argv[0]))) return undefined
+  for (let i = 1; i < argv.length; i++) {
+    const word = argv[i]!
+    if (!word.startsWith('-') || word === '-' || word === '--') return undefined
+    if (!word.startsWith('--') && word.slice(1).includes('c')) return argv[i + 1]
+  }
+  return undefined
+}
+
+/** Splits a shell script into simple commands (words), on newlines, `;`, `&`, `&&`, `||`, `|`. */
+export function simpleCommands(script: string): string[][] {
+  const out: string[][] = []
+  let words: string[] = []
+  let word = ''
+  let inWord = false
+  let quote: string | undefined
+  const endWord = () => {
+    if (inWord) words.push(word)
+    word = ''
+    inWord = false
+  }
+  const endCommand = () => {
+    endWord()
+    if (words.length > 0) out.push(words)
+    words = []
+  }
+  for (let i = 0; i < script.length; i++) {
+    const c = script[i]!
+    if (quote !== undefined) {
+      if (c === quote) quote = undefined
+      else if (c === '\\' && quote === '"' && i + 1 < script.length) word += script[++i]
+      else word += c
+      continue
+    }
+    if (c === "'" || c === '"') {
+      quote = c
+      inWord = true
+    } else if (c === '\\' && i + 1 < script.length) {
+      word += script[++i]
+      inWord = true
+    } else if (c === '#' && !inWord) {
+      while (i + 1 < script.length && script[i + 1] !== '\n') i++
+    } else if (c === '\n' || c === ';' || c === '&' || c === '|') {
+      endCommand()
+    } else if (c === ' ' || c === '\t' || c === '(' || c === ')' || c === '{' || c === '}') {
+      endWord()
+    } else {
+      word += c
+      inWord = true
+    }
+  }
+  endCommand()
+  return out
+}
+
+/** Seconds `sleep ARGS` waits (GNU and busybox sleep add their arguments), or undefined. */
+export function sleepSeconds(args: readonly string[]): number | undefined {
+  if (args.length === 0) return undefined
+  let total = 0
+  for (const arg of args) {
+    if (/^inf(inity)?$/i.test(arg)) return Number.POSITIVE_INFINITY
+    const match = /^(\d+(?:\.\d*)?|\.\d+)([smhd]?)$/.exec(arg)
+    if (match === null) return undefined
+    const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2] as '' | 's' | 'm' | 'h' | 'd']
+    total += Number(match[1]) * unit
+  }
+  return total
+}
+
+function sleepCommand(words: readonly string[]): number | undefined {
+  if (programName(words[0]) === 'sleep') return sleepSeconds(words.slice(1))
+  if (programName(words[0]) === 'busybox' && words[1] === 'sleep')
+    return sleepSeconds(words.slice(2))
+  return undefined
+}
+
+export interface PreStopSleep {
+  /** Seconds of sleep found; 0 when none. */
+  seconds: number
+  /** The command sleeps and does nothing else. */
+  exact: boolean
+  /** A sleep was found at all. */
+  sleeps: boolean
+  /** The sleep goes through a shell (`sh -c`), which the image must contain. */
+  viaShell: boolean
+}
+
+/** How long an exec preStop command sleeps: `[sleep, 5]`, `[sh, -c, "sleep 5 && ..."]`. */
+export function preStopSleep(argv: readonly string[]): PreStopSleep {
+  const direct = sleepCommand(argv)
+  if (direct !== undefined) return { seconds: direct, exact: true, sleeps: true, viaShell: false }
+  const script = shellScript(argv)
+  if (script === undefined) return { seconds: 0, exact: false, sleeps: false, viaShell: false }
+  let seconds = 0
+  let sleeps = false
+  let others = false
+  for (const words of simpleCommands(script)) {
+    const command = words[0] === 'exec' ? words.slice(1) : words
+    const slept = sleepCommand(command)
+    if (slept === undefined) others = true
+    else {
+      seconds += slept
+      sleeps = true
+    }
+  }
+  return { seconds, exact: sleeps && !others, sleeps, viaShell: true }
+}
+
+/** The argv the container runs: `command` + `args`, or `args` for the image's entrypoint. */
+export function containerArgv(spec: Record<string, unknown>): string[] | undefined {
+  const strings = (value: unknown) =>
+    Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : undefined
+  const command = strings(spec['command'])
+  const args = strings(spec['args']) ?? []
+  if (command !== undefined && command.length > 0) return [...command, ...args]
+  return args.length > 0 ? args : undefined
+}
+
+/**
+ * Removes a leading tini / dumb-init and its options, or an entrypoint script that execs its
+ * arguments: the process they start is the one that gets the signal.
+ */
+export function withoutInit(argv: readonly string[]): readonly string[] {
+  if (EXEC_WRAPPERS.has(programName(argv[0]))) return argv.slice(1)
+  if (!INITS.has(programName(argv[0]))) return argv
+  let i = 1
+  while (i < argv.length && argv[i]!.startsWith('-')) {
+    if (argv[i] === '--') {
+      i++
+      break
+    }
+    i++
+  }
+  return argv.slice(i)
+}
+
+export type SignalPath =
+  | { kind: 'direct'; argv: readonly string[] }
+  | { kind: 'package-manager'; program: string; viaShell: boolean }
+  | { kind: 'shell'; script: string }
+
+/**
+ * Who receives the container's stop signal: the program itself (`direct`), a package
+ * manager that runs the app as its child, or a shell that does not `exec` the app.
+ */
+export function signalPath(argv: readonly string[]): SignalPath {
+  const bare = withoutInit(argv)
+  const first = programName(bare[0])
+  if (PACKAGE_MANAGERS.has(first))
+    return { kind: 'package-manager', program: first, viaShell: false }
+  const script = shellScript(bare)
+  if (script === undefined) return { kind: 'direct', argv: bare }
+  const commands = simpleCommands(script)
+  const last = commands.at(-1) ?? []
+  const execed = last[0] === 'exec' ? last.slice(1) : undefined
+  const runs = execed ?? last
+  if (PACKAGE_MANAGERS.has(programName(runs[0]))) {
+    return { kind: 'package-manager', program: programName(runs[0]), viaShell: true }
+  }
+  if (execed !== undefined && execed.length > 0) return { kind: 'direct', argv: execed }
+  return { kind: 'shell', script }
+}
+
+/** `pm2-runtime` (or `pm2 … --no-daemon`) with what it was told about its kill timeout. */
+export function pm2(
+  argv: readonly string[],
+):
+  | { killTimeoutMs: number | undefined; ecosystemFile: boolean; raw: string | undefined }
+  | undefined {
+  const path = signalPath(argv)
+  const words = path.kind === 'direct' ? path.argv : []
+  const program = programName(words[0])
+  const isRuntime =
+    program === 'pm2-runtime' ||
+    program === 'pm2-docker' ||
+    (program === 'pm2' && words.includes('--no-daemon'))
+  if (!isRuntime) return undefined
+  let raw: string | undefined
+  for (let i = 1; i < words.length; i++) {
+    const word = words[i]!
+    if (word === '--kill-timeout') raw = words[i + 1]
+    else if (word.startsWith('--kill-timeout=')) raw = word.slice('--kill-timeout='.length)
+  }
+  const killTimeoutMs = raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : undefined
+  const ecosystemFile = words
+    .slice(1)
+    .some(
+      (word) =>
+        !word.startsWith('-') &&
+        /(^|\/)(ecosystem|process)[^/]*\.(c?js|json|ya?ml)$|\.config\.c?js$/.test(word),
+    )
+  return { killTimeoutMs, ecosystemFile, raw }
+}

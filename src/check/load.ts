@@ -1,0 +1,413 @@
+// Reading manifests: files, directories and stdin to text, text to Kubernetes objects that
+// remember where each of their fields is. All YAML (and JSON, a subset of YAML 1.2) goes
+// through the `yaml` library; this file only decides what to read and what to reject.
+import { readdir, readFile, realpath, stat } from 'node:fs/promises'
+import { extname, join } from 'node:path'
+import {
+  Composer,
+  type CST,
+  type Document,
+  isAlias,
+  isMap,
+  isNode,
+  isScalar,
+  isSeq,
+  LineCounter,
+  Parser,
+  type YAMLMap,
+} from 'yaml'
+
+/** Largest input read, per file and for stdin, so a wrong path cannot exhaust memory. */
+export const MAX_INPUT_BYTES = 64 * 1024 * 1024
+
+/**
+ * Alias expansions allowed per document (the `yaml` library's `maxAliasCount`; its default
+ * is 100). Rendered manifests rarely use anchors; a billion-laughs document exceeds this
+ * within its first levels and is rejected instead of expanded.
+ */
+export const MAX_ALIAS_COUNT = 1_000
+
+/**
+ * Deepest collection nesting accepted. The `yaml` composer recurses once per level and
+ * runs out of stack near a thousand levels (and V8 may then abort the process instead of
+ * throwing), so nesting is measured on the library's iterative CST first. Kubernetes objects
+ * nest about 15 levels; CRD schemas rarely pass 60.
+ */
+export const MAX_NESTING_DEPTH = 256
+
+/** File name endings read when a directory is given. */
+export const MANIFEST_EXTENSIONS: readonly string[] = ['.yaml', '.yml', '.json']
+
+/** The name stdin goes by in messages and reports. */
+export const STDIN_NAME = '<stdin>'
+
+/** One input: its name as the user gave it (a path, or `<stdin>`) and its text. */
+export interface Source {
+  name: string
+  text: string
+}
+
+/** A 1-based line and column. */
+export interface Location {
+  line: number
+  column: number
+}
+
+/** A field path inside a document: keys of mappings, indexes of sequences. */
+export type Path = readonly (string | number)[]
+
+/** Input that cannot be read or parsed. The CLI prints `message` as is and exits 2. */
+export class InputError extends Error {
+  override name = 'InputError'
+  readonly file: string
+  readonly location: Location | undefined
+  constructor(file: string, reason: string, location?: Location, options?: { cause?: unknown }) {
+    super(
+      location === undefined
+        ? `${file}: ${reason}`
+        : `${file}:${location.line}:${location.column}: ${reason}`,
+      options,
+    )
+    this.file = file
+    this.location = location
+  }
+}
+
+/** One Kubernetes object (a document, or one item of a `kind: List`) with its source. */
+export interface ManifestObject {
+  file: string
+  /** Index of the YAML document within the file, from 0. */
+  document: number
+  /** Path of the object inside its document: `[]`, or `['items', n]` for a List item. */
+  base: Path
+  /** The object as plain data. Aliased parts are shared, not copied. */
+  value: Record<string, unknown>
+  /**
+   * Where the field at `path` (relative to the object) is written: the key of a mapping
+   * entry, the start of a sequence item. When the field is missing, the nearest enclosing
+   * one that exists.
+   */
+  locate(path: Path): Location
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+export interface ParseOptions {
+  /**
+   * Whether the YAML syntax tree of an object of this kind is kept for `locate`. Trees take
+   * several times the memory of the text; objects of other kinds re-parse their document
+   * when `locate` is called. Default: every kind.
+   */
+  retain?: (kind: string) => boolean
+}
+
+const COMPOSER_OPTIONS = { merge: true, prettyErrors: false, uniqueKeys: true } as const
+
+/** Parses one input into the Kubernetes objects it holds; throws InputError when it can't. */
+export function parseSource(source: Source, options: ParseOptions = {}): ManifestObject[] {
+  const { name, text } = source
+  const retain = options.retain ?? (() => true)
+  const lineCounter = new LineCounter()
+  const at = (offset: number): Location => {
+    const { line, col } = lineCounter.linePos(offset)
+    return { line: Math.max(line, 1), column: col }
+  }
+  const parser = new Parser(lineCounter.addNewLine)
+  const composer = new Composer(COMPOSER_OPTIONS)
+  function* checkedTokens(): Generator<CST.Token> {
+    for (const token of parser.parse(text)) {
+      if (token.type === 'document') {
+        const tooDeep = firstTooDeep(token)
+        if (tooDeep !== undefined) {
+          throw new InputError(
+            name,
+            `YAML nested more than ${MAX_NESTING_DEPTH} levels deep; not a Kubernetes manifest`,
+            at(tooDeep),
+          )
+        }
+      }
+      yield token
+    }
+  }
+
+  const objects: ManifestObject[] = []
+  let index = -1
+  for (const document of composer.compose(checkedTokens(), false, text.length)) {
+    index++
+    const error = document.errors[0]
+    if (error !== undefined) {
+      // yaml places some errors at the indentation before the offending token; point at it.
+      let offset = error.pos[0]
+      while (text[offset] === ' ') offset++
+      const hint = text.includes('{{')
+        ? ' (an unrendered template? pipe `helm template` output in)'
+        : ''
+      throw new InputError(
+        name,
+        `YAML syntax error: ${firstLine(error.message)}${hint}`,
+        at(offset),
+      )
+    }
+    let value: unknown
+    try {
+      value = document.toJS({ maxAliasCount: MAX_ALIAS_COUNT })
+    } catch (cause) {
+      const start = at(document.contents?.range[0] ?? 0)
+      const reason =
+        cause instanceof ReferenceError && /Excessive alias count/.test(cause.message)
+          ? `YAML aliases expand more than ${MAX_ALIAS_COUNT} times (an alias bomb?); refusing to expand them`
+          : `YAML cannot be resolved: ${firstLine(cause instanceof Error ? cause.message : String(cause))}`
+      throw new InputError(name, reason, start, { cause })
+    }
+    if (!isRecord(value) || typeof value['kind'] !== 'string') continue
+    const items = value['items']
+    const found: [Path, Record<string, unknown>][] =
+      value['kind'].endsWith('List') && Array.isArray(items)
+        ? items.flatMap((item, i): [Path, Record<string, unknown>][] =>
+            isRecord(item) && typeof item['kind'] === 'string' ? [[['items', i], item]] : [],
+          )
+        : [[[], value]]
+    const kept = found.some(([, object]) => retain(String(object['kind']))) ? document : undefined
+    const [start, , end] = document.range
+    const tree = (): { document: Document.Parsed; shift: number } =>
+      kept !== undefined
+        ? { document: kept, shift: 0 }
+        : { document: reparse(text.slice(start, end)), shift: start }
+    for (const [base, object] of found) {
+      objects.push({
+        file: name,
+        document: index,
+        base,
+        value: object,
+        locate: (path) => {
+          const { document: parsed, shift } = tree()
+          return at(shift + offsetOf(parsed, [...base, ...path]))
+        },
+      })
+    }
+  }
+  return objects
+}
+
+/** A document parsed again from its own text, for `locate` on objects whose tree was dropped. */
+function reparse(text: string): Document.Parsed {
+  const composer = new Composer(COMPOSER_OPTIONS)
+  const documents = [...composer.compose(new Parser().parse(text), true, text.length)]
+  return documents[0]!
+}
+
+function firstLine(message: string): string {
+  return message.split('\n', 1)[0]!.trim()
+}
+
+/** Offset of the first collection nested deeper than MAX_NESTING_DEPTH, walked iteratively. */
+function firstTooDeep(document: CST.Document): number | undefined {
+  const stack: [CST.Token | null | undefined, number][] = [[document.value, 0]]
+  while (stack.length > 0) {
+    const [token, depth] = stack.pop()!
+    if (token === undefined || token === null) continue
+    if (
+      token.type !== 'block-map' &&
+      token.type !== 'block-seq' &&
+      token.type !== 'flow-collection'
+    )
+      continue
+    if (depth >= MAX_NESTING_DEPTH) return token.offset
+    for (const item of token.items) {
+      if ('key' in item) stack.push([item.key, depth + 1])
+      stack.push([item.value, depth + 1])
+    }
+  }
+  return undefined
+}
+
+const MAX_MERGE_DEPTH = 8
+
+/** Offset where `path` is written in `document` (or where its deepest existing prefix is). */
+function offsetOf(document: Document.Parsed, path: Path): number {
+  let node: unknown = document.contents
+  let offset = nodeStart(node) ?? 0
+  for (const key of path) {
+    node = deref(document, node)
+    if (isMap(node)) {
+      const pair = findPair(document, node, String(key), 0)
+      if (pair === undefined) break
+      offset = nodeStart(pair.key) ?? nodeStart(pair.value) ?? offset
+      node = pair.value
+    } else if (isSeq(node) && typeof key === 'number') {
+      const item: unknown = node.items[key]
+      if (item === undefined) break
+      offset = nodeStart(deref(document, item)) ?? offset
+      node = item
+    } else {
+      break
+    }
+  }
+  return offset
+}
+
+function nodeStart(node: unknown): number | undefined {
+  return isNode(node) && node.range !== undefined && node.range !== null ? node.range[0] : undefined
+}
+
+/** The node an alias stands for (anchors are set on non-alias nodes, so one step suffices). */
+function deref(document: Document.Parsed, node: unknown): unknown {
+  return isAlias(node) ? node.resolve(document) : node
+}
+
+interface PairLike {
+  key: unknown
+  value: unknown
+}
+
+/** The entry for `key` in a mapping, looking through `<<` merge keys as Kubernetes' YAML does. */
+function findPair(
+  document: Document.Parsed,
+  map: YAMLMap,
+  key: string,
+  depth: number,
+): PairLike | undefined {
+  const merges: unknown[] = []
+  for (const pair of map.items as PairLike[]) {
+    if (isScalar(pair.key)) {
+      const value = pair.key.value
+      if (typeof value === 'symbol' && value.description === '<<') merges.push(pair.value)
+      else if (String(value) === key) return pair
+    }
+  }
+  if (depth >= MAX_MERGE_DEPTH) return undefined
+  for (const merge of merges) {
+    const source = deref(document, merge)
+    const candidates = isSeq(source) ? source.items.map((item) => deref(document, item)) : [source]
+    for (const candidate of candidates) {
+      if (!isMap(candidate)) continue
+      const found = findPair(document, candidate, key, depth + 1)
+      if (found !== undefined) return found
+    }
+  }
+  return undefined
+}
+
+/** Decodes bytes as UTF-8 text, rejecting what is clearly not a manifest. */
+export function decodeText(name: string, bytes: Uint8Array): string {
+  if (bytes.length > MAX_INPUT_BYTES) {
+    throw new InputError(name, `larger than ${MAX_INPUT_BYTES / 1024 / 1024} MiB; not read`)
+  }
+  const nul = bytes.indexOf(0)
+  if (nul !== -1) {
+    throw new InputError(name, `binary file (NUL byte at offset ${nul}); expected YAML or JSON`)
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+  } catch (cause) {
+    throw new InputError(name, 'not UTF-8 text; expected YAML or JSON', undefined, { cause })
+  }
+}
+
+/** Reads stdin to the end, up to MAX_INPUT_BYTES. */
+export async function readStdin(stream: AsyncIterable<Uint8Array | string>): Promise<Source> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of stream) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk)
+    size += buffer.length
+    if (size > MAX_INPUT_BYTES) {
+      throw new InputError(STDIN_NAME, `larger than ${MAX_INPUT_BYTES / 1024 / 1024} MiB; not read`)
+    }
+    chunks.push(buffer)
+  }
+  return { name: STDIN_NAME, text: decodeText(STDIN_NAME, Buffer.concat(chunks)) }
+}
+
+/**
+ * Reads the named files, and every manifest file (MANIFEST_EXTENSIONS) under the named
+ * directories, recursively and in name order, skipping hidden directories and
+ * node_modules. `-` is stdin, read once.
+ */
+export async function readSources(
+  paths: readonly string[],
+  stdin: AsyncIterable<Uint8Array | string>,
+): Promise<Source[]> {
+  const sources: Source[] = []
+  const seen = new Set<string>()
+  let stdinRead = false
+  for (const path of paths) {
+    if (path === '-') {
+      if (!stdinRead) sources.push(await readStdin(stdin))
+      stdinRead = true
+      continue
+    }
+    const info = await stat(path).catch((cause: NodeJS.ErrnoException) => {
+      throw new InputError(path, describeFsError(cause), undefined, { cause })
+    })
+    if (info.isDirectory()) {
+      for (const file of await listManifests(path, seen)) sources.push(await readSource(file))
+    } else {
+      const real = await realpath(path)
+      if (seen.has(real)) continue
+      seen.add(real)
+      sources.push(await readSource(path))
+    }
+  }
+  return sources
+}
+
+async function readSource(path: string): Promise<Source> {
+  const info = await stat(path)
+  if (info.size > MAX_INPUT_BYTES) {
+    throw new InputError(path, `larger than ${MAX_INPUT_BYTES / 1024 / 1024} MiB; not read`)
+  }
+  const bytes = await readFile(path).catch((cause: NodeJS.ErrnoException) => {
+    throw new InputError(path, describeFsError(cause), undefined, { cause })
+  })
+  return { name: path, text: decodeText(path, bytes) }
+}
+
+async function listManifests(dir: string, seen: Set<string>): Promise<string[]> {
+  const real = await realpath(dir)
+  if (seen.has(real)) return []
+  seen.add(real)
+  const entries = await readdir(dir, { withFileTypes: true }).catch(
+    (cause: NodeJS.ErrnoException) => {
+      throw new InputError(dir, describeFsError(cause), undefined, { cause })
+    },
+  )
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  const files: string[] = []
+  for (const entry of entries) {
+    const path = join(dir, entry.name)
+    let isDirectory = entry.isDirectory()
+    let isFile = entry.isFile()
+    if (entry.isSymbolicLink()) {
+      const target = await stat(path).catch(() => undefined)
+      isDirectory = target?.isDirectory() ?? false
+      isFile = target?.isFile() ?? false
+    }
+    if (isDirectory) {
+      if (entry.name.startsWith('.') || entry.name === 'node_modules') continue
+      files.push(...(await listManifests(path, seen)))
+    } else if (isFile && MANIFEST_EXTENSIONS.includes(extname(entry.name).toLowerCase())) {
+      const realFile = await realpath(path)
+      if (seen.has(realFile)) continue
+      seen.add(realFile)
+      files.push(path)
+    }
+  }
+  return files
+}
+
+function describeFsError(error: NodeJS.ErrnoException): string {
+  switch (error.code) {
+    case 'ENOENT':
+      return 'no such file or directory'
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied'
+    case 'EISDIR':
+      return 'is a directory'
+    default:
+      return error.code === undefined ? error.message : `cannot read (${error.code})`
+  }
+}

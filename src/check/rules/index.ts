@@ -1,0 +1,58 @@
+// Every rule, in the order docs/rules.md lists them.
+import { drainDelayShort, noDrainDelay } from './drain.js'
+import { gracePeriodTooShort, gracePeriodZero, prestopExceedsGrace } from './grace.js'
+import { prestopExecNoShell, prestopExecSleep, prestopUnknownDuration } from './prestop.js'
+import {
+  livenessSameAsReadiness,
+  noReadinessProbe,
+  probePortMismatch,
+  probePortUndefined,
+  readinessPath,
+  readinessSlowerThanDrain,
+} from './probes.js'
+import {
+  maxUnavailableAll,
+  pdbNotRolloutGuard,
+  progressDeadlineTooShort,
+  recreateStrategy,
+} from './rollout.js'
+import { envValueUnknown, lameduckEnvInvalid } from './settings.js'
+import { npmStart, pm2KillTimeout, shellCommand, stopSignalUnhandled } from './signals.js'
+import type { Rule } from './types.js'
+
+export const RULES: readonly Rule[] = [
+  // the termination timeline
+  gracePeriodTooShort,
+  prestopExceedsGrace,
+  gracePeriodZero,
+  noDrainDelay,
+  drainDelayShort,
+  prestopExecNoShell,
+  prestopExecSleep,
+  prestopUnknownDuration,
+  // the stop signal
+  npmStart,
+  shellCommand,
+  pm2KillTimeout,
+  stopSignalUnhandled,
+  // rollouts
+  recreateStrategy,
+  maxUnavailableAll,
+  progressDeadlineTooShort,
+  pdbNotRolloutGuard,
+  // probes
+  noReadinessProbe,
+  livenessSameAsReadiness,
+  readinessPath,
+  readinessSlowerThanDrain,
+  probePortUndefined,
+  probePortMismatch,
+  // lameduck settings
+  lameduckEnvInvalid,
+  envValueUnknown,
+]
+
+export const RULE_IDS: ReadonlySet<string> = new Set(RULES.map((rule) => rule.id))
+
+export type { Finding, Report, Rule, RuleContext, Severity } from './types.js'
+export { SEVERITIES, severityRank } from './types.js'

@@ -1,0 +1,71 @@
+// lameduck's own settings as the manifest passes them in LAMEDUCK_* variables.
+import { get, list, record, text } from '../model.js'
+import { MAX_TIMER_MS, seconds } from '../timeline.js'
+import { SIGNALS_ENV } from './signals.js'
+import type { Rule } from './types.js'
+
+/** Signals no process can handle. */
+const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP'])
+
+export const lameduckEnvInvalid: Rule = {
+  id: 'lameduck-env-invalid',
+  severity: 'error',
+  summary: 'a LAMEDUCK_* variable holds a value lameduck rejects at start-up',
+  check({ model, report, timelineOf }) {
+    for (const w of model.workloads) {
+      for (const c of w.containers) {
+        const env = list(c.spec['env'])
+        if (!env.some((e) => String(get(e, ['name']) ?? '').startsWith('LAMEDUCK_'))) continue
+        const t = timelineOf(w, c)
+        for (const s of [t.drain, t.shutdown, t.hooks]) {
+          if (s.invalid === undefined) continue
+          const min = s === t.hooks ? 1 : 0
+          report({
+            object: w,
+            container: c,
+            path: s.path ?? c.path,
+            message: `container ${c.name}: ${s.variable} is ${JSON.stringify(s.invalid)}, but lameduck expects an integer number of milliseconds from ${min} to ${MAX_TIMER_MS} and refuses to start`,
+            fix: `${s.variable}: "${s.ms}" (milliseconds as a quoted string; ${seconds(s.seconds)} is lameduck's default)`,
+          })
+        }
+        env.forEach((entry, index) => {
+          if (record(entry)?.['name'] !== SIGNALS_ENV) return
+          const raw = text(get(entry, ['value']))
+          if (raw === undefined || raw.trim() === '') return
+          const bad = raw
+            .split(',')
+            .map((s) => s.trim())
+            .filter((s) => !/^SIG[A-Z0-9]+$/.test(s) || UNCATCHABLE.has(s))
+          if (bad.length === 0) return
+          report({
+            object: w,
+            container: c,
+            path: [...c.path, 'env', index, 'value'],
+            message: `container ${c.name}: ${SIGNALS_ENV} is ${JSON.stringify(raw)}; ${bad.map((s) => JSON.stringify(s)).join(', ')} ${bad.length === 1 ? 'is not a' : 'are not'} catchable signal name${bad.length === 1 ? '' : 's'} and lameduck refuses to start`,
+            fix: `${SIGNALS_ENV}: "SIGTERM,SIGINT"`,
+          })
+        })
+      }
+    }
+  },
+}
+
+export const envValueUnknown: Rule = {
+  id: 'env-value-unknown',
+  severity: 'info',
+  summary: 'a LAMEDUCK_* timing comes from a Secret, fieldRef or a ConfigMap not in the input',
+  check({ timelines, report }) {
+    for (const t of timelines) {
+      for (const s of [t.drain, t.shutdown, t.hooks]) {
+        if (s.unknown === undefined) continue
+        report({
+          object: t.workload,
+          container: t.container,
+          path: s.path ?? t.container.path,
+          message: `container ${t.container.name}: ${s.variable} comes from ${s.unknown}; the checker cannot read it and assumes lameduck's default ${seconds(s.seconds)}`,
+          fix: 'pass the manifest that defines the value too (a ConfigMap in the same input is read), or write the value in env',
+        })
+      }
+    }
+  },
+}
