@@ -30,7 +30,7 @@ export function renderComparison(columns: Column[]): string {
     ['failed', ...columns.map((c) => count(c.result.failed))],
     ['success rate', ...columns.map((c) => rate(c.result.successRate))],
     [
-      'latency p50 / p99 / max',
+      'ok latency p50 / p99 / max',
       ...columns.map((c) =>
         c.result.latencyMs === undefined
           ? '-'
