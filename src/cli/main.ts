@@ -24,6 +24,10 @@ const commands: Record<string, Command> = {
     summary: 'check Kubernetes manifests for settings that break graceful shutdown',
     load: () => import('./check.js'),
   },
+  rollout: {
+    summary: 'reproduce a Kubernetes rolling update locally and count every failed request',
+    load: () => import('./rollout.js'),
+  },
 }
 
 function version(): string {

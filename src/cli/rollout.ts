@@ -1,0 +1,297 @@
+// lameduck rollout [options] -- <command> [args...]
+import { mkdir, writeFile } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { LabAborted, LabError, runLab } from '../rollout/lab.js'
+import {
+  DEFAULTS,
+  formatDuration,
+  LabOptionError,
+  type LabOptions,
+  LIMITS,
+  parseDuration,
+  parseEnv,
+  parseInteger,
+  parseIntOrPercent,
+  parseWeightedPath,
+  validate,
+} from '../rollout/options.js'
+import { killAllPodGroups } from '../rollout/process.js'
+import { renderHtml } from '../rollout/report/html.js'
+import { progress } from '../rollout/report/progress.js'
+import { renderText } from '../rollout/report/text.js'
+import type { LabResult } from '../rollout/result.js'
+import { CliError } from './main.js'
+
+/** Exit code after Ctrl-C, as a shell reports a process ended by SIGINT. */
+const EXIT_INTERRUPTED = 130
+
+const d = formatDuration
+
+export const HELP = `Usage: lameduck rollout [options] -- <command> [args...]
+
+Runs <command> as the replicas of a Deployment behind a local model of a Kubernetes Service,
+sends keep-alive HTTP load through it, performs rolling updates the way a Deployment does, and
+reports every failed request. Each pod gets KUBERNETES_SERVICE_HOST/_PORT, HOSTNAME (the pod's
+name) and its own port in $PORT. Exit code: 0 when failures <= --max-failures, 1 otherwise,
+2 on bad input or when the run cannot be carried out, 130 when interrupted.
+Durations: 500ms, 2s, 1m, or a bare number of seconds. The model: docs/lab.md.
+
+Deployment
+  --replicas N                    spec.replicas (default ${DEFAULTS.replicas})
+  --rollouts N                    rolling updates, one after another (default ${DEFAULTS.rollouts})
+  --max-surge N|P%                maxSurge: pods above replicas during an update; % rounds up
+                                  (default 25%)
+  --max-unavailable N|P%          maxUnavailable: pods below replicas; % rounds down (default 25%)
+  --min-ready DURATION            minReadySeconds: a new pod counts once ready this long
+                                  (default ${d(DEFAULTS.minReadyMs)})
+  --progress-deadline DURATION    progressDeadlineSeconds: give up when pods do not become ready
+                                  for this long (default ${d(DEFAULTS.progressDeadlineMs)}; Kubernetes: 600s)
+  --name NAME                     pod name prefix (default ${DEFAULTS.name})
+Pod
+  --termination-grace-period DURATION
+                                  terminationGracePeriodSeconds; SIGKILL then, but never sooner
+                                  than 2s after SIGTERM (default ${d(DEFAULTS.gracePeriodMs)})
+  --pre-stop-sleep DURATION       lifecycle.preStop sleep before SIGTERM (default ${d(DEFAULTS.preStopSleepMs)})
+  --readiness-path PATH           readinessProbe.httpGet.path (default ${DEFAULTS.readinessPath})
+  --readiness-period DURATION     readinessProbe.periodSeconds (default ${d(DEFAULTS.readinessPeriodMs)}; Kubernetes: 10s)
+  --readiness-timeout DURATION    readinessProbe.timeoutSeconds (default ${d(DEFAULTS.readinessTimeoutMs)})
+  --readiness-failure-threshold N readinessProbe.failureThreshold (default ${DEFAULTS.readinessFailureThreshold})
+  --readiness-success-threshold N readinessProbe.successThreshold (default ${DEFAULTS.readinessSuccessThreshold})
+  --env KEY=VALUE                 add to every pod's environment; repeatable
+  --port-env NAME                 variable carrying the pod's port (default ${DEFAULTS.portEnv})
+  --pod-logs                      copy the pods' output to stderr, prefixed with the pod name
+Service
+  --propagation-delay DURATION    time for an endpoint change to reach the Service model, like
+                                  kube-proxy's sync (default ${d(DEFAULTS.propagationDelayMs)})
+  --propagation-jitter DURATION   each change's delay varies by up to ± this (default ${d(DEFAULTS.propagationJitterMs)})
+Load
+  --rate N                        requests per second, open loop (default ${DEFAULTS.rate})
+  --connections N                 keep-alive pool size (default ${DEFAULTS.connections})
+  --path [WEIGHT:]PATH            request path and its weight; repeatable, e.g.
+                                  --path 99:/ --path '1:/?delay=2000' (default ${DEFAULTS.readinessPath})
+  --timeout DURATION              per-request deadline (default ${d(DEFAULTS.timeoutMs)})
+  --max-requests N                stop the load after this many requests (default ${DEFAULTS.maxRequests})
+  --max-duration DURATION         stop the whole run, as failed, after this long (default ${d(DEFAULTS.maxDurationMs)})
+Report
+  --max-failures N                failed requests allowed before exit code 1 (default ${DEFAULTS.maxFailures})
+  --json FILE                     write the result, time series and pod events as JSON
+  --html FILE                     write a self-contained HTML report with a chart
+  --quiet                         no progress output on stderr
+  -h, --help                      show this help
+`
+
+const OPTIONS = {
+  replicas: { type: 'string' },
+  rollouts: { type: 'string' },
+  'max-surge': { type: 'string' },
+  'max-unavailable': { type: 'string' },
+  'min-ready': { type: 'string' },
+  'progress-deadline': { type: 'string' },
+  name: { type: 'string' },
+  'termination-grace-period': { type: 'string' },
+  'pre-stop-sleep': { type: 'string' },
+  'readiness-path': { type: 'string' },
+  'readiness-period': { type: 'string' },
+  'readiness-timeout': { type: 'string' },
+  'readiness-failure-threshold': { type: 'string' },
+  'readiness-success-threshold': { type: 'string' },
+  env: { type: 'string', multiple: true },
+  'port-env': { type: 'string' },
+  'pod-logs': { type: 'boolean' },
+  'propagation-delay': { type: 'string' },
+  'propagation-jitter': { type: 'string' },
+  rate: { type: 'string' },
+  connections: { type: 'string' },
+  path: { type: 'string', multiple: true },
+  timeout: { type: 'string' },
+  'max-requests': { type: 'string' },
+  'max-duration': { type: 'string' },
+  'max-failures': { type: 'string' },
+  json: { type: 'string' },
+  html: { type: 'string' },
+  quiet: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+/** Parses the command line into lab options; throws LabOptionError on bad input. */
+export function parseRolloutArgs(
+  argv: string[],
+): { help: true } | { help: false; options: LabOptions; quiet: boolean } {
+  const split = argv.indexOf('--')
+  const own = split === -1 ? argv : argv.slice(0, split)
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>
+  try {
+    parsed = parseArgs({ args: own, options: OPTIONS, allowPositionals: true, strict: true })
+  } catch (error) {
+    const message = (error as Error).message
+    const unknown = /Unknown option '([^']+)'/.exec(message)
+    throw new LabOptionError(
+      `${unknown === null ? message.split('\n')[0] : `unknown option '${unknown[1]}'`}; run \`lameduck rollout --help\` for the options (the command goes after --)`,
+    )
+  }
+  const v = parsed.values
+  if (v.help) return { help: true }
+  const command =
+    split === -1 ? parsed.positionals : [...parsed.positionals, ...argv.slice(split + 1)]
+
+  const int = (name: keyof typeof v, fallback: number, range: readonly [number, number]) => {
+    const text = v[name]
+    return typeof text === 'string' ? parseInteger(name, text, range) : fallback
+  }
+  const duration = (name: keyof typeof v, fallback: number, range: readonly [number, number]) => {
+    const text = v[name]
+    return typeof text === 'string' ? parseDuration(name, text, range) : fallback
+  }
+  const env: Record<string, string> = {}
+  for (const entry of v.env ?? []) {
+    const [key, value] = parseEnv(entry)
+    env[key] = value
+  }
+  const options: LabOptions = {
+    command,
+    name: v.name ?? DEFAULTS.name,
+    replicas: int('replicas', DEFAULTS.replicas, LIMITS.replicas),
+    rollouts: int('rollouts', DEFAULTS.rollouts, LIMITS.rollouts),
+    maxSurge:
+      v['max-surge'] === undefined
+        ? DEFAULTS.maxSurge
+        : parseIntOrPercent('max-surge', v['max-surge']),
+    maxUnavailable:
+      v['max-unavailable'] === undefined
+        ? DEFAULTS.maxUnavailable
+        : parseIntOrPercent('max-unavailable', v['max-unavailable']),
+    minReadyMs: duration('min-ready', DEFAULTS.minReadyMs, LIMITS.durationMs),
+    progressDeadlineMs: duration(
+      'progress-deadline',
+      DEFAULTS.progressDeadlineMs,
+      LIMITS.progressDeadlineMs,
+    ),
+    gracePeriodMs: duration('termination-grace-period', DEFAULTS.gracePeriodMs, LIMITS.durationMs),
+    preStopSleepMs: duration('pre-stop-sleep', DEFAULTS.preStopSleepMs, LIMITS.durationMs),
+    readinessPath: v['readiness-path'] ?? DEFAULTS.readinessPath,
+    readinessPeriodMs: duration(
+      'readiness-period',
+      DEFAULTS.readinessPeriodMs,
+      LIMITS.readinessPeriodMs,
+    ),
+    readinessTimeoutMs: duration(
+      'readiness-timeout',
+      DEFAULTS.readinessTimeoutMs,
+      LIMITS.readinessTimeoutMs,
+    ),
+    readinessFailureThreshold: int(
+      'readiness-failure-threshold',
+      DEFAULTS.readinessFailureThreshold,
+      LIMITS.threshold,
+    ),
+    readinessSuccessThreshold: int(
+      'readiness-success-threshold',
+      DEFAULTS.readinessSuccessThreshold,
+      LIMITS.threshold,
+    ),
+    portEnv: v['port-env'] ?? DEFAULTS.portEnv,
+    env,
+    propagationDelayMs: duration(
+      'propagation-delay',
+      DEFAULTS.propagationDelayMs,
+      LIMITS.durationMs,
+    ),
+    propagationJitterMs: duration(
+      'propagation-jitter',
+      DEFAULTS.propagationJitterMs,
+      LIMITS.durationMs,
+    ),
+    rate: int('rate', DEFAULTS.rate, LIMITS.rate),
+    connections: int('connections', DEFAULTS.connections, LIMITS.connections),
+    paths: v.path === undefined ? [...DEFAULTS.paths] : v.path.map(parseWeightedPath),
+    timeoutMs: duration('timeout', DEFAULTS.timeoutMs, LIMITS.timeoutMs),
+    maxRequests: int('max-requests', DEFAULTS.maxRequests, LIMITS.maxRequests),
+    maxDurationMs: duration('max-duration', DEFAULTS.maxDurationMs, LIMITS.maxDurationMs),
+    maxFailures: int('max-failures', DEFAULTS.maxFailures, LIMITS.maxFailures),
+    jsonFile: v.json,
+    htmlFile: v.html,
+    podLogs: v['pod-logs'] === true,
+  }
+  if (!options.readinessPath.startsWith('/')) {
+    throw new LabOptionError(
+      `--readiness-path expects a path starting with '/', got '${options.readinessPath}'`,
+    )
+  }
+  validate(options)
+  return { help: false, options, quiet: v.quiet === true }
+}
+
+async function write(file: string, content: string): Promise<void> {
+  const path = resolve(file)
+  try {
+    await mkdir(dirname(path), { recursive: true })
+    await writeFile(path, content)
+  } catch (error) {
+    throw new CliError(`cannot write ${file}: ${(error as Error).message}`)
+  }
+}
+
+async function writeReports(options: LabOptions, result: LabResult): Promise<void> {
+  if (options.jsonFile !== undefined) {
+    await write(options.jsonFile, `${JSON.stringify(result, null, 2)}\n`)
+  }
+  if (options.htmlFile !== undefined) await write(options.htmlFile, renderHtml(result))
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parseRolloutArgs>
+  try {
+    parsed = parseRolloutArgs(argv)
+  } catch (error) {
+    if (error instanceof LabOptionError) throw new CliError(error.message)
+    throw error
+  }
+  if (parsed.help) {
+    process.stdout.write(HELP)
+    return 0
+  }
+  const { options, quiet } = parsed
+  const display = quiet ? undefined : progress(process.stderr)
+
+  // Ctrl-C (or SIGTERM) stops the run and every pod. A second one, or one after the run,
+  // SIGKILLs every pod group and exits at once. The handlers stay installed: without one, the
+  // signal's default action would end the lab without its 'exit' hook, leaving pods behind.
+  const abort = new AbortController()
+  let interrupts = 0
+  const onSignal = (signal: NodeJS.Signals) => {
+    interrupts++
+    if (interrupts > 1 || abort.signal.aborted) {
+      killAllPodGroups()
+      process.exit(EXIT_INTERRUPTED)
+    }
+    abort.abort(new LabAborted(`interrupted by ${signal}`))
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    const result = await runLab(options, display ?? {}, abort.signal)
+    display?.close()
+    console.log(renderText(result))
+    await writeReports(options, result)
+    return result.verdict.pass ? 0 : 1
+  } catch (error) {
+    display?.close()
+    if (error instanceof LabAborted) {
+      console.error('lameduck rollout: interrupted; every pod was stopped')
+      return EXIT_INTERRUPTED
+    }
+    if (error instanceof LabError) {
+      if (error.partial !== undefined) {
+        console.log(renderText(error.partial))
+        await writeReports(options, error.partial)
+        console.error(`lameduck rollout: ${error.message}`)
+        return 1
+      }
+      throw new CliError(error.message)
+    }
+    throw error
+  } finally {
+    interrupts++
+  }
+}

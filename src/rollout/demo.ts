@@ -1,0 +1,36 @@
+// The demo's settings, shared by `npm run demo` (scripts/demo.mjs) and the test that checks
+// the demo's claim, so both run exactly the same experiment.
+
+/** Lab options of the demo: 3 replicas, 3 rolling updates, 500 req/s with 1 % slow requests. */
+export const DEMO_ARGS: readonly string[] = [
+  '--replicas',
+  '3',
+  '--rollouts',
+  '3',
+  '--rate',
+  '500',
+  '--connections',
+  '64',
+  '--path',
+  '99:/',
+  '--path',
+  '1:/?delay=2000',
+  '--readiness-path',
+  '/readyz',
+  // lameduck's drain delay is 10 s in a pod by default; 3 s exceeds the lab's propagation
+  // delay (1 s ± 250 ms) with a margin and keeps the demo short. naive ignores it.
+  '--env',
+  'LAMEDUCK_DRAIN_DELAY_MS=3000',
+]
+
+export interface DemoService {
+  name: string
+  source: string
+  /** Compiled entry point, relative to the project root. */
+  file: string
+}
+
+export const DEMO_SERVICES: readonly DemoService[] = [
+  { name: 'naive', source: 'examples/naive.ts', file: 'dist/examples/naive.js' },
+  { name: 'lameduck', source: 'examples/server.ts', file: 'dist/examples/server.js' },
+]

@@ -1,0 +1,302 @@
+// The rollout lab: runs a command as the replicas of a Deployment behind a Service model,
+// drives keep-alive load through it, performs rolling updates, and records every request.
+//
+// The run, in order:
+//   1. Listen (Service model), start spec.replicas pods, wait until each is ready and known
+//      to the Service model: a real rollout starts from a steady state.
+//   2. Start the load; let the keep-alive pool spread over the replicas (warm-up).
+//   3. Perform --rollouts rolling updates one after another, each to a new revision.
+//   4. Wait until every deleted pod has exited and the Service model has every change, then a
+//      short tail, so requests sent on connections to gone pods are counted too.
+//   5. Stop the load; wait until every request has an outcome (each has a deadline).
+//   6. Stop the remaining pods (SIGKILL of their groups; not part of the measurement).
+import { Clock } from './clock.js'
+import { DeploymentController } from './deployment.js'
+import { Kubelet, type Pod } from './kubelet.js'
+import { LoadGenerator, type LoadSummary } from './load.js'
+import { formatDuration, type LabOptions } from './options.js'
+import type { ProcessExit } from './process.js'
+import { BUCKET_MS, type LabEvent, Recorder } from './recorder.js'
+import { buildResult, type LabResult, type RolloutSummary } from './result.js'
+import { ServiceModel } from './service.js'
+
+/** Load runs this long before the first rolling update, so the pool spans every replica. */
+export const WARMUP_MS = 1_000
+/** Load goes on this long after the last deleted pod exited. */
+export const TAIL_MS = 500
+/** Lines of a pod's output quoted in an error. */
+const OUTPUT_LINES_QUOTED = 8
+
+export type LabPhase = 'starting' | 'warm-up' | 'rolling' | 'draining' | 'finishing' | 'done'
+
+/** The run could not be carried out: it says why, in one sentence and the pod's output. */
+export class LabError extends Error {
+  override name = 'LabError'
+  /** What was measured before the failure, when the load had started. */
+  partial: LabResult | undefined
+}
+
+/** The lab was interrupted (SIGINT / SIGTERM to the lab). */
+export class LabAborted extends Error {
+  override name = 'LabAborted'
+}
+
+/** What a progress display needs, read on every tick. */
+export interface LabStatus {
+  t: number
+  phase: LabPhase
+  rollout: number
+  rollouts: number
+  readyPods: number
+  terminatingPods: number
+  endpoints: number
+  sent: number
+  inFlight: number
+  failed: number
+}
+
+export interface LabObserver {
+  onEvent?: (event: LabEvent) => void
+  onTick?: (status: LabStatus) => void
+}
+
+export async function runLab(
+  options: LabOptions,
+  observer: LabObserver = {},
+  signal?: AbortSignal,
+): Promise<LabResult> {
+  const clock = new Clock()
+  const recorder = new Recorder(clock)
+  if (observer.onEvent !== undefined) recorder.on('event', observer.onEvent)
+  const service = new ServiceModel({
+    clock,
+    recorder,
+    propagationDelayMs: options.propagationDelayMs,
+    propagationJitterMs: options.propagationJitterMs,
+  })
+  const servicePort = await service.listen()
+
+  let phase: LabPhase = 'starting'
+  let failure: Error | undefined
+  const waiters = new Set<() => void>()
+  const wake = () => {
+    for (const waiter of waiters) waiter()
+  }
+  const fail = (error: Error) => {
+    failure ??= error
+    wake()
+  }
+  const onAbort = () => fail(new LabAborted('interrupted'))
+  signal?.addEventListener('abort', onAbort, { once: true })
+  if (signal?.aborted) onAbort()
+
+  let load: LoadGenerator | undefined
+  const kubelet = new Kubelet(options, clock, recorder, service, servicePort, {
+    onChange: (pod) => {
+      if (pod.readySince !== undefined) controller.noteAvailable(pod)
+      controller.reconcile()
+      wake()
+    },
+    onUnexpectedExit: (pod, exit) =>
+      fail(new LabError(unexpectedExit(pod, exit, options.command[0]!, clock.now()))),
+  })
+  const controller = new DeploymentController(options, clock, kubelet, fail)
+  const rollouts: RolloutSummary[] = []
+  const warnings: string[] = []
+  recorder.on('event', (event: LabEvent) => {
+    if (event.type === 'warning' && event.detail !== undefined) warnings.push(event.detail)
+  })
+
+  const status = (): LabStatus => ({
+    t: clock.now(),
+    phase,
+    rollout: controller.revision,
+    rollouts: options.rollouts,
+    readyPods: kubelet.pods.filter((pod) => pod.serving).length,
+    terminatingPods: kubelet.pods.filter((pod) => pod.state === 'terminating').length,
+    endpoints: service.endpoints().length,
+    sent: load?.sent ?? 0,
+    inFlight: load?.inFlight ?? 0,
+    failed: recorder.failed(),
+  })
+  // The sampler doubles as the lab's heartbeat: it keeps the event loop alive, re-runs the
+  // level-triggered controller and enforces the deadlines.
+  const sampler = setInterval(() => {
+    const now = status()
+    const routed = service
+      .endpoints()
+      .map((endpoint) => kubelet.pods.find((pod) => pod.name === endpoint.pod))
+    recorder.sample({
+      inFlight: now.inFlight,
+      endpoints: now.endpoints,
+      endpointsTerminating: routed.filter((pod) => pod?.state === 'terminating').length,
+      endpointsGone: routed.filter((pod) => pod === undefined || pod.state === 'exited').length,
+      readyPods: now.readyPods,
+      runningPods: kubelet.pods.filter((pod) => pod.state !== 'exited').length,
+    })
+    controller.reconcile()
+    service.prune()
+    checkDeadlines()
+    observer.onTick?.(now)
+    wake()
+  }, BUCKET_MS)
+
+  const checkDeadlines = () => {
+    const now = clock.now()
+    if (now > options.maxDurationMs) {
+      fail(
+        new LabError(
+          `the run lasted longer than ${formatDuration(options.maxDurationMs)} (--max-duration) in phase ${phase}`,
+        ),
+      )
+    }
+    if (phase === 'starting' && now > options.progressDeadlineMs) {
+      fail(new LabError(notReady(kubelet.pods, options, 'the initial pods')))
+    }
+    if (phase === 'rolling' && now - controller.lastProgressAt > options.progressDeadlineMs) {
+      const pods = kubelet.pods.filter(
+        (pod) => pod.record.revision === controller.revision && !pod.terminating,
+      )
+      fail(new LabError(notReady(pods, options, `rolling update ${controller.revision}`)))
+    }
+  }
+
+  /** Resolves when `predicate` holds; rejects with the run's failure. */
+  const until = (predicate: () => boolean) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (failure !== undefined) {
+          waiters.delete(check)
+          reject(failure)
+        } else if (predicate()) {
+          waiters.delete(check)
+          resolve()
+        }
+      }
+      waiters.add(check)
+      check()
+    })
+  const pause = async (ms: number) => {
+    const deadline = clock.now() + ms
+    await until(() => clock.now() >= deadline)
+  }
+
+  let loadSummary: LoadSummary | undefined
+  try {
+    controller.createInitial()
+    await until(
+      () =>
+        controller.active().length === options.replicas &&
+        controller.active().every((pod) => pod.serving && service.routesTo(pod.name)),
+    )
+    load = new LoadGenerator({
+      port: servicePort,
+      rate: options.rate,
+      connections: options.connections,
+      paths: options.paths,
+      timeoutMs: options.timeoutMs,
+      maxRequests: options.maxRequests,
+      clock,
+      recorder,
+      service,
+    })
+    load.start()
+    phase = 'warm-up'
+    await pause(WARMUP_MS)
+
+    phase = 'rolling'
+    for (let index = 1; index <= options.rollouts; index++) {
+      const rollout: RolloutSummary = { index, startedAt: clock.now() }
+      rollouts.push(rollout)
+      recorder.event('rollout-started', undefined, `${index}/${options.rollouts}`)
+      controller.startRollout()
+      await until(() => controller.complete())
+      rollout.completedAt = clock.now()
+      recorder.event('rollout-complete', undefined, `${index}/${options.rollouts}`)
+    }
+
+    phase = 'draining'
+    await until(
+      () =>
+        service.settled() &&
+        kubelet.pods.every((pod) => pod.record.deletedAt === undefined || pod.state === 'exited'),
+    )
+    await pause(TAIL_MS)
+    phase = 'finishing'
+    loadSummary = await load.stop()
+    if (loadSummary.behind) {
+      recorder.event(
+        'warning',
+        undefined,
+        `the load generator fell behind: ${loadSummary.achievedRate} req/s achieved of ${loadSummary.targetRate}, issued up to ${loadSummary.maxLagMs} ms late; the machine may be too busy for this rate`,
+      )
+    }
+  } catch (error) {
+    if (error instanceof LabError && load !== undefined) {
+      // Report what was measured up to the failure.
+      controller.halt()
+      loadSummary = await load.stop()
+      await kubelet.stopAll()
+      error.partial = result(error.message)
+    }
+    throw error
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
+    clearInterval(sampler)
+    controller.halt()
+    load?.abort()
+    await kubelet.stopAll()
+    await service.close()
+    phase = 'done'
+  }
+  return result(undefined)
+
+  function result(error: string | undefined): LabResult {
+    return buildResult({
+      options,
+      recorder,
+      pods: kubelet.pods.map((pod) => pod.record),
+      connectionsPerPod: service.connectionsPerPod,
+      load: loadSummary,
+      rollouts,
+      warnings,
+      error,
+    })
+  }
+}
+
+function quote(output: string): string {
+  const lines = output.split('\n').filter((line) => line.trim() !== '')
+  if (lines.length === 0) return 'it wrote nothing to stderr or stdout'
+  return `its output ends with:\n${lines
+    .slice(-OUTPUT_LINES_QUOTED)
+    .map((line) => `  | ${line}`)
+    .join('\n')}`
+}
+
+function unexpectedExit(pod: Pod, exit: ProcessExit, command: string, now: number): string {
+  if (exit.error !== undefined) return `cannot run '${command}' (pod ${pod.name}): ${exit.error}`
+  const how =
+    exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`
+  const when =
+    pod.record.readyAt === undefined
+      ? `before it was ready (${((now - pod.record.startedAt) / 1_000).toFixed(1)} s after start)`
+      : 'while running, without being deleted (the lab does not restart containers)'
+  return `pod ${pod.name} ${how} ${when}; ${quote(pod.process.outputTail())}`
+}
+
+function notReady(pods: Pod[], options: LabOptions, what: string): string {
+  const stuck = pods.find((pod) => !pod.serving) ?? pods[0]
+  const head = `${what} made no progress within ${formatDuration(options.progressDeadlineMs)} (--progress-deadline)`
+  if (stuck === undefined) return `${head}`
+  const port = `${stuck.record.port} (${options.portEnv}=${stuck.record.port})`
+  let why: string
+  if (stuck.probes === 0) {
+    why = 'no readiness probe completed'
+  } else if (stuck.refusedProbes === stuck.probes) {
+    why = `nothing ever listened on its port ${port}: all ${stuck.probes} readiness probes were refused. Does the command listen on the port given in $${options.portEnv}?`
+  } else {
+    why = `its readiness probe GET ${options.readinessPath} on port ${port} still fails: ${stuck.lastProbeFailure}`
+  }
+  return `${head}: pod ${stuck.name} is not ready; ${why}`
+}

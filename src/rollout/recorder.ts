@@ -1,0 +1,127 @@
+// Everything the lab observed, on one clock: lab and pod events, every request's start, end
+// and outcome, and a sample of the system's state every bucket. Reports are built from it.
+import { EventEmitter } from 'node:events'
+import type { Clock } from './clock.js'
+
+/** How a request ended. Every request gets exactly one. */
+export type Outcome = 'ok' | 'http_5xx' | 'refused' | 'reset' | 'hang_up' | 'timeout' | 'other'
+
+export const OUTCOMES: readonly Outcome[] = [
+  'ok',
+  'http_5xx',
+  'refused',
+  'reset',
+  'hang_up',
+  'timeout',
+  'other',
+]
+
+export type FailureClass = Exclude<Outcome, 'ok'>
+
+export const FAILURE_CLASSES = OUTCOMES.filter((o): o is FailureClass => o !== 'ok')
+
+export const OUTCOME_LABELS: Record<Outcome, string> = {
+  ok: 'ok',
+  http_5xx: 'HTTP 5xx',
+  refused: 'connection refused',
+  reset: 'connection reset',
+  hang_up: 'socket hang up',
+  timeout: 'timeout',
+  other: 'other',
+}
+
+export type LabEventType =
+  | 'pod-created'
+  | 'pod-ready'
+  | 'pod-not-ready'
+  | 'pod-deleted'
+  | 'sigterm'
+  | 'sigkill'
+  | 'pod-exited'
+  | 'endpoint-added'
+  | 'endpoint-removed'
+  | 'load-started'
+  | 'load-stopped'
+  | 'rollout-started'
+  | 'rollout-complete'
+  | 'warning'
+
+export interface LabEvent {
+  /** ms since the lab started */
+  t: number
+  type: LabEventType
+  pod?: string
+  detail?: string
+}
+
+export interface RequestRecord {
+  id: number
+  path: string
+  /** ms since the lab started, when the request was issued */
+  start: number
+  end: number
+  outcome: Outcome
+  /** The pod its connection was pinned to, when the Service model accepted the connection. */
+  pod?: string
+  status?: number
+  /** Error message or status line of a failed request. */
+  message?: string
+}
+
+/** The state of the lab at the end of one bucket. */
+export interface Sample {
+  t: number
+  inFlight: number
+  /** Endpoints the Service model routes new connections to. */
+  endpoints: number
+  /** Of those, endpoints whose pod was deleted but still runs. */
+  endpointsTerminating: number
+  /** Of those, endpoints whose pod has exited: new connections to them are refused. */
+  endpointsGone: number
+  /** Pods whose readiness probe passes, terminating ones excluded. */
+  readyPods: number
+  /** Pod processes alive, terminating ones included. */
+  runningPods: number
+}
+
+export const BUCKET_MS = 100
+
+export class Recorder extends EventEmitter {
+  readonly events: LabEvent[] = []
+  readonly requests: RequestRecord[] = []
+  readonly samples: Sample[] = []
+  readonly counts: Record<Outcome, number> = {
+    ok: 0,
+    http_5xx: 0,
+    refused: 0,
+    reset: 0,
+    hang_up: 0,
+    timeout: 0,
+    other: 0,
+  }
+  constructor(readonly clock: Clock) {
+    super()
+  }
+
+  event(type: LabEventType, pod?: string, detail?: string): LabEvent {
+    const event: LabEvent = { t: this.clock.now(), type }
+    if (pod !== undefined) event.pod = pod
+    if (detail !== undefined) event.detail = detail
+    this.events.push(event)
+    this.emit('event', event)
+    return event
+  }
+
+  request(record: RequestRecord): void {
+    this.requests.push(record)
+    this.counts[record.outcome]++
+  }
+
+  failed(): number {
+    return this.requests.length - this.counts.ok
+  }
+
+  sample(sample: Omit<Sample, 't'>): void {
+    this.samples.push({ t: this.clock.now(), ...sample })
+  }
+}

@@ -1,0 +1,423 @@
+// The HTML report: one self-contained file (inline CSS and SVG, no script, nothing fetched).
+// The chart shares one time axis across four panels: request rate, failures (one tick per
+// failed request, so a single one is visible), Service endpoints against ready pods, and one
+// lifecycle band per pod. Rolling updates are shaded across all of them.
+import { formatDuration } from '../options.js'
+import { type FailureClass, OUTCOME_LABELS, OUTCOMES } from '../recorder.js'
+import { failuresByClass, type LabResult, type PodSummary } from '../result.js'
+import { count, latency, podEnd, rate, seconds } from './format.js'
+import { settingsLines, verdictLine } from './text.js'
+
+/** Failed requests listed in the table (all are in the JSON). */
+const FAILURES_IN_TABLE = 100
+
+const COLORS = {
+  ok: '#37b24d',
+  http_5xx: '#c2255c',
+  refused: '#e03131',
+  reset: '#f76707',
+  hang_up: '#9c36b5',
+  timeout: '#495057',
+  other: '#1971c2',
+  starting: '#ced4da',
+  ready: '#8ce99a',
+  preStop: '#ffe066',
+  terminating: '#ffa94d',
+  routed: '#2b8a3e',
+  endpoints: '#1971c2',
+  readyPods: '#37b24d',
+  inFlight: '#5c7cfa',
+  rollout: '#e7f5ff',
+  grid: '#e9ecef',
+  axis: '#868e96',
+  text: '#212529',
+} as const
+
+const WIDTH = 1160
+const LEFT = 200
+const RIGHT = 24
+const PLOT = WIDTH - LEFT - RIGHT
+
+export function escapeHtml(text: string): string {
+  return text
+    .replaceAll('&', '&amp;')
+    .replaceAll('<', '&lt;')
+    .replaceAll('>', '&gt;')
+    .replaceAll('"', '&quot;')
+    .replaceAll("'", '&#39;')
+}
+
+const e = escapeHtml
+const r1 = (n: number) => Math.round(n * 10) / 10
+
+/** A "nice" step for about `target` ticks over `span`. */
+function niceStep(span: number, target: number): number {
+  const raw = span / Math.max(1, target)
+  const magnitude = 10 ** Math.floor(Math.log10(raw))
+  for (const m of [1, 2, 5, 10]) if (raw <= m * magnitude) return m * magnitude
+  return 10 * magnitude
+}
+
+/** The random suffix of a pod name: the template hash is the same for a whole revision. */
+function shortPod(name: string): string {
+  return name.split('-').at(-1) ?? name
+}
+
+function chart(result: LabResult): string {
+  const duration = Math.max(result.durationMs, 1)
+  const x = (t: number) => r1(LEFT + (Math.min(Math.max(t, 0), duration) / duration) * PLOT)
+  const { buckets, bucketMs } = result.timeSeries
+  const perSecond = 1_000 / bucketMs
+  const parts: string[] = []
+  let y = 26
+
+  // Panel 1: requests per second.
+  const rateHeight = 170
+  const rateTop = y + 18
+  const maxRate = Math.max(
+    1,
+    ...buckets.map(
+      (b) => (b.ok + Object.values(b.failed).reduce((s, n) => s + (n ?? 0), 0)) * perSecond,
+    ),
+  )
+  const rateStep = niceStep(maxRate, 4)
+  const rateMax = Math.ceil(maxRate / rateStep) * rateStep
+  const yRate = (v: number) => r1(rateTop + rateHeight - (v / rateMax) * rateHeight)
+  parts.push(panelTitle(y, 'Requests per second, by outcome (100 ms buckets)'))
+  for (let v = 0; v <= rateMax; v += rateStep) {
+    parts.push(gridLine(yRate(v), String(v)))
+  }
+  const okPath = buckets
+    .map(
+      (b, i) =>
+        `${i === 0 ? 'M' : 'L'}${x(b.t)},${yRate(b.ok * perSecond)}L${x(b.t + bucketMs)},${yRate(b.ok * perSecond)}`,
+    )
+    .join('')
+  parts.push(
+    `<path d="M${x(0)},${yRate(0)}${okPath.replace(/^M/, 'L')}L${x(duration)},${yRate(0)}Z" fill="${COLORS.ok}" fill-opacity="0.35" stroke="${COLORS.ok}" stroke-width="1"><title>ok requests per second</title></path>`,
+  )
+  for (const b of buckets) {
+    let base = b.ok * perSecond
+    for (const cls of Object.keys(b.failed) as FailureClass[]) {
+      const n = b.failed[cls] ?? 0
+      if (n === 0) continue
+      const top = base + n * perSecond
+      parts.push(
+        `<rect x="${x(b.t)}" y="${yRate(top)}" width="${Math.max(1.5, r1(x(b.t + bucketMs) - x(b.t)))}" height="${Math.max(1.5, r1(yRate(base) - yRate(top)))}" fill="${COLORS[cls]}"><title>${seconds(b.t, 1)} s: ${n} ${e(OUTCOME_LABELS[cls])}</title></rect>`,
+      )
+      base = top
+    }
+  }
+  y = rateTop + rateHeight + 14
+
+  // Panel 2: one tick per failed request, a row per failure class.
+  const classes = failuresByClass(result).map(([cls]) => cls)
+  parts.push(
+    panelTitle(
+      y,
+      classes.length === 0
+        ? 'Failed requests: none'
+        : 'Failed requests (one tick each, when the client saw it fail)',
+    ),
+  )
+  y += 18
+  const tickRow = 16
+  for (const cls of classes) {
+    parts.push(
+      `<text x="${LEFT - 8}" y="${y + 11}" text-anchor="end" class="label" fill="${COLORS[cls]}">${e(OUTCOME_LABELS[cls])} (${count(result.outcomes[cls])})</text>`,
+      `<line x1="${LEFT}" x2="${LEFT + PLOT}" y1="${y + tickRow / 2}" y2="${y + tickRow / 2}" stroke="${COLORS.grid}"/>`,
+    )
+    for (const f of result.failures.filter((f) => f.outcome === cls)) {
+      parts.push(
+        `<line x1="${x(f.end)}" x2="${x(f.end)}" y1="${y + 2}" y2="${y + tickRow - 2}" stroke="${COLORS[cls]}" stroke-width="1.5"><title>${seconds(f.end)} s ${e(OUTCOME_LABELS[cls])}: GET ${e(f.path)} (pod ${e(f.pod ?? '-')}) ${e(f.message ?? '')}</title></line>`,
+      )
+    }
+    y += tickRow
+  }
+  y += 14
+
+  // Panel 3: the endpoints the Service model routes new connections to, by the state of their
+  // pod: a connection routed to a pod that has exited is refused.
+  const stepHeight = 64
+  const stepTop = y + 18
+  const maxPods = Math.max(1, ...buckets.map((b) => b.endpoints))
+  const yPods = (v: number) => r1(stepTop + stepHeight - (v / maxPods) * stepHeight)
+  parts.push(
+    panelTitle(y, 'Endpoints the Service routes new connections to, by the state of their pod'),
+  )
+  for (let v = 0; v <= maxPods; v++) parts.push(gridLine(yPods(v), String(v)))
+  const layers: [string, (b: (typeof buckets)[number]) => number, string][] = [
+    [COLORS.ready, (b) => b.endpoints - b.endpointsTerminating - b.endpointsGone, 'ready pod'],
+    [COLORS.terminating, (b) => b.endpointsTerminating, 'deleted pod, still running'],
+    [COLORS.refused, (b) => b.endpointsGone, 'pod already exited: connections refused'],
+  ]
+  for (const b of buckets) {
+    let base = 0
+    for (const [color, value, what] of layers) {
+      const n = value(b)
+      if (n <= 0) continue
+      parts.push(
+        `<rect x="${x(b.t)}" y="${yPods(base + n)}" width="${r1(x(b.t + bucketMs) - x(b.t)) + 0.3}" height="${r1(yPods(base) - yPods(base + n))}" fill="${color}"><title>${seconds(b.t, 1)} s: ${n} endpoint${n === 1 ? '' : 's'} of a ${what}</title></rect>`,
+      )
+      base += n
+    }
+  }
+  y = stepTop + stepHeight + 14
+
+  const flightHeight = 44
+  const flightTop = y + 18
+  const maxFlight = Math.max(1, ...buckets.map((b) => b.inFlight))
+  const yFlight = (v: number) => r1(flightTop + flightHeight - (v / maxFlight) * flightHeight)
+  parts.push(panelTitle(y, `Requests in flight (max ${maxFlight})`))
+  parts.push(gridLine(yFlight(0), '0'), gridLine(yFlight(maxFlight), String(maxFlight)))
+  parts.push(
+    `<path d="${buckets.map((b, i) => `${i === 0 ? 'M' : 'L'}${x(b.t + bucketMs)},${yFlight(b.inFlight)}`).join('')}" fill="none" stroke="${COLORS.inFlight}" stroke-width="1.5"/>`,
+  )
+  y = flightTop + flightHeight + 14
+
+  // Panel 4: pod lifecycles.
+  parts.push(
+    panelTitle(
+      y,
+      'Pods: starting, ready, preStop, after SIGTERM; the dark line is when the Service routes to it',
+    ),
+  )
+  y += 20
+  const row = 22
+  const bandsTop = y
+  result.pods.forEach((pod, i) => {
+    parts.push(podBand(pod, bandsTop + i * row, x, duration, result))
+  })
+  y += result.pods.length * row
+  const bandsBottom = y
+
+  // Rolling updates, shaded behind everything (inserted first).
+  const shades = result.rollouts.map(
+    (ro) =>
+      `<rect x="${x(ro.startedAt)}" y="22" width="${Math.max(2, r1(x(ro.completedAt ?? duration) - x(ro.startedAt)))}" height="${bandsBottom - 22}" fill="${COLORS.rollout}"/><text x="${x(ro.startedAt) + 3}" y="${bandsBottom + 14}" class="small" fill="#1864ab">update ${ro.index}</text>`,
+  )
+  const load = result.load
+  const loadMarks =
+    load === undefined
+      ? ''
+      : `<line x1="${x(load.startedAt)}" x2="${x(load.startedAt)}" y1="22" y2="${bandsBottom}" stroke="${COLORS.axis}" stroke-dasharray="3 3"/><line x1="${x(load.stoppedAt)}" x2="${x(load.stoppedAt)}" y1="22" y2="${bandsBottom}" stroke="${COLORS.axis}" stroke-dasharray="3 3"/><text x="${x(load.startedAt)}" y="16" class="small" text-anchor="middle">load on</text><text x="${x(load.stoppedAt)}" y="16" class="small" text-anchor="middle">load off</text>`
+
+  // Time axis.
+  y = bandsBottom + 22
+  const tStep = niceStep(duration / 1_000, 12) * 1_000
+  const axis: string[] = [
+    `<line x1="${LEFT}" x2="${LEFT + PLOT}" y1="${y}" y2="${y}" stroke="${COLORS.axis}"/>`,
+  ]
+  for (let t = 0; t <= duration; t += tStep) {
+    axis.push(
+      `<line x1="${x(t)}" x2="${x(t)}" y1="${y}" y2="${y + 5}" stroke="${COLORS.axis}"/><text x="${x(t)}" y="${y + 18}" text-anchor="middle" class="small">${r1(t / 1_000)} s</text>`,
+      `<line x1="${x(t)}" x2="${x(t)}" y1="${bandsTop}" y2="${bandsBottom}" stroke="${COLORS.grid}" stroke-width="0.5"/>`,
+    )
+  }
+  y += 30
+  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${WIDTH} ${y}" style="width:100%;height:auto" role="img" aria-label="time series of the run">${shades.join('')}${loadMarks}${parts.join('')}${axis.join('')}</svg>`
+}
+
+function panelTitle(y: number, text: string): string {
+  return `<text x="${LEFT}" y="${y + 12}" class="panel">${e(text)}</text>`
+}
+
+function gridLine(y: number, label: string): string {
+  return `<line x1="${LEFT}" x2="${LEFT + PLOT}" y1="${y}" y2="${y}" stroke="${COLORS.grid}"/><text x="${LEFT - 6}" y="${y + 4}" text-anchor="end" class="small">${e(label)}</text>`
+}
+
+function podBand(
+  pod: PodSummary,
+  y: number,
+  x: (t: number) => number,
+  duration: number,
+  result: LabResult,
+): string {
+  const end = pod.exitedAt ?? duration
+  const out: string[] = []
+  const segment = (
+    from: number | undefined,
+    to: number | undefined,
+    color: string,
+    what: string,
+  ) => {
+    if (from === undefined || to === undefined || to <= from) return
+    out.push(
+      `<rect x="${x(from)}" y="${y + 3}" width="${Math.max(1, r1(x(to) - x(from)))}" height="12" fill="${color}"><title>${e(pod.name)}: ${what} ${seconds(from)}–${seconds(to)} s</title></rect>`,
+    )
+  }
+  const readyEnd = pod.deletedAt ?? end
+  segment(pod.startedAt, pod.readyAt ?? readyEnd, COLORS.starting, 'starting')
+  segment(pod.readyAt, readyEnd, COLORS.ready, 'ready')
+  segment(pod.deletedAt, pod.sigtermAt ?? end, COLORS.preStop, 'deleted, preStop')
+  segment(pod.sigtermAt, end, COLORS.terminating, 'after SIGTERM')
+  if (pod.endpointAddedAt !== undefined) {
+    const routedEnd = pod.endpointRemovedAt ?? duration
+    out.push(
+      `<line x1="${x(pod.endpointAddedAt)}" x2="${x(routedEnd)}" y1="${y + 18}" y2="${y + 18}" stroke="${COLORS.routed}" stroke-width="2.5"><title>${e(pod.name)}: the Service routes new connections to it ${seconds(pod.endpointAddedAt)}–${seconds(routedEnd)} s</title></line>`,
+    )
+  }
+  for (const f of result.failures) {
+    if (f.pod !== pod.name) continue
+    out.push(
+      `<line x1="${x(f.end)}" x2="${x(f.end)}" y1="${y}" y2="${y + 18}" stroke="${COLORS[f.outcome as FailureClass]}" stroke-width="1.5"><title>${seconds(f.end)} s ${e(OUTCOME_LABELS[f.outcome])}: GET ${e(f.path)}</title></line>`,
+    )
+  }
+  if (pod.sigkillAt !== undefined) {
+    const cx = x(pod.sigkillAt)
+    out.push(
+      `<path d="M${cx - 5},${y + 4}L${cx + 5},${y + 14}M${cx + 5},${y + 4}L${cx - 5},${y + 14}" stroke="${COLORS.refused}" stroke-width="2.5"/><text x="${cx + 8}" y="${y + 13}" class="small" fill="${COLORS.refused}">SIGKILL</text>`,
+    )
+  }
+  const label = `rev ${pod.revision} · ${shortPod(pod.name)}`
+  const failed = pod.failed > 0 ? ` <tspan fill="${COLORS.refused}">✖${pod.failed}</tspan>` : ''
+  out.unshift(
+    `<text x="${LEFT - 8}" y="${y + 13}" text-anchor="end" class="label"><title>${e(pod.name)}: ${e(podEnd(pod))}</title>${e(label)}${failed}</text>`,
+  )
+  return out.join('')
+}
+
+function legend(): string {
+  const item = (color: string, label: string, kind: 'box' | 'line' = 'box') =>
+    `<span class="key"><i class="${kind}" style="background:${color}"></i>${e(label)}</span>`
+  return [
+    item(COLORS.ok, 'ok'),
+    ...OUTCOMES.filter((o) => o !== 'ok').map((o) => item(COLORS[o], OUTCOME_LABELS[o])),
+    item(COLORS.refused, 'endpoint of an exited pod'),
+    item(COLORS.starting, 'pod starting'),
+    item(COLORS.ready, 'ready'),
+    item(COLORS.preStop, 'deleted (preStop)'),
+    item(COLORS.terminating, 'after SIGTERM'),
+    item(COLORS.routed, 'Service routes to it', 'line'),
+    item(COLORS.rollout, 'rolling update'),
+  ].join('')
+}
+
+function card(title: string, value: string, detail = '', tone = ''): string {
+  return `<div class="card ${tone}"><div class="card-title">${e(title)}</div><div class="card-value">${value}</div><div class="card-detail">${detail}</div></div>`
+}
+
+export function renderHtml(result: LabResult): string {
+  const pass = result.verdict.pass
+  const s = result.settings
+  const byClass = failuresByClass(result)
+  const load = result.load
+  const headline = `${count(result.failed)} of ${count(result.requests)} requests failed during ${result.rollouts.length} rolling update${result.rollouts.length === 1 ? '' : 's'} of ${s.replicas} replica${s.replicas === 1 ? '' : 's'}`
+  const cards = [
+    card(
+      'Requests',
+      count(result.requests),
+      load === undefined
+        ? ''
+        : `${load.achievedRate} req/s of ${load.targetRate} target${load.behind ? ' — <b>behind</b>' : ''}`,
+    ),
+    card(
+      'Failed',
+      count(result.failed),
+      byClass.length === 0
+        ? 'none'
+        : byClass
+            .map(
+              ([c, n]) =>
+                `<span style="color:${COLORS[c]}">${count(n)} ${e(OUTCOME_LABELS[c])}</span>`,
+            )
+            .join('<br>'),
+      result.failed > 0 ? 'bad' : 'good',
+    ),
+    card(
+      'Success rate',
+      rate(result.successRate),
+      `max failures allowed: ${count(result.verdict.maxFailures)}`,
+    ),
+    card(
+      'Latency of ok requests',
+      result.latencyMs === undefined ? '-' : latency(result.latencyMs.p50),
+      result.latencyMs === undefined
+        ? ''
+        : `p50 · p99 ${latency(result.latencyMs.p99)} · max ${latency(result.latencyMs.max)}`,
+    ),
+    card(
+      'Pods',
+      String(result.pods.length),
+      `${result.pods.filter((p) => p.sigkillAt !== undefined).length} SIGKILLed · ${result.pods.filter((p) => p.deletedAt !== undefined).length} deleted`,
+    ),
+  ]
+  const podRows = result.pods
+    .map(
+      (p) =>
+        `<tr><td class="mono">${e(p.name)}</td><td>${p.revision}</td><td>${seconds(p.startedAt)}</td><td>${seconds(p.readyAt)}</td><td>${seconds(p.endpointAddedAt)}</td><td>${seconds(p.deletedAt)}</td><td>${seconds(p.endpointRemovedAt)}</td><td>${seconds(p.sigtermAt)}</td><td>${seconds(p.exitedAt)}</td><td class="left ${p.sigkillAt === undefined ? '' : 'bad'}">${e(podEnd(p))}</td><td>${p.timeToExitMs === undefined ? '-' : `${seconds(p.timeToExitMs)} s`}</td><td>${count(p.ok)}</td><td class="${p.failed > 0 ? 'bad' : ''}">${count(p.failed)}</td></tr>`,
+    )
+    .join('')
+  const failureRows = result.failures
+    .slice(0, FAILURES_IN_TABLE)
+    .map(
+      (f) =>
+        `<tr><td>${seconds(f.start)}</td><td>${seconds(f.end)}</td><td class="left" style="color:${COLORS[f.outcome as FailureClass]}">${e(OUTCOME_LABELS[f.outcome])}</td><td class="mono">GET ${e(f.path)}</td><td class="mono">${e(f.pod ?? '-')}</td><td class="left">${e(f.message ?? '')}</td></tr>`,
+    )
+    .join('')
+  const notes = [
+    ...result.warnings.map((w) => `<p class="warning">warning: ${e(w)}</p>`),
+    result.error === undefined ? '' : `<p class="warning">error: ${e(result.error)}</p>`,
+  ].join('')
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>lameduck rollout — ${e(s.name)}: ${pass ? 'PASS' : 'FAIL'}</title>
+<style>
+  body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: ${COLORS.text}; background: #f8f9fa; margin: 0; }
+  main { max-width: ${WIDTH}px; margin: 0 auto; padding: 24px 20px 40px; }
+  h1 { font-size: 22px; margin: 0 0 4px; display: flex; align-items: center; gap: 12px; }
+  h2 { font-size: 16px; margin: 28px 0 8px; }
+  .pill { font-size: 13px; font-weight: 700; padding: 3px 10px; border-radius: 999px; color: white; }
+  .pass { background: ${COLORS.ok}; } .fail { background: ${COLORS.refused}; }
+  .sub { color: #495057; margin: 0 0 16px; }
+  .cards { display: grid; grid-template-columns: repeat(5, 1fr); gap: 12px; margin-bottom: 16px; }
+  .card { background: white; border: 1px solid #dee2e6; border-radius: 8px; padding: 10px 12px; }
+  .card.bad { border-color: ${COLORS.refused}; } .card.good { border-color: ${COLORS.ok}; }
+  .card-title { color: #868e96; font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
+  .card-value { font-size: 24px; font-weight: 650; }
+  .card-detail { color: #495057; font-size: 12px; }
+  .figure { background: white; border: 1px solid #dee2e6; border-radius: 8px; padding: 8px 0; overflow-x: auto; }
+  svg text { font-family: system-ui, sans-serif; fill: ${COLORS.text}; }
+  svg .panel { font-size: 12.5px; font-weight: 600; }
+  svg .label { font-size: 11.5px; }
+  svg .small { font-size: 10.5px; fill: #495057; }
+  .legend { display: flex; flex-wrap: wrap; gap: 4px 16px; padding: 8px ${RIGHT}px 4px ${LEFT}px; font-size: 12px; color: #495057; }
+  .key i { display: inline-block; width: 12px; height: 10px; margin-right: 5px; vertical-align: -1px; border-radius: 2px; }
+  .key i.line { height: 3px; vertical-align: 3px; }
+  table { border-collapse: collapse; width: 100%; background: white; font-size: 12.5px; }
+  th, td { border-bottom: 1px solid #e9ecef; padding: 4px 8px; text-align: right; white-space: nowrap; }
+  th { background: #f1f3f5; font-weight: 600; }
+  td:first-child, th:first-child, td.mono, .left { text-align: left; }
+  .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
+  td.bad { color: ${COLORS.refused}; font-weight: 600; }
+  .warning { background: #fff4e6; border-left: 4px solid ${COLORS.reset}; padding: 8px 12px; }
+  pre { background: white; border: 1px solid #dee2e6; border-radius: 8px; padding: 10px 12px; overflow-x: auto; }
+  footer { color: #868e96; font-size: 12px; margin-top: 24px; }
+</style>
+</head>
+<body>
+<main>
+<h1>lameduck rollout — ${e(s.name)} <span class="pill ${pass ? 'pass' : 'fail'}">${pass ? 'PASS' : 'FAIL'}</span></h1>
+<p class="sub">${e(headline)}. ${e(verdictLine(result))}.</p>
+${notes}
+<div class="cards">${cards.join('')}</div>
+<div class="figure">${chart(result)}<div class="legend">${legend()}</div></div>
+<h2>Pods <small>(times in seconds since the lab started)</small></h2>
+<table><thead><tr><th>pod</th><th>rev</th><th>start</th><th>ready</th><th>routed</th><th>deleted</th><th>unrouted</th><th>SIGTERM</th><th>exit</th><th class="left">how it ended</th><th>exit after SIGTERM</th><th>ok</th><th>failed</th></tr></thead><tbody>${podRows}</tbody></table>
+${
+  result.failures.length === 0
+    ? ''
+    : `<h2>Failed requests <small>(${result.failures.length > FAILURES_IN_TABLE ? `first ${FAILURES_IN_TABLE} of ${count(result.failed)}` : 'all'}; every one is in the JSON report)</small></h2>
+<table><thead><tr><th>sent</th><th>failed</th><th class="left">outcome</th><th class="left">request</th><th class="left">pod</th><th class="left">error</th></tr></thead><tbody>${failureRows}</tbody></table>`
+}
+<h2>Run</h2>
+<pre>${e([`command   ${result.command.join(' ')}`, ...settingsLines(result).map((l, i) => `${i === 0 ? 'settings  ' : '          '}${l}`), `started   ${result.startedAt}, ran ${seconds(result.durationMs, 1)} s`, `model     propagation ${formatDuration(s.propagationDelayMs)} ± ${formatDuration(s.propagationJitterMs)}; see docs/lab.md for what the lab models and what it does not`].join('\n'))}</pre>
+<footer>Generated by lameduck rollout. Self-contained: no scripts, nothing loaded from elsewhere.</footer>
+</main>
+</body>
+</html>
+`
+}

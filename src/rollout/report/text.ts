@@ -1,0 +1,125 @@
+// The text summary printed at the end of a run.
+import { formatDuration } from '../options.js'
+import { OUTCOME_LABELS, OUTCOMES } from '../recorder.js'
+import type { LabResult, PodSummary } from '../result.js'
+import { count, latency, podEnd, rate, seconds } from './format.js'
+
+export function settingsLines(result: LabResult): string[] {
+  const s = result.settings
+  const paths = s.paths.map((p) => (s.paths.length === 1 ? p.path : `${p.weight}:${p.path}`))
+  return [
+    `${s.replicas} replicas, ${s.rollouts} rolling update${s.rollouts === 1 ? '' : 's'}, maxSurge ${s.maxSurge} (${s.resolved.maxSurge}), maxUnavailable ${s.maxUnavailable} (${s.resolved.maxUnavailable}), minReady ${formatDuration(s.minReadyMs)}`,
+    `grace period ${formatDuration(s.gracePeriodMs)}, preStop sleep ${formatDuration(s.preStopSleepMs)}, readiness GET ${s.readiness.path} every ${formatDuration(s.readiness.periodMs)}, propagation ${formatDuration(s.propagationDelayMs)} ± ${formatDuration(s.propagationJitterMs)}`,
+    `${count(s.rate)} req/s over up to ${s.connections} keep-alive connections, paths ${paths.join(' ')}, timeout ${formatDuration(s.timeoutMs)}`,
+  ]
+}
+
+export function verdictLine(result: LabResult): string {
+  const { verdict } = result
+  const failed = `${count(verdict.failed)} failed request${verdict.failed === 1 ? '' : 's'}`
+  if (result.error !== undefined) return `FAIL: the run stopped early (${failed} until then)`
+  return verdict.pass
+    ? `PASS: ${failed} (--max-failures ${verdict.maxFailures})`
+    : `FAIL: ${failed}, more than --max-failures ${verdict.maxFailures}`
+}
+
+function table(rows: string[][], rightAligned: ReadonlySet<number>): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)))
+  return rows.map((row) =>
+    row
+      .map((cell, i) => (rightAligned.has(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  )
+}
+
+export function podRows(pods: PodSummary[]): string[] {
+  const rows = [
+    [
+      'pod',
+      'rev',
+      'start',
+      'ready',
+      'delete',
+      'SIGTERM',
+      'exit',
+      'how it ended',
+      'exit after',
+      'ok',
+      'failed',
+    ],
+    ...pods.map((pod) => [
+      pod.name,
+      String(pod.revision),
+      seconds(pod.startedAt),
+      seconds(pod.readyAt),
+      seconds(pod.deletedAt),
+      seconds(pod.sigtermAt),
+      seconds(pod.exitedAt),
+      podEnd(pod),
+      pod.timeToExitMs === undefined ? '-' : `${seconds(pod.timeToExitMs)} s`,
+      count(pod.ok),
+      count(pod.failed),
+    ]),
+  ]
+  return table(rows, new Set([1, 2, 3, 4, 5, 6, 8, 9, 10]))
+}
+
+/** The whole text report. */
+export function renderText(result: LabResult): string {
+  const lines: string[] = []
+  lines.push(`lameduck rollout — ${result.settings.name}: ${verdictLine(result)}`)
+  lines.push('')
+  lines.push(`command   ${result.command.join(' ')}`)
+  const [first, ...rest] = settingsLines(result)
+  lines.push(`settings  ${first}`, ...rest.map((line) => `          ${line}`))
+  if (result.load !== undefined) {
+    const load = result.load
+    lines.push(
+      `load      ${count(load.sent)} requests in ${seconds(load.stoppedAt - load.startedAt, 1)} s: ${load.achievedRate} req/s achieved of ${load.targetRate}${load.behind ? ' (BEHIND)' : ''}`,
+    )
+  }
+  lines.push('')
+  lines.push('requests')
+  const width = Math.max(...OUTCOMES.map((o) => OUTCOME_LABELS[o].length))
+  const numberWidth = count(result.requests).length
+  for (const outcome of OUTCOMES) {
+    lines.push(
+      `  ${OUTCOME_LABELS[outcome].padEnd(width)}  ${count(result.outcomes[outcome]).padStart(numberWidth)}`,
+    )
+  }
+  lines.push(`  ${'total'.padEnd(width)}  ${count(result.requests).padStart(numberWidth)}`)
+  lines.push(`success rate  ${rate(result.successRate)}`)
+  if (result.latencyMs !== undefined) {
+    const l = result.latencyMs
+    lines.push(
+      `latency (ok)  p50 ${latency(l.p50)}   p99 ${latency(l.p99)}   max ${latency(l.max)}`,
+    )
+  }
+  lines.push('')
+  lines.push('pods (times in s since the lab started)')
+  lines.push(...podRows(result.pods).map((line) => `  ${line}`))
+  if (result.rollouts.length > 0) {
+    lines.push('')
+    lines.push(
+      `rolling updates  ${result.rollouts
+        .map((r) => `${r.index}: ${seconds(r.startedAt, 1)}–${seconds(r.completedAt, 1)} s`)
+        .join('   ')}`,
+    )
+  }
+  const failures = result.failures.slice(0, 5)
+  if (failures.length > 0) {
+    lines.push('')
+    lines.push(`first failed requests (all ${count(result.failed)} are in --json)`)
+    for (const f of failures) {
+      lines.push(
+        `  ${seconds(f.start)}–${seconds(f.end)} s  ${OUTCOME_LABELS[f.outcome]}  GET ${f.path}  pod ${f.pod ?? '-'}  ${f.message ?? ''}`.trimEnd(),
+      )
+    }
+  }
+  for (const warning of result.warnings) lines.push('', `warning: ${warning}`)
+  if (result.error !== undefined) lines.push('', `error: ${result.error}`)
+  lines.push('')
+  lines.push(`verdict   ${verdictLine(result)}`)
+  return lines.join('\n')
+}

@@ -1,0 +1,280 @@
+// The lab's result: one JSON-able object every report is rendered from.
+import type { PodRecord } from './kubelet.js'
+import type { LoadSummary } from './load.js'
+import { type IntOrPercent, type LabOptions, resolveFenceposts } from './options.js'
+import {
+  BUCKET_MS,
+  FAILURE_CLASSES,
+  type FailureClass,
+  type LabEvent,
+  type Outcome,
+  type Recorder,
+  type RequestRecord,
+} from './recorder.js'
+
+/** At most this many failed requests are listed one by one (all are counted). */
+export const MAX_FAILURES_LISTED = 5_000
+
+export const RESULT_VERSION = 1
+
+export interface Settings {
+  name: string
+  replicas: number
+  rollouts: number
+  maxSurge: string
+  maxUnavailable: string
+  /** maxSurge / maxUnavailable as pod counts, after Kubernetes rounding. */
+  resolved: { maxSurge: number; maxUnavailable: number }
+  minReadyMs: number
+  progressDeadlineMs: number
+  gracePeriodMs: number
+  preStopSleepMs: number
+  readiness: {
+    path: string
+    periodMs: number
+    timeoutMs: number
+    failureThreshold: number
+    successThreshold: number
+  }
+  portEnv: string
+  env: Record<string, string>
+  propagationDelayMs: number
+  propagationJitterMs: number
+  rate: number
+  connections: number
+  paths: { path: string; weight: number }[]
+  timeoutMs: number
+  maxRequests: number
+  maxDurationMs: number
+  maxFailures: number
+}
+
+export interface PodSummary extends PodRecord {
+  /** When the Service model started / stopped routing new connections to it. */
+  endpointAddedAt?: number
+  endpointRemovedAt?: number
+  /** Connections the Service model pinned to it. */
+  connections: number
+  ok: number
+  failed: number
+  /** ms from SIGTERM to exit */
+  timeToExitMs?: number
+}
+
+export interface Bucket {
+  /** start of the bucket, ms since the lab started */
+  t: number
+  sent: number
+  ok: number
+  failed: Partial<Record<FailureClass, number>>
+  inFlight: number
+  /** endpoints the Service model routes to at the end of the bucket, and of those, how many */
+  endpoints: number
+  /** belong to a deleted pod that still runs */
+  endpointsTerminating: number
+  /** belong to a pod that has exited */
+  endpointsGone: number
+  readyPods: number
+  runningPods: number
+}
+
+export interface RolloutSummary {
+  index: number
+  startedAt: number
+  completedAt?: number
+}
+
+export interface LabResult {
+  version: typeof RESULT_VERSION
+  command: string[]
+  settings: Settings
+  /** wall-clock start, ISO 8601; every other time is ms since then */
+  startedAt: string
+  durationMs: number
+  load: LoadSummary | undefined
+  requests: number
+  outcomes: Record<Outcome, number>
+  failed: number
+  /** ok / requests, 1 when no request was sent */
+  successRate: number
+  /** latency of the ok requests */
+  latencyMs: { p50: number; p99: number; max: number } | undefined
+  rollouts: RolloutSummary[]
+  pods: PodSummary[]
+  events: LabEvent[]
+  failures: RequestRecord[]
+  timeSeries: { bucketMs: number; buckets: Bucket[] }
+  warnings: string[]
+  /** Set when the run stopped early (a pod crashed, a rollout made no progress). */
+  error?: string
+  verdict: { pass: boolean; failed: number; maxFailures: number }
+}
+
+export function describeIntOrPercent(value: IntOrPercent): string {
+  return value.kind === 'percent' ? `${value.value}%` : String(value.value)
+}
+
+export function settingsOf(options: LabOptions): Settings {
+  return {
+    name: options.name,
+    replicas: options.replicas,
+    rollouts: options.rollouts,
+    maxSurge: describeIntOrPercent(options.maxSurge),
+    maxUnavailable: describeIntOrPercent(options.maxUnavailable),
+    resolved: resolveFenceposts(options.replicas, options.maxSurge, options.maxUnavailable),
+    minReadyMs: options.minReadyMs,
+    progressDeadlineMs: options.progressDeadlineMs,
+    gracePeriodMs: options.gracePeriodMs,
+    preStopSleepMs: options.preStopSleepMs,
+    readiness: {
+      path: options.readinessPath,
+      periodMs: options.readinessPeriodMs,
+      timeoutMs: options.readinessTimeoutMs,
+      failureThreshold: options.readinessFailureThreshold,
+      successThreshold: options.readinessSuccessThreshold,
+    },
+    portEnv: options.portEnv,
+    env: options.env,
+    propagationDelayMs: options.propagationDelayMs,
+    propagationJitterMs: options.propagationJitterMs,
+    rate: options.rate,
+    connections: options.connections,
+    paths: options.paths,
+    timeoutMs: options.timeoutMs,
+    maxRequests: options.maxRequests,
+    maxDurationMs: options.maxDurationMs,
+    maxFailures: options.maxFailures,
+  }
+}
+
+/** Nearest-rank percentile of sorted values. */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return 0
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length))
+  return sorted[Math.min(sorted.length, rank) - 1]!
+}
+
+export function buildResult(input: {
+  options: LabOptions
+  recorder: Recorder
+  pods: PodRecord[]
+  connectionsPerPod: ReadonlyMap<string, number>
+  load: LoadSummary | undefined
+  rollouts: RolloutSummary[]
+  warnings: string[]
+  error: string | undefined
+}): LabResult {
+  const { options, recorder, load } = input
+  const requests = recorder.requests
+  const failed = recorder.failed()
+  const latencies = Float64Array.from(
+    requests.filter((r) => r.outcome === 'ok').map((r) => r.end - r.start),
+  ).sort()
+  const round = (n: number) => Math.round(n * 10) / 10
+
+  const perPod = new Map<string, { ok: number; failed: number }>()
+  for (const request of requests) {
+    if (request.pod === undefined) continue
+    const entry = perPod.get(request.pod) ?? { ok: 0, failed: 0 }
+    if (request.outcome === 'ok') entry.ok++
+    else entry.failed++
+    perPod.set(request.pod, entry)
+  }
+  const pods: PodSummary[] = input.pods.map((record) => {
+    const summary: PodSummary = {
+      ...record,
+      connections: input.connectionsPerPod.get(record.name) ?? 0,
+      ok: perPod.get(record.name)?.ok ?? 0,
+      failed: perPod.get(record.name)?.failed ?? 0,
+    }
+    const added = recorder.events.find((e) => e.type === 'endpoint-added' && e.pod === record.name)
+    const removed = recorder.events.find(
+      (e) => e.type === 'endpoint-removed' && e.pod === record.name,
+    )
+    if (added !== undefined) summary.endpointAddedAt = added.t
+    if (removed !== undefined) summary.endpointRemovedAt = removed.t
+    if (record.sigtermAt !== undefined && record.exitedAt !== undefined && !record.stoppedByLab) {
+      summary.timeToExitMs = round(record.exitedAt - record.sigtermAt)
+    }
+    return summary
+  })
+
+  const durationMs = recorder.clock.now()
+  const result: LabResult = {
+    version: RESULT_VERSION,
+    command: options.command,
+    settings: settingsOf(options),
+    startedAt: recorder.clock.startedAt.toISOString(),
+    durationMs,
+    load,
+    requests: requests.length,
+    outcomes: { ...recorder.counts },
+    failed,
+    successRate: requests.length === 0 ? 1 : recorder.counts.ok / requests.length,
+    latencyMs:
+      latencies.length === 0
+        ? undefined
+        : {
+            p50: round(percentile(latencies, 50)),
+            p99: round(percentile(latencies, 99)),
+            max: round(latencies[latencies.length - 1]!),
+          },
+    rollouts: input.rollouts,
+    pods,
+    events: recorder.events,
+    failures: requests.filter((r) => r.outcome !== 'ok').slice(0, MAX_FAILURES_LISTED),
+    timeSeries: { bucketMs: BUCKET_MS, buckets: buckets(recorder, durationMs) },
+    warnings: input.warnings,
+    verdict: {
+      pass: failed <= options.maxFailures && input.error === undefined,
+      failed,
+      maxFailures: options.maxFailures,
+    },
+  }
+  if (input.error !== undefined) result.error = input.error
+  return result
+}
+
+function buckets(recorder: Recorder, durationMs: number): Bucket[] {
+  const count = Math.max(1, Math.ceil(durationMs / BUCKET_MS))
+  const out: Bucket[] = []
+  for (let i = 0; i < count; i++) {
+    out.push({
+      t: i * BUCKET_MS,
+      sent: 0,
+      ok: 0,
+      failed: {},
+      inFlight: 0,
+      endpoints: 0,
+      endpointsTerminating: 0,
+      endpointsGone: 0,
+      readyPods: 0,
+      runningPods: 0,
+    })
+  }
+  const at = (t: number) => out[Math.min(count - 1, Math.max(0, Math.floor(t / BUCKET_MS)))]!
+  for (const request of recorder.requests) {
+    at(request.start).sent++
+    const bucket = at(request.end)
+    if (request.outcome === 'ok') bucket.ok++
+    else bucket.failed[request.outcome] = (bucket.failed[request.outcome] ?? 0) + 1
+  }
+  // Each sample describes the state at the end of the bucket it falls in.
+  for (const sample of recorder.samples) {
+    const bucket = at(sample.t - 1)
+    bucket.inFlight = sample.inFlight
+    bucket.endpoints = sample.endpoints
+    bucket.endpointsTerminating = sample.endpointsTerminating
+    bucket.endpointsGone = sample.endpointsGone
+    bucket.readyPods = sample.readyPods
+    bucket.runningPods = sample.runningPods
+  }
+  return out
+}
+
+/** Failed requests by class, classes with none left out. */
+export function failuresByClass(result: LabResult): [FailureClass, number][] {
+  return FAILURE_CLASSES.map((c) => [c, result.outcomes[c]] as [FailureClass, number]).filter(
+    ([, n]) => n > 0,
+  )
+}

@@ -1,0 +1,216 @@
+// The Service model: what kube-proxy does to a ClusterIP connection, as a TCP balancer on
+// loopback.
+//
+// - Each accepted client connection is pinned to one endpoint, chosen at random among the
+//   endpoints the model knows, for its whole life (a conntrack entry). Established
+//   connections are never re-routed or cut when their endpoint goes away: conntrack entries
+//   are not flushed for TCP.
+// - Endpoint changes reach the model only after the propagation delay (± jitter), and always
+//   in the order they were made, as kube-proxy applies the EndpointSlice stream.
+// - A backend that refuses the connection makes the model reset the client connection, as a
+//   DNAT to a closed port answers the SYN with a RST. With no endpoint at all, iptables
+//   rejects the connection; here too the client is reset. Both are recorded as "refused", so
+//   the load generator can report what a client in a cluster would have seen.
+// - A backend reset is passed on as a reset; half-closes are passed on as half-closes.
+import net from 'node:net'
+import type { Clock } from './clock.js'
+import type { Recorder } from './recorder.js'
+
+/** Why the model reset a client connection. */
+export type ResetCause = 'refused' | 'no-endpoint' | 'backend-reset'
+
+export interface Endpoint {
+  pod: string
+  port: number
+}
+
+/** What the model knows about one client connection, by the client's port. */
+export interface ConnectionInfo {
+  pod: string | undefined
+  resetCause: ResetCause | undefined
+  closedAt: number | undefined
+}
+
+/** How long a closed connection stays known, so a late client error can still be explained. */
+const CLOSED_CONNECTION_MEMORY_MS = 10_000
+
+interface Change {
+  op: 'add' | 'remove'
+  endpoint: Endpoint
+  dueAt: number
+}
+
+export interface ServiceModelOptions {
+  clock: Clock
+  recorder: Recorder
+  propagationDelayMs: number
+  propagationJitterMs: number
+  /** Random source in [0, 1); injectable for unit tests. */
+  random?: () => number
+}
+
+export class ServiceModel {
+  readonly #options: ServiceModelOptions
+  readonly #random: () => number
+  readonly #server: net.Server
+  /** What the EndpointSlice says (changes published, not yet necessarily applied). */
+  readonly #published = new Map<string, Endpoint>()
+  /** What the data path uses. */
+  readonly #active = new Map<string, Endpoint>()
+  readonly #queue: Change[] = []
+  #timer: NodeJS.Timeout | undefined
+  readonly #connections = new Map<number, ConnectionInfo>()
+  readonly #sockets = new Set<net.Socket>()
+  /** Connections accepted per pod, for the report. */
+  readonly connectionsPerPod = new Map<string, number>()
+
+  constructor(options: ServiceModelOptions) {
+    this.#options = options
+    this.#random = options.random ?? Math.random
+    this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) =>
+      this.#accept(socket),
+    )
+  }
+
+  /** Listens on 127.0.0.1 (port 0 picks a free one); resolves to the port. */
+  listen(port = 0): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject)
+      this.#server.listen({ host: '127.0.0.1', port }, () => {
+        this.#server.off('error', reject)
+        resolve((this.#server.address() as net.AddressInfo).port)
+      })
+    })
+  }
+
+  /**
+   * The endpoint controller's view changed: `serving` says whether the pod belongs in the
+   * EndpointSlice (ready and not terminating). Only a change of membership is published.
+   */
+  publish(pod: string, port: number, serving: boolean): void {
+    if (serving === this.#published.has(pod)) return
+    const endpoint = { pod, port }
+    if (serving) this.#published.set(pod, endpoint)
+    else this.#published.delete(pod)
+    const { propagationDelayMs, propagationJitterMs, clock } = this.#options
+    const delay = propagationDelayMs + (this.#random() * 2 - 1) * propagationJitterMs
+    const last = this.#queue.at(-1)?.dueAt ?? 0
+    // In order: a change never overtakes an earlier one.
+    const dueAt = Math.max(last, clock.now() + Math.max(0, delay))
+    this.#queue.push({ op: serving ? 'add' : 'remove', endpoint, dueAt })
+    this.#schedule()
+  }
+
+  /** Endpoints the data path routes new connections to now. */
+  endpoints(): Endpoint[] {
+    return [...this.#active.values()]
+  }
+
+  /** True when every published change has reached the data path. */
+  settled(): boolean {
+    return this.#queue.length === 0
+  }
+
+  /** Whether `pod` is in the data path. */
+  routesTo(pod: string): boolean {
+    return this.#active.has(pod)
+  }
+
+  /** What happened to the client connection from `clientPort`, if the model saw it. */
+  connection(clientPort: number): ConnectionInfo | undefined {
+    return this.#connections.get(clientPort)
+  }
+
+  /** Forgets closed connections older than the memory window; call it now and then. */
+  prune(): void {
+    const horizon = this.#options.clock.now() - CLOSED_CONNECTION_MEMORY_MS
+    for (const [port, info] of this.#connections) {
+      if (info.closedAt !== undefined && info.closedAt < horizon) this.#connections.delete(port)
+    }
+  }
+
+  /** Stops accepting, destroys every proxied connection and drops pending changes. */
+  close(): Promise<void> {
+    clearTimeout(this.#timer)
+    this.#queue.length = 0
+    for (const socket of this.#sockets) socket.destroy()
+    return new Promise((resolve) => this.#server.close(() => resolve()))
+  }
+
+  #schedule(): void {
+    if (this.#timer !== undefined) return
+    const head = this.#queue[0]
+    if (head === undefined) return
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined
+        this.#apply()
+      },
+      Math.max(0, head.dueAt - this.#options.clock.now()),
+    )
+  }
+
+  #apply(): void {
+    const now = this.#options.clock.now()
+    while (this.#queue.length > 0 && this.#queue[0]!.dueAt <= now + 0.5) {
+      const change = this.#queue.shift()!
+      if (change.op === 'add') {
+        this.#active.set(change.endpoint.pod, change.endpoint)
+        this.#options.recorder.event('endpoint-added', change.endpoint.pod)
+      } else {
+        this.#active.delete(change.endpoint.pod)
+        this.#options.recorder.event('endpoint-removed', change.endpoint.pod)
+      }
+    }
+    this.#schedule()
+  }
+
+  #accept(client: net.Socket): void {
+    const clientPort = client.remotePort
+    const info: ConnectionInfo = { pod: undefined, resetCause: undefined, closedAt: undefined }
+    if (clientPort !== undefined) this.#connections.set(clientPort, info)
+    this.#sockets.add(client)
+    client.once('close', () => {
+      this.#sockets.delete(client)
+      info.closedAt = this.#options.clock.now()
+    })
+    const candidates = [...this.#active.values()]
+    if (candidates.length === 0) {
+      info.resetCause = 'no-endpoint'
+      client.resetAndDestroy()
+      return
+    }
+    const endpoint = candidates[Math.floor(this.#random() * candidates.length)]!
+    info.pod = endpoint.pod
+    this.connectionsPerPod.set(endpoint.pod, (this.connectionsPerPod.get(endpoint.pod) ?? 0) + 1)
+
+    const backend = net.connect({
+      host: '127.0.0.1',
+      port: endpoint.port,
+      allowHalfOpen: true,
+      noDelay: true,
+    })
+    this.#sockets.add(backend)
+    let connected = false
+    backend.once('connect', () => {
+      connected = true
+    })
+    backend.once('close', () => this.#sockets.delete(backend))
+    backend.on('error', (error: NodeJS.ErrnoException) => {
+      info.resetCause ??= !connected && error.code === 'ECONNREFUSED' ? 'refused' : 'backend-reset'
+      if (!client.destroyed) client.resetAndDestroy()
+    })
+    client.on('error', () => {
+      // The client reset its connection (or it broke): the RST goes on to the backend.
+      if (backend.destroyed) return
+      if (connected) backend.resetAndDestroy()
+      else backend.destroy()
+    })
+    client.once('close', () => {
+      if (!backend.destroyed) backend.destroy()
+    })
+    // Writes made while the backend connects are buffered by the socket, in order.
+    client.pipe(backend)
+    backend.pipe(client)
+  }
+}

@@ -1,0 +1,85 @@
+// Helpers for the tests that run the whole lab as a user does: `lameduck rollout ...` in a
+// child process, with the JSON report read back.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { LabResult } from '../../src/rollout/result.js'
+import { type Exit, exited, fromRoot, type Spawned, spawnNode } from '../helpers.js'
+
+export const bin = fromRoot('bin/lameduck.js')
+export const fixture = (name: string) => fromRoot(`test/fixtures/rollout/${name}`)
+
+/** Options that keep a lab run short: fast probes, short propagation. */
+export const FAST = [
+  '--readiness-period',
+  '200ms',
+  '--readiness-timeout',
+  '200ms',
+  '--propagation-delay',
+  '300ms',
+  '--propagation-jitter',
+  '100ms',
+]
+
+export interface LabRun {
+  exit: Exit
+  stdout: string
+  stderr: string
+  result: LabResult | undefined
+}
+
+/** A temporary directory removed by `dispose()`. */
+export function scratch(): { dir: string; dispose: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'lameduck-lab-'))
+  return { dir, dispose: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+/** Starts `lameduck rollout ARGS`; the child is SIGKILLed if the test process ends first. */
+export function startLab(args: string[], env: NodeJS.ProcessEnv = process.env): Spawned {
+  return spawnNode(bin, ['rollout', ...args], { env })
+}
+
+/** Runs `lameduck rollout --quiet --json FILE ARGS -- COMMAND` to its end. */
+export async function runLab(
+  args: string[],
+  command: string[],
+  ms: number,
+  env?: NodeJS.ProcessEnv,
+): Promise<LabRun> {
+  const { dir, dispose } = scratch()
+  try {
+    const json = join(dir, 'result.json')
+    const run = startLab(['--quiet', '--json', json, ...args, '--', ...command], env)
+    const exit = await exited(run.child, `lameduck rollout ${args.join(' ')}`, ms)
+    let result: LabResult | undefined
+    try {
+      result = JSON.parse(readFileSync(json, 'utf8'))
+    } catch {
+      result = undefined
+    }
+    return { exit, stdout: run.stdout(), stderr: run.stderr(), result }
+  } finally {
+    dispose()
+  }
+}
+
+/** True when `pid` is gone (or a zombie, which holds no resources and can do nothing). */
+export function gone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')
+  } catch {
+    return true
+  }
+}
+
+/** Resolves once every pid is gone; rejects naming the survivors after `ms`. */
+export async function allGone(pids: number[], ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const alive = pids.filter((pid) => !gone(pid))
+    if (alive.length === 0) return
+    if (Date.now() > deadline) throw new Error(`processes still alive: ${alive.join(', ')}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}

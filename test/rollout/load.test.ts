@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import http from 'node:http'
+import type net from 'node:net'
+import { after, test } from 'node:test'
+import { Clock } from '../../src/rollout/clock.js'
+import { LoadGenerator } from '../../src/rollout/load.js'
+import { type Outcome, Recorder } from '../../src/rollout/recorder.js'
+import { ServiceModel } from '../../src/rollout/service.js'
+import { within } from '../helpers.js'
+
+// One backend whose path decides how each request ends.
+const sockets = new Set<net.Socket>()
+const backend = http.createServer((req, res) => {
+  switch (req.url) {
+    case '/500':
+      res.statusCode = 503
+      res.end('unavailable')
+      return
+    case '/404':
+      res.statusCode = 404
+      res.end('not found')
+      return
+    case '/hang-up':
+      req.socket.destroy()
+      return
+    case '/reset':
+      req.socket.resetAndDestroy()
+      return
+    case '/never':
+      return
+    default:
+      res.end('ok')
+  }
+})
+backend.on('connection', (socket) => {
+  sockets.add(socket)
+  socket.once('close', () => sockets.delete(socket))
+})
+backend.listen(0, '127.0.0.1')
+await once(backend, 'listening')
+const backendPort = (backend.address() as net.AddressInfo).port
+
+const services: ServiceModel[] = []
+after(async () => {
+  for (const service of services) await service.close()
+  for (const socket of sockets) socket.destroy()
+  await new Promise((resolve) => backend.close(resolve))
+})
+
+async function load(path: string, endpointPort = backendPort) {
+  const clock = new Clock()
+  const recorder = new Recorder(clock)
+  const service = new ServiceModel({
+    clock,
+    recorder,
+    propagationDelayMs: 0,
+    propagationJitterMs: 0,
+  })
+  services.push(service)
+  const port = await service.listen()
+  service.publish('pod', endpointPort, true)
+  await within(
+    'endpoint applied',
+    new Promise<void>((resolve) => {
+      const check = () => (service.routesTo('pod') ? resolve() : setTimeout(check, 2))
+      check()
+    }),
+  )
+  const generator = new LoadGenerator({
+    port,
+    rate: 100,
+    connections: 2,
+    paths: [{ path, weight: 1 }],
+    timeoutMs: 300,
+    maxRequests: 4,
+    clock,
+    recorder,
+    service,
+  })
+  generator.start()
+  await within(
+    `4 requests to ${path} issued`,
+    new Promise<void>((resolve) => {
+      const check = () => (generator.sent >= 4 ? resolve() : setTimeout(check, 5))
+      check()
+    }),
+  )
+  const summary = await within(`every request to ${path} has an outcome`, generator.stop())
+  assert.equal(summary.sent, 4)
+  assert.equal(recorder.requests.length, 4, 'one outcome per request')
+  assert.equal(summary.hitMaxRequests, true)
+  return recorder
+}
+
+const cases: [string, Outcome][] = [
+  ['/', 'ok'],
+  ['/500', 'http_5xx'],
+  ['/404', 'other'],
+  ['/hang-up', 'hang_up'],
+  ['/reset', 'reset'],
+  ['/never', 'timeout'],
+]
+
+for (const [path, outcome] of cases) {
+  test(`GET ${path} is classified ${outcome}`, async () => {
+    const recorder = await load(path)
+    assert.deepEqual(
+      recorder.requests.map((r) => r.outcome),
+      [outcome, outcome, outcome, outcome],
+      JSON.stringify(recorder.requests.map((r) => r.message)),
+    )
+    for (const request of recorder.requests) assert.equal(request.pod, 'pod')
+  })
+}
+
+test('a connection the Service model reset because the backend refused counts as refused', async () => {
+  const closed = http.createServer()
+  closed.listen(0, '127.0.0.1')
+  await once(closed, 'listening')
+  const deadPort = (closed.address() as net.AddressInfo).port
+  await new Promise((resolve) => closed.close(resolve))
+  const recorder = await load('/', deadPort)
+  assert.deepEqual(
+    recorder.requests.map((r) => r.outcome),
+    ['refused', 'refused', 'refused', 'refused'],
+    JSON.stringify(recorder.requests.map((r) => r.message)),
+  )
+  assert.match(recorder.requests[0]!.message!, /backend pod refused the connection/)
+})

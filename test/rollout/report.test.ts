@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { parseRolloutArgs } from '../../src/cli/rollout.js'
+import { Clock } from '../../src/rollout/clock.js'
+import { Recorder } from '../../src/rollout/recorder.js'
+import { renderComparison } from '../../src/rollout/report/compare.js'
+import { renderHtml } from '../../src/rollout/report/html.js'
+import { renderText } from '../../src/rollout/report/text.js'
+import { buildResult, type LabResult } from '../../src/rollout/result.js'
+
+/** A small result built from recorded facts, with hostile text in the command and an error. */
+function sample(): LabResult {
+  const parsed = parseRolloutArgs(['--name', 'demo', '--', 'node', '<script>alert(1)</script>'])
+  assert.equal(parsed.help, false)
+  const options = parsed.help ? undefined! : parsed.options
+  const recorder = new Recorder(new Clock())
+  recorder.event('pod-created', 'demo-abc-1')
+  recorder.request({ id: 0, path: '/', start: 10, end: 11, outcome: 'ok', pod: 'demo-abc-1' })
+  recorder.request({ id: 1, path: '/', start: 20, end: 250, outcome: 'ok', pod: 'demo-abc-1' })
+  recorder.request({
+    id: 2,
+    path: '/?x=<b>',
+    start: 30,
+    end: 31,
+    outcome: 'reset',
+    pod: 'demo-abc-1',
+    message: 'read ECONNRESET',
+  })
+  recorder.sample({
+    inFlight: 1,
+    endpoints: 1,
+    endpointsTerminating: 0,
+    endpointsGone: 1,
+    readyPods: 0,
+    runningPods: 0,
+  })
+  return buildResult({
+    options,
+    recorder,
+    pods: [
+      {
+        name: 'demo-abc-1',
+        revision: 0,
+        port: 1234,
+        pid: 42,
+        startedAt: 0,
+        readyAt: 5,
+        deletedAt: 25,
+        sigtermAt: 25,
+        sigkillAt: 2_025,
+        exitedAt: 2_026,
+        exit: { code: null, signal: 'SIGKILL' },
+      },
+    ],
+    connectionsPerPod: new Map([['demo-abc-1', 2]]),
+    load: undefined,
+    rollouts: [{ index: 1, startedAt: 3, completedAt: 40 }],
+    warnings: [],
+    error: undefined,
+  })
+}
+
+test('the result counts outcomes, per pod too, and judges against --max-failures', () => {
+  const result = sample()
+  assert.equal(result.requests, 3)
+  assert.equal(result.failed, 1)
+  assert.equal(result.outcomes.reset, 1)
+  assert.deepEqual(result.verdict, { pass: false, failed: 1, maxFailures: 0 })
+  assert.equal(result.pods[0]!.failed, 1)
+  assert.equal(result.pods[0]!.ok, 2)
+  assert.equal(result.pods[0]!.timeToExitMs, 2_001)
+  assert.equal(result.latencyMs?.max, 230)
+  assert.ok(result.timeSeries.buckets.length >= 1)
+  assert.equal(result.timeSeries.buckets[0]!.failed.reset, 1)
+})
+
+test('the text report has outcomes, pods with SIGKILL, and the verdict', () => {
+  const text = renderText(sample())
+  assert.match(text, /connection reset +1/)
+  assert.match(text, /success rate {2}66\.666 %/)
+  assert.match(text, /demo-abc-1 .* SIGKILL at grace period/)
+  assert.match(text, /verdict {3}FAIL: 1 failed request, more than --max-failures 0/)
+})
+
+test('the HTML report is self-contained and escapes what it quotes', () => {
+  const html = renderHtml(sample())
+  assert.doesNotMatch(html, /<script/)
+  assert.match(html, /&lt;script&gt;alert\(1\)&lt;\/script&gt;/)
+  assert.match(html, /GET \/\?x=&lt;b&gt;/)
+  assert.doesNotMatch(html, /(src|href)=/, 'nothing loaded from elsewhere')
+  assert.match(html, /<svg[^>]*viewBox/)
+  assert.match(html, /SIGKILL/)
+})
+
+test('the comparison puts results side by side', () => {
+  const result = sample()
+  const table = renderComparison([
+    { title: 'one', subtitle: 'a.ts', result },
+    { title: 'two', subtitle: 'b.ts', result },
+  ])
+  assert.match(table, /connection reset +1 +1/)
+  assert.match(table, /verdict +FAIL +FAIL/)
+})
