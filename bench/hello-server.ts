@@ -1,0 +1,101 @@
+// The hello-world node:http server the overhead benchmarks measure, in one of these forms:
+//
+//   node dist/bench/hello-server.js bare                plain node:http
+//   node dist/bench/hello-server.js lameduck            the same with lameduck(server), default
+//                                                       options, drainDelay 0
+//   node dist/bench/hello-server.js lameduck-noprobes   lameduck with probes: false
+//   node dist/bench/hello-server.js wrapper-copy        bare plus a copy of the 'request'
+//                                                       interception lameduck installs
+//                                                       (src/connections.ts), nothing else
+//   node dist/bench/hello-server.js wrapper-fixed       the same interception without rest
+//                                                       parameters and array spread
+//
+// The last three are ablations: they tell which part of lameduck costs what per request.
+// It listens on 127.0.0.1 on a free port and prints `listening PORT`. SIGTERM stops it: without
+// lameduck it closes its listener and connections and exits once nothing is left; with
+// lameduck, lameduck handles the signal. On exit it prints `served N` (requests that reached
+// the handler).
+import http from 'node:http'
+import { lameduck } from 'lameduck'
+
+const MODES = ['bare', 'lameduck', 'lameduck-noprobes', 'wrapper-copy', 'wrapper-fixed'] as const
+type Mode = (typeof MODES)[number]
+
+const mode = process.argv[2] as Mode
+if (!MODES.includes(mode)) {
+  console.error(`hello-server: expected a mode (${MODES.join(', ')}), got ${process.argv[2]}`)
+  process.exit(2)
+}
+
+let served = 0
+const server = http.createServer((_req, res) => {
+  served++
+  res.setHeader('content-type', 'text/plain')
+  res.end('hello world')
+})
+
+/** What lameduck's probe lookup does on every request: one indexOf, one Map lookup. */
+const probePaths = new Map([
+  ['/readyz', 'readiness'],
+  ['/livez', 'liveness'],
+  ['/startupz', 'startup'],
+])
+function match(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined
+  const query = url.indexOf('?')
+  return probePaths.get(query === -1 ? url : url.slice(0, query))
+}
+const state = { draining: false }
+function probe(res: http.ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'application/json' })
+  res.end('{"status":"ready"}')
+}
+
+if (mode === 'lameduck' || mode === 'lameduck-noprobes') {
+  lameduck(server, { drainDelay: 0, ...(mode === 'lameduck-noprobes' ? { probes: false } : {}) })
+} else {
+  if (mode === 'wrapper-copy') {
+    // As in ConnectionTracker's constructor.
+    const emit = server.emit
+    server.emit = function (this: http.Server, event: string | symbol, ...args: unknown[]) {
+      if (event === 'request') {
+        const req = args[0] as http.IncomingMessage
+        const res = args[1] as http.ServerResponse
+        const kind = match(req.url)
+        if (state.draining) res.shouldKeepAlive = false
+        if (kind !== undefined) {
+          probe(res)
+          return true
+        }
+      }
+      return Reflect.apply(emit, this, [event, ...args]) as boolean
+    } as typeof server.emit
+  } else if (mode === 'wrapper-fixed') {
+    const emit = server.emit as (event: string | symbol, ...args: unknown[]) => boolean
+    server.emit = function (this: http.Server, event: string | symbol, a?: unknown, b?: unknown) {
+      if (event === 'request') {
+        const kind = match((a as http.IncomingMessage).url)
+        if (state.draining) (b as http.ServerResponse).shouldKeepAlive = false
+        if (kind !== undefined) {
+          probe(b as http.ServerResponse)
+          return true
+        }
+        return emit.call(this, event, a, b)
+      }
+      // biome-ignore lint/complexity/noArguments: forwards every other event unchanged
+      return Reflect.apply(emit, this, arguments) as boolean
+    } as typeof server.emit
+  }
+  process.on('SIGTERM', () => {
+    server.close()
+    server.closeAllConnections()
+  })
+}
+
+process.on('exit', () => {
+  process.stdout.write(`served ${served}\n`)
+})
+
+server.listen(0, '127.0.0.1', () => {
+  process.stdout.write(`listening ${(server.address() as { port: number }).port}\n`)
+})

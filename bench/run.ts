@@ -1,0 +1,128 @@
+// Runs the benchmarks of issue 2 and prints their figures as markdown; the raw results go to
+// bench/out/results-DATE.json. Benchmarks, not tests: CI does not run them.
+//
+//   npm run bench                       overhead, wrk, exit, close (about 6 minutes on 2 cores)
+//   npm run bench -- overhead exit      only some of them
+//   npm run bench -- ablation           which part of lameduck costs what per request
+//   npm run bench -- overhead --reps 1  fewer repetitions
+//
+// Run with another node (e.g. Node 24) after `npm run build`: `/path/to/node dist/bench/run.js`;
+// every child process uses the same node.
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { closeIdle, reportCloseIdle } from './close-idle.js'
+import { describeMachine, machine, outDir } from './common.js'
+import { exitLatency, reportExitLatency } from './exit-latency.js'
+import {
+  ABLATION_VARIANTS,
+  overhead,
+  reportOverhead,
+  STEADY_WINDOW,
+  VARIANTS,
+  WARM_UP_WINDOW,
+} from './overhead.js'
+import { reportWrk, wrk } from './wrk.js'
+
+const BENCHMARKS = ['overhead', 'wrk', 'exit', 'close', 'ablation'] as const
+type Benchmark = (typeof BENCHMARKS)[number]
+const DEFAULT_BENCHMARKS: readonly Benchmark[] = ['overhead', 'wrk', 'exit', 'close']
+
+const HELP = `Usage: npm run bench -- [overhead] [wrk] [exit] [close] [ablation] [options]
+
+Benchmarks (the first four when none is named):
+  overhead  instructions per request under callgrind, bare vs lameduck (issue 2: >= 0.97)
+  wrk       requests/s with wrk, alternating bare and lameduck runs (noisy, secondary)
+  exit      last response flushed -> process exit, lameduck vs process.exit floor (< 10 ms)
+  close     closing 10 000 idle keep-alive connections (< 200 ms), memory per connection
+  ablation  callgrind, steady state: which part of lameduck costs what per request
+
+Options:
+  --reps N         repetitions (default: overhead 2, wrk 5 pairs, exit 30, close 3,
+                   ablation 2)
+  --jobs N         overhead, ablation: valgrind runs at once (default 2)
+  --connections N  close: idle keep-alive connections (default 10000)
+  --duration S     wrk: seconds per run (default 3)
+  -h, --help       this text
+`
+
+function positiveInt(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`bench: expected --${name} to be a positive integer, got '${value}'`)
+    process.exit(2)
+  }
+  return n
+}
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    reps: { type: 'string' },
+    jobs: { type: 'string' },
+    connections: { type: 'string' },
+    duration: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+})
+if (values.help) {
+  process.stdout.write(HELP)
+  process.exit(0)
+}
+for (const name of positionals) {
+  if (!BENCHMARKS.includes(name as Benchmark)) {
+    console.error(`bench: unknown benchmark '${name}'; expected one of ${BENCHMARKS.join(', ')}`)
+    process.exit(2)
+  }
+}
+const selected = positionals.length === 0 ? DEFAULT_BENCHMARKS : (positionals as Benchmark[])
+const reps = values.reps
+
+const info = machine()
+const results: Record<string, unknown> = { machine: info }
+console.log(`# lameduck benchmarks\n\n${describeMachine(info)}\n`)
+
+for (const name of selected) {
+  const started = performance.now()
+  let report: string
+  if (name === 'overhead' || name === 'ablation') {
+    const result = await overhead({
+      label: name,
+      windows: name === 'overhead' ? [WARM_UP_WINDOW, STEADY_WINDOW] : [STEADY_WINDOW],
+      connections: 1,
+      repetitions: positiveInt('reps', reps, 2),
+      jobs: positiveInt('jobs', values.jobs, 2),
+      variants: name === 'overhead' ? VARIANTS : ABLATION_VARIANTS,
+    })
+    results[name] = result
+    report = reportOverhead(result)
+  } else if (name === 'wrk') {
+    const result = await wrk({
+      pairs: positiveInt('reps', reps, 5),
+      seconds: positiveInt('duration', values.duration, 3),
+    })
+    results[name] = result
+    report = reportWrk(result)
+  } else if (name === 'exit') {
+    const result = await exitLatency({ repetitions: positiveInt('reps', reps, 30) })
+    results[name] = result
+    report = reportExitLatency(result)
+  } else {
+    const result = await closeIdle({
+      connections: positiveInt('connections', values.connections, 10_000),
+      repetitions: positiveInt('reps', reps, 3),
+    })
+    results[name] = result
+    report = reportCloseIdle(result)
+  }
+  const seconds = Math.round((performance.now() - started) / 1000)
+  console.log(`\n## ${name} (${seconds} s)\n\n${report}\n`)
+}
+
+const file = join(outDir(), `results-${info.date.replace(/[:.]/g, '-')}.json`)
+writeFileSync(
+  file,
+  JSON.stringify(results, (_key, value) => (typeof value === 'bigint' ? String(value) : value), 2),
+)
+console.log(`raw results: ${file}`)
