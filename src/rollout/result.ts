@@ -10,6 +10,7 @@ import {
   type Outcome,
   type Recorder,
   type RequestRecord,
+  type Sample,
 } from './recorder.js'
 
 /** At most this many failed requests are listed one by one (all are counted). */
@@ -61,21 +62,11 @@ export interface PodSummary extends PodRecord {
   timeToExitMs?: number
 }
 
-export interface Bucket {
-  /** start of the bucket, ms since the lab started */
-  t: number
+/** One 100 ms bucket: what the requests did in it, and the lab's state at its end. */
+export interface Bucket extends Sample {
   sent: number
   ok: number
   failed: Partial<Record<FailureClass, number>>
-  inFlight: number
-  /** endpoints the Service model routes to at the end of the bucket, and of those, how many */
-  endpoints: number
-  /** belong to a deleted pod that still runs */
-  endpointsTerminating: number
-  /** belong to a pod that has exited */
-  endpointsGone: number
-  readyPods: number
-  runningPods: number
 }
 
 export interface RolloutSummary {
