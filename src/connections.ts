@@ -159,6 +159,17 @@ export class ConnectionTracker {
     }
   }
 
+  /** Connections with a response in progress, not counting `except`'s own. Walks every
+   * connection: for a metrics scrape, never on the request path. */
+  inFlight(except?: ServerResponse): number {
+    let count = 0
+    for (const socket of this.#httpSockets ?? this.#sockets.keys()) {
+      const res = (socket as HttpSocket)._httpMessage
+      if (res != null && res !== except && !res.writableFinished) count++
+    }
+    return count
+  }
+
   /** Destroys every remaining connection; returns how many there were. */
   destroyAll(): number {
     let destroyed = 0

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Check, LoggerLike, ResolvedProbes } from './options.js'
 
-export type ProbeKind = 'readiness' | 'liveness' | 'startup'
+export type ProbeKind = 'readiness' | 'liveness' | 'startup' | 'metrics'
 
 /** What the probes need to know about the process. */
 export interface ProbeState {
@@ -110,17 +110,23 @@ export class Checks {
   }
 }
 
-/** Answers readiness, liveness and startup probes with small JSON bodies. */
+/** Renders the metrics exposition for one scrape; `res` is the scrape's own response. */
+export type MetricsRenderer = (res: ServerResponse) => string
+
+/** Answers readiness, liveness and startup probes with small JSON bodies, and metrics. */
 export class Probes {
   readonly #paths = new Map<string, ProbeKind>()
   readonly #state: ProbeState
+  readonly #metrics: MetricsRenderer | undefined
   readonly checks: Checks
 
-  constructor(paths: ResolvedProbes, state: ProbeState, checks: Checks) {
+  constructor(paths: ResolvedProbes, state: ProbeState, checks: Checks, metrics?: MetricsRenderer) {
     if (paths.readiness !== false) this.#paths.set(paths.readiness, 'readiness')
     if (paths.liveness !== false) this.#paths.set(paths.liveness, 'liveness')
     if (paths.startup !== false) this.#paths.set(paths.startup, 'startup')
+    if (paths.metrics !== false && metrics !== undefined) this.#paths.set(paths.metrics, 'metrics')
     this.#state = state
+    this.#metrics = metrics
     this.checks = checks
   }
 
@@ -138,7 +144,15 @@ export class Probes {
       send(res, 405, { status: 'method not allowed' })
       return
     }
-    if (kind === 'liveness') {
+    if (kind === 'metrics') {
+      const text = (this.#metrics as MetricsRenderer)(res)
+      res.writeHead(200, {
+        'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+        'content-length': Buffer.byteLength(text),
+        'cache-control': 'no-store',
+      })
+      res.end(text)
+    } else if (kind === 'liveness') {
       send(res, 200, { status: 'alive' })
     } else if (kind === 'startup') {
       if (this.#state.started()) send(res, 200, { status: 'started' })
@@ -175,9 +189,10 @@ export class Probes {
   }
 }
 
+/** A JSON answer, newline-terminated like any text a terminal or `curl` prints. */
 function send(res: ServerResponse, statusCode: number, body: Record<string, unknown>): void {
   if (res.writableEnded || res.destroyed) return
-  const text = JSON.stringify(body)
+  const text = `${JSON.stringify(body)}\n`
   res.writeHead(statusCode, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(text),
