@@ -34,7 +34,7 @@ function run(command: string, args: string[], cwd: string): Promise<Run> {
         maxBuffer: 16 * 1024 * 1024,
       },
       (error, stdout, stderr) => {
-        if (error !== null && error.killed) {
+        if (error?.killed) {
           reject(
             new Error(`timed out after ${COMMAND_TIMEOUT_MS} ms: ${command} ${args.join(' ')}`),
           )
