@@ -3,6 +3,8 @@ import type { Check, LoggerLike, ResolvedProbes } from './options.js'
 
 export type ProbeKind = 'readiness' | 'liveness' | 'startup' | 'metrics'
 
+const SLASH = 47
+
 /** What the probes need to know about the process. */
 export interface ProbeState {
   /** True when the lifecycle is `ready`. */
@@ -116,6 +118,8 @@ export type MetricsRenderer = (res: ServerResponse) => string
 /** Answers readiness, liveness and startup probes with small JSON bodies, and metrics. */
 export class Probes {
   readonly #paths = new Map<string, ProbeKind>()
+  /** 1 at the char code of each probe path's second character: a cheap first filter. */
+  readonly #second = new Uint8Array(128)
   readonly #state: ProbeState
   readonly #metrics: MetricsRenderer | undefined
   readonly checks: Checks
@@ -125,17 +129,30 @@ export class Probes {
     if (paths.liveness !== false) this.#paths.set(paths.liveness, 'liveness')
     if (paths.startup !== false) this.#paths.set(paths.startup, 'startup')
     if (paths.metrics !== false && metrics !== undefined) this.#paths.set(paths.metrics, 'metrics')
+    // `& 127` folds every code into the table (NaN, for a path of '/' alone, becomes 0);
+    // a collision only lets a target through to the exact lookup.
+    for (const path of this.#paths.keys()) this.#second[path.charCodeAt(1) & 127] = 1
     this.#state = state
     this.#metrics = metrics
     this.checks = checks
   }
 
-  /** The probe a request URL asks for, ignoring any query string. On the request path of
-   * every request, so it is one indexOf and one map lookup. */
+  /** The probe a request target asks for, ignoring any query string. Origin form
+   * (`/readyz`) and absolute form (`http://host/readyz`, which proxies send) both count.
+   * On the path of every request: most targets are ruled out by their second character. */
   match(url: string | undefined): ProbeKind | undefined {
     if (url === undefined) return undefined
+    if (url.charCodeAt(0) !== SLASH) return this.#matchAbsolute(url)
+    if (this.#second[url.charCodeAt(1) & 127] !== 1) return undefined
     const query = url.indexOf('?')
     return this.#paths.get(query === -1 ? url : url.slice(0, query))
+  }
+
+  #matchAbsolute(url: string): ProbeKind | undefined {
+    const scheme = /^https?:\/\/[^/?#]*/i.exec(url)
+    if (scheme === null) return undefined
+    const path = url.slice(scheme[0].length)
+    return path.charCodeAt(0) === SLASH ? this.match(path) : undefined
   }
 
   handle(kind: ProbeKind, req: IncomingMessage, res: ServerResponse): void {
