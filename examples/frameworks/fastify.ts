@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
 import { lameduckFastify } from 'lameduck/fastify'
 
-const app = Fastify()
+const app = Fastify({ logger: true })
 app.get<{ Querystring: { delay?: string } }>('/', async (request) => {
   const delay = Number(request.query.delay ?? 0)
   if (delay > 0) await sleep(delay)
@@ -18,7 +18,8 @@ app.addHook('onClose', async () => {
   console.log('fastify: onClose hooks ran')
 })
 
-const ld = lameduckFastify(app, { probes: { metrics: '/metrics' } })
+// lameduck logs through Fastify's pino logger: one JSON stream for both.
+const ld = lameduckFastify(app, { logger: app.log, probes: { metrics: '/metrics' } })
 ld.onShutdown('goodbye', () => console.log('fastify: every connection closed'))
 
 const address = await app.listen({ port: Number(process.env.PORT ?? 8080), host: '0.0.0.0' })
