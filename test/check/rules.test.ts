@@ -20,9 +20,11 @@ function expected(text: string): string[] {
         .sort()
 }
 
-function ruleIds(file: string): string[] {
+// no-spread reports nearly every multi-replica workload; other rules' fixtures are checked
+// without it so that each stays about its own rule.
+function ruleIds(file: string, id: string): string[] {
   const text = readFileSync(file, 'utf8')
-  const result = check([{ name: file, text }])
+  const result = check([{ name: file, text }], { ignore: id === 'no-spread' ? [] : ['no-spread'] })
   return [...new Set(result.findings.map((f) => f.rule))].sort()
 }
 
@@ -36,13 +38,13 @@ describe('rule fixtures', () => {
       const file = `${fixtures}/${rule.id}/bad.yaml`
       const want = expected(readFileSync(file, 'utf8'))
       assert.ok(want.includes(rule.id), 'bad.yaml must expect its own rule')
-      assert.deepEqual(ruleIds(file), want)
+      assert.deepEqual(ruleIds(file, rule.id), want)
     })
     test(`${rule.id}: good.yaml does not`, () => {
       const file = `${fixtures}/${rule.id}/good.yaml`
       const want = expected(readFileSync(file, 'utf8'))
       assert.ok(!want.includes(rule.id), 'good.yaml must not expect its own rule')
-      assert.deepEqual(ruleIds(file), want)
+      assert.deepEqual(ruleIds(file, rule.id), want)
     })
   }
 })
