@@ -107,6 +107,9 @@ export const drainDelayShort: Rule = {
     for (const t of timelines) {
       const window = drainWindow(t)
       if (!t.preStop.known || window <= 0 || window >= MIN_DRAIN_SECONDS) continue
+      // Without lameduck the drain only matters when another endpoint can take the traffic.
+      if (t.lameduck === undefined && (t.container.routes.length === 0 || !canHandOver(t.workload)))
+        continue
       const parts = [`preStop ${seconds(t.preStop.seconds)}`]
       if (t.selfDrain !== undefined)
         parts.push(`${t.selfDrain.where} ${seconds(t.selfDrain.seconds)}`)

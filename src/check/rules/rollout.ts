@@ -300,7 +300,11 @@ export const noSpread: Rule = {
         object: w,
         path: [...w.podPath, 'affinity'],
         message: `${replicasText(w)} and no podAntiAffinity or topologySpreadConstraints`,
-        fix: `topologySpreadConstraints: [{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: ${JSON.stringify(w.podLabels).replaceAll('"', '')}}}]`,
+        fix: `topologySpreadConstraints: [{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {${Object.entries(
+          w.podLabels,
+        )
+          .map(([k, v]) => `${k}: ${v}`)
+          .join(', ')}}}}]`,
       })
     }
   },
