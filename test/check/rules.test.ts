@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
 import { describe, test } from 'node:test'
-import { check, RULES } from '../../src/check/index.js'
+import { check, RULES, SCOPE_TEXT } from '../../src/check/index.js'
 import { fromRoot } from '../helpers.js'
 
 // Every rule has test/fixtures/check/rules/<id>/bad.yaml, which triggers it, and good.yaml,
@@ -70,6 +70,10 @@ describe('rule metadata', () => {
     for (const rule of RULES) {
       const section = docs.split(`## \`${rule.id}\``)[1]!.split('\n## ')[0]!
       assert.match(section, new RegExp(`Severity: \\*\\*${rule.severity}\\*\\*`), rule.id)
+      assert.ok(
+        section.includes(`Applies to: ${SCOPE_TEXT[rule.scope]}.`),
+        `${rule.id} says what it applies to`,
+      )
       assert.match(section, /```yaml\n/, `${rule.id} has a fixing YAML example`)
     }
   })

@@ -44,7 +44,7 @@ function where(file: string, line: number | undefined, column: number | undefine
 
 /** `Deployment/web › web`: the object, and the container when the finding is about one. */
 export function subject(f: Finding): string {
-  return `${f.namespace === undefined ? '' : `${f.namespace}/`}${f.object}${f.container === undefined ? '' : ` › ${f.container}`}`
+  return `${f.object}${f.container === undefined ? '' : ` › ${f.container}`}${f.namespace === undefined ? '' : ` [${f.namespace}]`}`
 }
 
 export function formatFinding(f: Finding): string {
