@@ -378,7 +378,7 @@ function metricsName(name: string | undefined): boolean {
 /**
  * The containers a Service port reaches. A named target is the container port with that
  * name; a number is the container declaring it, or, since a container need not declare a
- * port to listen on it, the containers that declare none.
+ * port to listen on it, the only container of the pod, or the only one that declares none.
  */
 function reached(w: Workload, target: number | string | undefined): Container[] {
   if (target === undefined) return []
@@ -387,6 +387,7 @@ function reached(w: Workload, target: number | string | undefined): Container[] 
   }
   const declaring = w.containers.filter((c) => c.ports.some((p) => p.containerPort === target))
   if (declaring.length > 0) return declaring
+  if (w.containers.length === 1) return w.containers
   const silent = w.containers.filter((c) => c.ports.length === 0)
   return silent.length === 1 ? silent : []
 }

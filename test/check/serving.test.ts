@@ -172,6 +172,15 @@ describe('serving: a Service routes user traffic to it', () => {
       r.timelines.map((t) => t.container.name),
       ['web'],
     )
+    // The only container of the pod, even when it declares other ports (metrics only).
+    const declaresOthers = text.replace(
+      'image: web:1,',
+      'image: web:1, ports: [{name: metrics, containerPort: 9090}],',
+    )
+    assert.deepEqual(
+      run(declaresOthers).timelines.map((t) => t.container.name),
+      ['web'],
+    )
   })
 
   for (const [what, svc] of [
