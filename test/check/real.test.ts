@@ -83,9 +83,12 @@ describe('the corpus of real manifests', async () => {
   })
 
   test('every finding has been judged (a new one needs a row in JUDGEMENT.md)', () => {
+    // Printed as rows to paste into JUDGEMENT.md once judged (verdict, fix and why to fill in).
     const unjudged = found.filter((f) => !rows.get(f.key)?.now)
     assert.deepEqual(
-      unjudged.map((f) => `${f.key}: ${f.message}`),
+      unjudged.map(
+        (f) => `| ${f.key} | ${rows.has(f.key) ? 'yes' : 'no'} | yes | ? | ? | ? (${f.message}) |`,
+      ),
       [],
     )
   })
