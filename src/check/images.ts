@@ -14,6 +14,11 @@ export interface ImageInfo {
   /** Only serves metrics for Prometheus: a Service port into it is not user traffic. */
   metricsOnly?: boolean
   /**
+   * Keeps its data in the one process (a primary store): more copies of the same workload
+   * would split the data, so "more replicas" is not a fix for it; replication is.
+   */
+  stateful?: boolean
+  /**
    * Seconds the program keeps serving after SIGTERM before it closes its listener, read
    * from its configuration in the input; undefined when it does not (or it cannot be seen).
    */
@@ -78,7 +83,15 @@ const IMAGES: readonly Entry[] = [
   // php-fpm: SIGQUIT is the graceful stop (the official php *-fpm images' STOPSIGNAL).
   { name: 'php-fpm', repository: /(^|\/)php$/, tag: /fpm/, gracefulSignals: ['SIGQUIT'] },
   // PostgreSQL: SIGINT is the fast shutdown the official image stops with; SIGTERM is smart.
-  { name: 'postgres', repository: /(^|\/)postgres$/, gracefulSignals: ['SIGINT', 'SIGTERM'] },
+  {
+    name: 'PostgreSQL',
+    repository: /(^|\/)postgres(ql)?$/,
+    gracefulSignals: ['SIGINT', 'SIGTERM'],
+    stateful: true,
+  },
+  { name: 'Redis', repository: /(^|\/)(redis|redis-stack-server|valkey)$/, stateful: true },
+  { name: 'MySQL', repository: /(^|\/)(mysql|mariadb|percona-server)$/, stateful: true },
+  { name: 'MongoDB', repository: /(^|\/)mongo(db)?$/, stateful: true },
   { name: 'coredns', repository: /(^|\/)coredns$/, drainSeconds: corednsLameduck },
   // Distroless and Chainguard images: no shell (their :debug and -dev tags add busybox).
   { name: 'distroless', repository: /(^|\/)distroless\//, tag: /^(?!.*debug)/, noShell: true },

@@ -93,6 +93,8 @@ export interface ServicePort {
   port: number | undefined
   /** targetPort as written (number or port name); the Service port when absent. */
   target: number | string | undefined
+  /** TCP (the default), UDP or SCTP. */
+  protocol: string
 }
 
 export interface Autoscaler extends ObjectInfo {
@@ -366,7 +368,15 @@ function servicePorts(value: unknown): ServicePort[] {
             ? Number(targetRaw)
             : targetRaw
           : port
-    return [{ index, name: text(entry['name']), port, target }]
+    return [
+      {
+        index,
+        name: text(entry['name']),
+        port,
+        target,
+        protocol: text(entry['protocol']) ?? 'TCP',
+      },
+    ]
   })
 }
 

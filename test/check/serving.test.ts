@@ -292,6 +292,26 @@ describe('the whole picture', () => {
     assert.deepEqual(rules(r), ['single-replica'])
   })
 
+  test('a single Redis is not told to run more copies, and a UDP port gets no tcpSocket probe', () => {
+    const redis =
+      workload({
+        replicas: '1',
+        containers: '        - {name: redis, image: redis:7, ports: [{containerPort: 6379}]}',
+      }) + service('redis', '[{port: 6379}]')
+    const single = run(redis).findings.find((f) => f.rule === 'single-replica')!
+    assert.match(single.message, /running Redis$/)
+    assert.match(single.fix, /^not more replicas of this Deployment/)
+    const dns =
+      workload({
+        replicas: '2',
+        containers:
+          '        - {name: dns, image: example.com/dns:1, ports: [{name: dns, containerPort: 53, protocol: UDP}]}',
+      }) + service('dns', '[{port: 53, targetPort: dns, protocol: UDP}]')
+    const probe = run(dns).findings.find((f) => f.rule === 'no-readiness-probe')!
+    assert.doesNotMatch(probe.fix, /tcpSocket: \{/)
+    assert.match(probe.fix, /UDP/)
+  })
+
   test('a single replica per version behind one Service is not a single replica', () => {
     const v1 = workload({ name: 'app', replicas: '1', containers: web })
     const v2 = workload({ name: 'app', replicas: '1', containers: web }).replace(

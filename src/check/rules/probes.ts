@@ -93,6 +93,9 @@ export const noReadinessProbe: Rule = {
         if (probe(c, 'readinessProbe') !== undefined) continue
         const port = knownPort(c)
         const portText = port === undefined ? '<the port the app listens on>' : String(port)
+        // A TCP connect cannot check a UDP port: only the app's own check can.
+        const udp =
+          c.routes.length > 0 && c.routes.every((r) => r.port.protocol.toUpperCase() !== 'TCP')
         report({
           object: w,
           container: c,
@@ -101,7 +104,9 @@ export const noReadinessProbe: Rule = {
           fix:
             c.lameduck !== undefined
               ? `readinessProbe: {httpGet: {path: ${READINESS_PATH}, port: ${portText}}, periodSeconds: 5, failureThreshold: 2}`
-              : `readinessProbe: {tcpSocket: {port: ${portText}}, periodSeconds: 5} (or the app's own HTTP or gRPC health check on that port, if it has one)`,
+              : udp
+                ? `a readinessProbe on the app's own health check (exec, or HTTP on its health port); the Service's port ${portText} is UDP, which a tcpSocket probe cannot check`
+                : `readinessProbe: {tcpSocket: {port: ${portText}}, periodSeconds: 5} (or the app's own HTTP or gRPC health check on that port, if it has one)`,
         })
       }
     }

@@ -1,5 +1,7 @@
 // How a rollout, a node drain or an eviction takes replicas down (KUBERNETES.md pitfalls 7,
 // 10 and 13).
+
+import { imageInfo } from '../images.js'
 import type { Path } from '../load.js'
 import { type Budget, describe, get, integer, scaled, text, type Workload } from '../model.js'
 import type { Rule } from './types.js'
@@ -219,6 +221,17 @@ export const singleReplica: Rule = {
         ...new Set(w.serving.flatMap((c) => c.routes.map((r) => `Service/${r.service.name}`))),
       ]
       const behind = services.length > 0 ? ` behind ${services.join(', ')}` : ''
+      // More copies of a primary store would split its data: say what helps instead.
+      const store = w.serving.map((c) => imageInfo(c.image)).find((i) => i?.stateful)
+      if (store !== undefined && w.autoscaler === undefined) {
+        report({
+          object: w,
+          path: ['spec', 'replicas'],
+          message: `${replicasText(w)}${behind}, running ${store.name}`,
+          fix: `not more replicas of this ${w.kind} (each ${store.name} copy would hold its own data): replicate ${store.name} itself (a primary with replicas and failover, or a managed service), or accept the outage and keep the restart short`,
+        })
+        continue
+      }
       if (w.autoscaler !== undefined) {
         report({
           object: w.autoscaler,
