@@ -33,7 +33,7 @@ export function preStopSleepFix(t: Timeline, sleep: number): string {
   const exec = lacksShell(t.container.image)
     ? ` (${t.container.image} has no shell, so not exec sleep)`
     : `; before 1.30, exec: {command: [sleep, "${sleep}"]} if the image has sleep`
-  const needed = sleep + t.marginSeconds
+  const needed = sleep + (t.selfDrain?.seconds ?? 0) + t.marginSeconds
   const grace =
     t.grace.seconds < needed
       ? ` and raise terminationGracePeriodSeconds to at least ${needed} (it is ${seconds(t.grace.seconds)}; the sleep counts against it)`
@@ -130,9 +130,11 @@ export const drainDelayShort: Rule = {
         fix:
           t.lameduck !== undefined
             ? `${t.drain.variable}: "10000" (lameduck's default), or a preStop sleep of 5-10 s`
-            : t.selfDrain !== undefined
-              ? `raise ${image?.name ?? 'the app'}'s own drain (${t.selfDrain.where}) to 5 s or more`
-              : `a preStop sleep of ${MIN_DRAIN_SECONDS}-10 s: ${preStopSleepFix(t, MIN_DRAIN_SECONDS)}`,
+            : t.selfDrain?.where.includes('ConfigMap')
+              ? `raise ${image?.name ?? 'the app'}'s own drain (${t.selfDrain.where}) to ${MIN_DRAIN_SECONDS} s or more`
+              : t.selfDrain !== undefined
+                ? `add the rest before SIGTERM (${t.selfDrain.where} is fixed): ${preStopSleepFix(t, Math.ceil(MIN_DRAIN_SECONDS - window + t.preStop.seconds))}`
+                : `a preStop sleep of ${MIN_DRAIN_SECONDS}-10 s: ${preStopSleepFix(t, MIN_DRAIN_SECONDS)}`,
       })
     }
   },
