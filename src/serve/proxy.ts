@@ -48,6 +48,8 @@ const HOP_BY_HOP = new Set([
   'proxy-authenticate',
   'proxy-authorization',
 ])
+/** Replaced by the proxy's own value (the received one plus the client's address). */
+const REPLACED = new Set(['x-forwarded-for'])
 /** Methods a request may be retried with once, on a fresh connection, when a pooled
  * connection turned out to be closed before it answered (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
@@ -90,11 +92,16 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
 }
 
 /** The raw header list without hop-by-hop fields and the fields named in `Connection`. */
-function endToEnd(raw: readonly string[], named: Set<string> | undefined, out: string[]): void {
+function endToEnd(
+  raw: readonly string[],
+  named: Set<string> | undefined,
+  out: string[],
+  replaced?: Set<string>,
+): void {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string
     const lower = name.toLowerCase()
-    if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue
+    if (HOP_BY_HOP.has(lower) || named?.has(lower) || replaced?.has(lower)) continue
     out.push(name, raw[i + 1] as string)
   }
 }
@@ -195,7 +202,7 @@ export class HttpProxy {
       return
     }
     const headers: string[] = []
-    endToEnd(req.rawHeaders, connectionTokens(req.headers.connection), headers)
+    endToEnd(req.rawHeaders, connectionTokens(req.headers.connection), headers, REPLACED)
     const te = req.headers['transfer-encoding']
     if (te !== undefined) headers.push('Transfer-Encoding', te)
     const forwarded = req.headers['x-forwarded-for']
@@ -378,7 +385,7 @@ export class HttpProxy {
       return
     }
     const headers: string[] = []
-    endToEnd(req.rawHeaders, connectionTokens(req.headers.connection), headers)
+    endToEnd(req.rawHeaders, connectionTokens(req.headers.connection), headers, REPLACED)
     const forwarded = req.headers['x-forwarded-for']
     const address = clientAddress(req)
     headers.push(
@@ -425,6 +432,14 @@ export class HttpProxy {
       socket.on('error', () => upSocket.destroy())
       upSocket.once('close', () => socket.destroy())
       socket.once('close', () => upSocket.destroy())
+      // node:http leaves both sockets half-open after an upgrade (allowHalfOpen): an end on
+      // either side ends the whole tunnel, or a closed client would hold it open forever.
+      const endBoth = () => {
+        socket.end()
+        upSocket.end()
+      }
+      socket.once('end', endBoth)
+      upSocket.once('end', endBoth)
       socket.write(rawHead(upRes, upRes.rawHeaders))
       if (upHead.length > 0) socket.write(upHead)
       if (head.length > 0) upSocket.write(head)
