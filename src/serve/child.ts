@@ -1,7 +1,9 @@
 // The supervised child of `lameduck serve` (proxy mode): the user's command, in a process
 // group of its own, started once and stopped once.
 import { type ChildProcess, spawn } from 'node:child_process'
+import { accessSync, constants as fs, statSync } from 'node:fs'
 import { constants } from 'node:os'
+import { delimiter, join } from 'node:path'
 
 /** How long the kernel gets to end a SIGKILLed process group before we stop waiting. */
 export const KILL_WAIT_MS = 1_000
@@ -28,6 +30,28 @@ export function exitStatus(exit: ChildExit): number {
 /** A failed start: the command could not be run at all (not found, not executable). */
 export class ChildStartError extends Error {
   override name = 'ChildStartError'
+}
+
+/** util-linux's setpriv, which can set the parent-death signal before it execs a command. */
+const SETPRIV_PATHS = ['/usr/bin/setpriv', '/bin/setpriv']
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, fs.X_OK)
+    return statSync(path).isFile()
+  } catch {
+    return false
+  }
+}
+
+/** Where `command` would be found, as execvp looks for it; undefined when nowhere. */
+export function resolveCommand(command: string, env: NodeJS.ProcessEnv): string | undefined {
+  if (command.includes('/')) return executable(command) ? command : undefined
+  for (const dir of (env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(delimiter)) {
+    const path = join(dir === '' ? '.' : dir, command)
+    if (executable(path)) return path
+  }
+  return undefined
 }
 
 /**
@@ -61,10 +85,31 @@ export class Child {
     })
   }
 
-  /** Starts `command args`; rejects with ChildStartError when it cannot be run at all. */
+  /**
+   * Starts `command args`; rejects with ChildStartError when it cannot be run at all.
+   *
+   * Where util-linux's setpriv exists, the command is started through it with
+   * `--pdeathsig SIGKILL`: a child in its own process group would otherwise outlive a
+   * SIGKILLed lameduck (outside a container, where nothing else ends it). setpriv execs
+   * the command, so the pid and the process group stay the command's.
+   */
   static start(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<Child> {
     return new Promise((resolve, reject) => {
-      const child = spawn(command, args, { env, detached: true, stdio: 'inherit' })
+      if (resolveCommand(command, env) === undefined) {
+        reject(
+          new ChildStartError(`cannot start '${command}': command not found or not executable`),
+        )
+        return
+      }
+      const setpriv = SETPRIV_PATHS.find(executable)
+      const child =
+        setpriv === undefined
+          ? spawn(command, args, { env, detached: true, stdio: 'inherit' })
+          : spawn(setpriv, ['--pdeathsig', 'SIGKILL', '--', command, ...args], {
+              env,
+              detached: true,
+              stdio: 'inherit',
+            })
       const onError = (error: NodeJS.ErrnoException) => {
         const why =
           error.code === 'ENOENT'

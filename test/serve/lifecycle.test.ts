@@ -1,9 +1,9 @@
 // `lameduck serve` as a supervisor: real child processes, real signals, exit codes.
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import http from 'node:http'
 import { test } from 'node:test'
-import { exited, spawnNode } from '../helpers.js'
+import { exited, spawnNode, within } from '../helpers.js'
 import { bin, ready, request, startServe } from './serve-helpers.js'
 
 /** The child's pid, from lameduck serve's start-up log line. */
@@ -182,4 +182,23 @@ test('--help shows the options and examples', async () => {
   assert.equal((await exited(run.child, 'help')).code, 0)
   assert.match(run.stdout(), /--child-stop-timeout DURATION/)
   assert.match(run.stdout(), /Examples/)
+})
+
+test('a SIGKILLed lameduck serve takes its child with it (parent-death signal, where setpriv exists)', async (t) => {
+  if (!['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p))) {
+    t.skip('util-linux setpriv is not installed')
+    return
+  }
+  const serve = await startServe([])
+  await ready(serve)
+  const pid = childPid(serve.stderr())
+  assert.equal(alive(pid), true)
+  serve.child.kill('SIGKILL')
+  await exited(serve.child, 'lameduck serve to die')
+  await within(
+    'the child to die with its parent',
+    (async () => {
+      while (alive(pid)) await new Promise((resolve) => setTimeout(resolve, 10))
+    })(),
+  )
 })
