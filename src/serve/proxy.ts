@@ -28,6 +28,8 @@ export const UPSTREAM_IDLE_MS = 4_000
 /** How long a request with `Expect: 100-continue` waits for the upstream's 100 before the
  * body is sent anyway (RFC 9110 §10.1.1 allows it; curl waits 1 s). */
 export const EXPECT_CONTINUE_TIMEOUT_MS = 1_000
+/** Responses with a Content-Length up to this size are sent whole, head and body at once. */
+export const BUFFERED_BODY_MAX_BYTES = 64 * 1024
 /** Seconds a client is told to wait (Retry-After) when the upstream refuses connections. */
 const RETRY_AFTER_S = '1'
 
@@ -311,21 +313,25 @@ export class HttpProxy {
       }
       const out: string[] = []
       endToEnd(upRes.rawHeaders, connectionTokens(upRes.headers.connection), out)
-      try {
-        res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, out)
-      } catch (error) {
-        upReq.destroy()
-        this.stats.badGateway++
-        this.#log(
-          'warn',
-          { event: 'upstream-invalid', error: (error as Error).message },
-          `lameduck serve: 502: the upstream's response head cannot be forwarded (${(error as Error).message})`,
-        )
-        refuse(res, 502, 'Bad Gateway: invalid response head from the upstream')
-        return
-      }
+      const status = upRes.statusCode ?? 502
       upRes.once('error', (error) => this.#abortResponse(req, res, error))
       upRes.once('aborted', () => this.#abortResponse(req, res, new Error('aborted')))
+      const length = Number(upRes.headers['content-length'] ?? Number.NaN)
+      if (length <= BUFFERED_BODY_MAX_BYTES) {
+        // A small body goes out with its head in one write, once it is complete: whether
+        // the connection stays open is decided at that moment, so a drain that starts
+        // while the upstream is still sending turns it into `Connection: close` instead of
+        // a keep-alive answer whose socket is then closed under the client's next request.
+        const chunks: Buffer[] = []
+        upRes.on('data', (chunk: Buffer) => chunks.push(chunk))
+        upRes.once('end', () => {
+          if (this.#head(req, res, upReq, status, upRes.statusMessage, out)) {
+            res.end(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
+          }
+        })
+        return
+      }
+      if (!this.#head(req, res, upReq, status, upRes.statusMessage, out)) return
       upRes.once('end', () => {
         if (upRes.rawTrailers.length > 0) {
           const trailers: string[] = []
@@ -363,8 +369,45 @@ export class HttpProxy {
     upReq.flushHeaders()
   }
 
+  /** Writes the response head; answers 502 instead when node refuses it (invalid bytes). */
+  #head(
+    req: IncomingMessage,
+    res: ServerResponse,
+    upReq: ClientRequest,
+    status: number,
+    message: string | undefined,
+    headers: string[],
+  ): boolean {
+    if (res.destroyed) return false
+    try {
+      res.writeHead(status, message, headers)
+      return true
+    } catch (error) {
+      upReq.destroy()
+      this.stats.badGateway++
+      this.#log(
+        'warn',
+        { event: 'upstream-invalid', method: req.method, error: (error as Error).message },
+        `lameduck serve: 502: the upstream's response head cannot be forwarded (${(error as Error).message})`,
+      )
+      refuse(res, 502, 'Bad Gateway: invalid response head from the upstream')
+      return false
+    }
+  }
+
   #abortResponse(req: IncomingMessage, res: ServerResponse, error: Error): void {
     if (res.writableFinished || res.destroyed) return
+    if (!res.headersSent) {
+      // Nothing of the response went out yet (a small body is held until complete).
+      this.stats.badGateway++
+      this.#log(
+        'warn',
+        { event: 'upstream-error', method: req.method, path: req.url, error: error.message },
+        `lameduck serve: 502 for ${req.method} ${req.url}: the upstream failed mid-response (${error.message})`,
+      )
+      refuse(res, 502, 'Bad Gateway: the upstream failed before answering')
+      return
+    }
     this.stats.aborted++
     this.#log(
       'warn',
