@@ -124,86 +124,118 @@ async function main() {
   )
   const upstreamPid = Number(/child pid (\d+)/.exec(ready)?.[1])
   const proxyPid = serve.child.pid as number
-  const targets = { direct: upstreamPort, proxy: proxyPort } as const
+  const minimalPort = await freePort()
+  const minimal = spawnNode('dist/bench/proxy-minimal.js', [], [], {
+    env: { ...process.env, PORT: String(minimalPort), UPSTREAM_PORT: String(upstreamPort) },
+  })
+  await within(
+    'the minimal proxy to listen',
+    (async () => {
+      for (;;) {
+        const up = await new Promise<boolean>((resolve) => {
+          const probe = net.connect(minimalPort, '127.0.0.1')
+          probe.once('connect', () => {
+            probe.destroy()
+            resolve(true)
+          })
+          probe.once('error', () => resolve(false))
+          probe.once('close', () => probe.destroy())
+        })
+        if (up) return
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+    })(),
+    10_000,
+  )
+  const minimalPid = minimal.child.pid as number
+  const targets = { direct: upstreamPort, proxy: proxyPort, minimal: minimalPort } as const
 
   console.log(describeMachine(machine()))
   console.log(
     `\nLatency: ${ROUNDS} rounds × ${int(REQUESTS)} sequential keep-alive requests per target (µs)`,
   )
   // Warm-up: both paths compiled before anything is counted.
-  await latencies(upstreamPort, REQUESTS)
-  await latencies(proxyPort, REQUESTS)
-  const rows: { round: number; direct: number[]; proxy: number[] }[] = []
+  for (const port of Object.values(targets)) await latencies(port, REQUESTS)
+  const names = ['direct', 'proxy', 'minimal'] as const
+  const rows: Record<(typeof names)[number], number[]>[] = []
   for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? (['direct', 'proxy'] as const) : (['proxy', 'direct'] as const)
-    const result: Record<string, number[]> = {}
-    for (const name of order) {
+    const result = {} as Record<(typeof names)[number], number[]>
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i + round) % names.length] as (typeof names)[number]
       result[name] = (await latencies(targets[name], REQUESTS)).sort((a, b) => a - b)
     }
-    rows.push({ round, direct: result.direct as number[], proxy: result.proxy as number[] })
+    rows.push(result)
   }
-  console.log('| round | direct p50 | proxy p50 | added p50 | direct p99 | proxy p99 | added p99 |')
-  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+  console.log(
+    '| round | direct p50 | serve p50 | minimal p50 | serve added p50 | minimal added p50 | direct p99 | serve p99 | minimal p99 |',
+  )
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
   const added50: number[] = []
   const added99: number[] = []
-  for (const row of rows) {
-    const d50 = percentile(row.direct, 0.5)
-    const p50 = percentile(row.proxy, 0.5)
-    const d99 = percentile(row.direct, 0.99)
-    const p99 = percentile(row.proxy, 0.99)
+  const minimal50: number[] = []
+  rows.forEach((row, round) => {
+    const [d50, p50, m50] = names.map((n) => percentile(row[n], 0.5)) as [number, number, number]
+    const [d99, p99, m99] = names.map((n) => percentile(row[n], 0.99)) as [number, number, number]
     added50.push(p50 - d50)
     added99.push(p99 - d99)
+    minimal50.push(m50 - d50)
     console.log(
-      `| ${row.round + 1} | ${fixed(d50, 0)} | ${fixed(p50, 0)} | ${fixed(p50 - d50, 0)} | ${fixed(d99, 0)} | ${fixed(p99, 0)} | ${fixed(p99 - d99, 0)} |`,
+      `| ${round + 1} | ${fixed(d50, 0)} | ${fixed(p50, 0)} | ${fixed(m50, 0)} | ${fixed(p50 - d50, 0)} | ${fixed(m50 - d50, 0)} | ${fixed(d99, 0)} | ${fixed(p99, 0)} | ${fixed(m99, 0)} |`,
     )
-  }
+  })
   const a50 = summarize(added50)
   const a99 = summarize(added99)
+  const m50 = summarize(minimal50)
   console.log(
-    `\nadded latency p50: median ${fixed(a50.median, 0)} µs (${fixed(a50.min, 0)} – ${fixed(a50.max, 0)}); p99: median ${fixed(a99.median, 0)} µs (${fixed(a99.min, 0)} – ${fixed(a99.max, 0)})`,
+    `\nadded latency through lameduck serve, p50: median ${fixed(a50.median, 0)} µs (${fixed(a50.min, 0)} – ${fixed(a50.max, 0)}); p99: median ${fixed(a99.median, 0)} µs (${fixed(a99.min, 0)} – ${fixed(a99.max, 0)}); through the minimal node:http proxy, p50: median ${fixed(m50.median, 0)} µs (${fixed(m50.min, 0)} – ${fixed(m50.max, 0)})`,
   )
 
   console.log(`\nThroughput: wrk -t2 -c50 -d${WRK_SECONDS}s, ${WRK_PAIRS} alternating pairs`)
   console.log(
-    '| pair | direct req/s | proxy req/s | proxy ÷ direct | proxy CPU µs/req | upstream CPU µs/req (via proxy) | upstream CPU µs/req (direct) |',
+    '| pair | direct req/s | serve req/s | minimal req/s | serve ÷ direct | serve CPU µs/req | minimal proxy CPU µs/req | upstream CPU µs/req (direct) |',
   )
-  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
-  // Warm-up: one unmeasured run each, so the JIT has compiled both paths.
-  await wrk(proxyPort)
-  await wrk(upstreamPort)
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+  // Warm-up: one unmeasured run each, so the JIT has compiled every path.
+  for (const port of Object.values(targets)) await wrk(port)
   const ratios: number[] = []
   const proxyCpu: number[] = []
+  const minimalCpu: number[] = []
   for (let pair = 0; pair < WRK_PAIRS; pair++) {
-    const order = pair % 2 === 0 ? (['direct', 'proxy'] as const) : (['proxy', 'direct'] as const)
-    const result: Record<
-      string,
-      { rps: number; requests: number; proxyCpu: number; upstreamCpu: number }
-    > = {}
-    for (const name of order) {
-      const proxyBefore = cpuMs(proxyPid)
-      const upstreamBefore = cpuMs(upstreamPid)
+    const result = {} as Record<
+      (typeof names)[number],
+      { rps: number; requests: number; proxyCpu: number; minimalCpu: number; upstreamCpu: number }
+    >
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i + pair) % names.length] as (typeof names)[number]
+      const before = [cpuMs(proxyPid), cpuMs(minimalPid), cpuMs(upstreamPid)]
       const run = await wrk(targets[name])
+      const per = (pid: number, at: number) =>
+        ((cpuMs(pid) - (before[at] as number)) * 1000) / run.requests
       result[name] = {
         ...run,
-        proxyCpu: ((cpuMs(proxyPid) - proxyBefore) * 1000) / run.requests,
-        upstreamCpu: ((cpuMs(upstreamPid) - upstreamBefore) * 1000) / run.requests,
+        proxyCpu: per(proxyPid, 0),
+        minimalCpu: per(minimalPid, 1),
+        upstreamCpu: per(upstreamPid, 2),
       }
     }
-    const direct = result.direct as (typeof result)[string]
-    const proxy = result.proxy as (typeof result)[string]
+    const { direct, proxy, minimal: floor } = result
     ratios.push(proxy.rps / direct.rps)
     proxyCpu.push(proxy.proxyCpu)
+    minimalCpu.push(floor.minimalCpu)
     console.log(
-      `| ${pair + 1} | ${int(direct.rps)} | ${int(proxy.rps)} | ${fixed(proxy.rps / direct.rps)} | ${fixed(proxy.proxyCpu, 1)} | ${fixed(proxy.upstreamCpu, 1)} | ${fixed(direct.upstreamCpu, 1)} |`,
+      `| ${pair + 1} | ${int(direct.rps)} | ${int(proxy.rps)} | ${int(floor.rps)} | ${fixed(proxy.rps / direct.rps)} | ${fixed(proxy.proxyCpu, 1)} | ${fixed(floor.minimalCpu, 1)} | ${fixed(direct.upstreamCpu, 1)} |`,
     )
   }
   const r = summarize(ratios)
   const c = summarize(proxyCpu)
+  const m = summarize(minimalCpu)
   console.log(
-    `\nproxy ÷ direct req/s: median ${fixed(r.median)} (${fixed(r.min)} – ${fixed(r.max)}); proxy CPU per request: median ${fixed(c.median, 1)} µs (${fixed(c.min, 1)} – ${fixed(c.max, 1)})`,
+    `\nserve ÷ direct req/s: median ${fixed(r.median)} (${fixed(r.min)} – ${fixed(r.max)}); CPU per request, lameduck serve: median ${fixed(c.median, 1)} µs (${fixed(c.min, 1)} – ${fixed(c.max, 1)}), minimal proxy: median ${fixed(m.median, 1)} µs (${fixed(m.min, 1)} – ${fixed(m.max, 1)})`,
   )
   serve.child.kill('SIGTERM')
+  minimal.child.kill('SIGTERM')
   await stop(serve, 'lameduck serve', 10_000)
+  await stop(minimal, 'the minimal proxy', 10_000)
 }
 
 await main()
