@@ -78,8 +78,9 @@ Examples
   lameduck serve --drain-delay 10s --child-stop-timeout 5s -- gunicorn main:app
   # a fixed upstream address
   lameduck serve --port 8080 --upstream 127.0.0.1:8081 -- uvicorn main:app --port 8081
-  # in a Dockerfile (exec form, so lameduck is PID 1 and receives SIGTERM)
-  CMD ["npx", "lameduck", "serve", "--", "gunicorn", "main:app"]
+  # in a Dockerfile: exec form, and not through npx or npm, so lameduck is PID 1 and
+  # receives SIGTERM itself
+  CMD ["lameduck", "serve", "--upstream-health", "/health", "--", "gunicorn", "main:app"]
 `
 
 const OPTIONS = {

@@ -202,3 +202,19 @@ test('a SIGKILLed lameduck serve takes its child with it (parent-death signal, w
     })(),
   )
 })
+
+test('a fixed --upstream: the child gets its port in PORT; a child that dies during the drain fails the exit', async () => {
+  const probe = http.createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const port = (probe.address() as { port: number }).port
+  await new Promise((resolve) => probe.close(resolve))
+  const serve = await startServe(['--upstream', `127.0.0.1:${port}`, '--drain-delay', '500ms'])
+  await serve.waitFor(`upstream: listening on ${port}`, 'the child to listen on the given port')
+  await ready(serve)
+  serve.child.kill('SIGTERM')
+  await serve.waitFor('"state":"draining"', 'the drain to start')
+  await request(serve.port, '/crash?code=5')
+  const exit = await exited(serve.child, 'lameduck serve to exit')
+  assert.equal(exit.code, 5, 'the child failed on its own during the drain')
+  assert.match(serve.stderr(), /the child ended with exit code 5; exiting 5/)
+})
