@@ -4,11 +4,12 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import type net from 'node:net'
 import { after, before, test } from 'node:test'
-import { exited, nextEvent, within } from '../helpers.js'
+import { exited, fromRoot, nextEvent, within } from '../helpers.js'
 import { RawConnection } from '../http-client.js'
 import { names, ready, request, type Serve, seen, startServe } from './serve-helpers.js'
 
 let serve: Serve
+const staleFixture = fromRoot('test/fixtures/serve/stale-upstream.mjs')
 
 before(async () => {
   serve = await startServe(['--headers-timeout', '300ms', '--max-header-size', '4096'])
@@ -307,4 +308,23 @@ test("the probes are the library's, answered by the proxy and never forwarded", 
   }
   const upstream = await seen(serve.port)
   assert.ok(!upstream.requests.some((r) => r.url.endsWith('z')), 'no probe reached the upstream')
+})
+
+test('a pooled connection the upstream closed as it was reused: a GET is retried once on a new connection, a POST gets 502', async () => {
+  const stale = await startServe([], [process.execPath, staleFixture])
+  try {
+    await ready(stale)
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    // (The readiness check's TCP connects are connections too: numbers are relative.)
+    const first = Number((await request(stale.port, '/', { agent })).body.split(' ')[1])
+    // The proxy reuses that connection, which closes on this second request: the GET is
+    // retried on the next one.
+    assert.equal((await request(stale.port, '/', { agent })).body, `connection ${first + 1}`)
+    const post = await request(stale.port, '/', { agent, method: 'POST', body: 'once' })
+    assert.equal(post.status, 502, 'a request with a body is not replayed')
+    agent.destroy()
+  } finally {
+    stale.child.kill('SIGTERM')
+    await exited(stale.child, 'the second lameduck serve to exit')
+  }
 })

@@ -22,7 +22,13 @@ export async function startServe(
   const spawned = spawnNode(bin, ['serve', '--port', '0', ...args, '--', ...command], {
     env: { ...env, KUBERNETES_SERVICE_HOST: '' },
   })
-  const all = await spawned.waitFor(/proxying port \d+/, 'lameduck serve to listen', ms)
+  const all = await spawned
+    .waitFor(/proxying port \d+/, 'lameduck serve to listen', ms)
+    .catch((error) => {
+      // A child left running would keep the test process alive.
+      spawned.child.kill('SIGKILL')
+      throw error
+    })
   const port = Number(/proxying port (\d+)/.exec(all)?.[1])
   return { ...spawned, port }
 }
