@@ -28,6 +28,10 @@ const commands: Record<string, Command> = {
     summary: 'reproduce a Kubernetes rolling update locally and count every failed request',
     load: () => import('./rollout.js'),
   },
+  serve: {
+    summary: 'run a service in any language behind a proxy that drains it with zero loss',
+    load: () => import('./serve.js'),
+  },
 }
 
 function version(): string {

@@ -1,0 +1,530 @@
+// The HTTP/1.1 reverse proxy of `lameduck serve` (proxy mode): node:http in front, a
+// keep-alive pool of node:http client connections behind.
+//
+// Framing is never passed through: node's parser (llhttp, strict) reads each request, and
+// node's client writes a fresh one to the upstream, with the body re-framed by a
+// Content-Length or chunked encoding that node itself produces. A request whose framing is
+// ambiguous never gets that far: llhttp answers 400 for Content-Length with
+// Transfer-Encoding, duplicate or invalid Content-Length, an unknown or non-final chunked
+// coding, obsolete line folding, bare CR or LF and invalid bytes in names and values; this
+// file adds the two checks llhttp leaves to the application (several Host fields, and
+// Transfer-Encoding in an HTTP/1.0 request, RFC 9112 §3.2 and §6.1).
+import {
+  Agent,
+  type ClientRequest,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { LoggerLike } from '../options.js'
+import type { Upstream } from './upstream.js'
+
+/** Pooled upstream connections idle longer than this are closed by us. Below the 5 s
+ * keep-alive timeout of uvicorn, node:http and many others, so the pool does not reuse a
+ * connection the upstream is closing at that moment. */
+export const UPSTREAM_IDLE_MS = 4_000
+/** How long a request with `Expect: 100-continue` waits for the upstream's 100 before the
+ * body is sent anyway (RFC 9110 §10.1.1 allows it; curl waits 1 s). */
+export const EXPECT_CONTINUE_TIMEOUT_MS = 1_000
+/** Responses with a Content-Length up to this size are sent whole, head and body at once. */
+export const BUFFERED_BODY_MAX_BYTES = 64 * 1024
+/** Seconds a client is told to wait (Retry-After) when the upstream refuses connections. */
+const RETRY_AFTER_S = '1'
+
+/**
+ * Hop-by-hop fields (RFC 9110 §7.6.1), plus the proxy-authentication fields that belong to
+ * the hop that asked for them. Fields named in `Connection` are dropped too. The request's
+ * Transfer-Encoding is restored after the filter: node re-frames the body but keeps the
+ * codings the client declared.
+ */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'proxy-connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+])
+/** Replaced by the proxy's own value (the received one plus the client's address). */
+const REPLACED = new Set(['x-forwarded-for'])
+/** Methods a request may be retried with once, on a fresh connection, when a pooled
+ * connection turned out to be closed before it answered (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+/** Errors that mean the upstream is not accepting connections (not started, or gone). */
+const REFUSED = new Set(['ECONNREFUSED', 'ENOENT', 'EADDRNOTAVAIL'])
+/** Errors a pooled connection closed by the upstream produces on its next use. */
+const STALE = new Set(['ECONNRESET', 'EPIPE'])
+
+/** Requests that arrived with `Expect: 100-continue` and have not been told to continue. */
+const expectsContinue = new WeakSet<IncomingMessage>()
+
+export interface ProxyOptions {
+  upstream: Upstream
+  logger: LoggerLike | false
+}
+
+/** Counters, for logs and tests. */
+export interface ProxyStats {
+  requests: number
+  /** Answered by the proxy itself: 400 (framing), 502 (upstream failed), 503 (refused). */
+  rejected: number
+  badGateway: number
+  unavailable: number
+  /** Responses cut because the upstream failed after their headers were sent. */
+  aborted: number
+  retried: number
+  upgrades: number
+}
+
+/** Names of fields listed in a Connection header value, lower-cased. */
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined
+  const text = Array.isArray(value) ? value.join(',') : value
+  const tokens = new Set<string>()
+  for (const token of text.split(',')) {
+    const name = token.trim().toLowerCase()
+    if (name !== '') tokens.add(name)
+  }
+  return tokens
+}
+
+/** The raw header list without hop-by-hop fields and the fields named in `Connection`. */
+function endToEnd(
+  raw: readonly string[],
+  named: Set<string> | undefined,
+  out: string[],
+  replaced?: Set<string>,
+): void {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string
+    const lower = name.toLowerCase()
+    if (HOP_BY_HOP.has(lower) || named?.has(lower) || replaced?.has(lower)) continue
+    out.push(name, raw[i + 1] as string)
+  }
+}
+
+function clientAddress(req: IncomingMessage): string {
+  const address = req.socket.remoteAddress ?? ''
+  return address.startsWith('::ffff:') ? address.slice(7) : address
+}
+
+/** Why this request's framing is refused, beyond what node's parser already refuses. */
+function framingProblem(req: IncomingMessage): string | undefined {
+  if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
+    return 'Transfer-Encoding in an HTTP/1.0 request'
+  }
+  const raw = req.rawHeaders
+  let hosts = 0
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string
+    if (name.length === 4 && name.toLowerCase() === 'host') hosts++
+  }
+  return hosts > 1 ? 'more than one Host field' : undefined
+}
+
+/** Answers a request the proxy refuses itself, and closes the connection after it: its
+ * unread body must never be parsed as a next request. */
+function refuse(res: ServerResponse, status: number, message: string): void {
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  const body = `${message}\n`
+  res.shouldKeepAlive = false
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  })
+  res.end(body)
+}
+
+/**
+ * Proxies requests and upgrades to one upstream. Attach with `attach(server)`; the server
+ * is expected to be managed by `lameduck()`, which answers probes and sets
+ * `Connection: close` while draining before these handlers run.
+ */
+export class HttpProxy {
+  readonly upstream: Upstream
+  readonly agent: Agent
+  readonly stats: ProxyStats = {
+    requests: 0,
+    rejected: 0,
+    badGateway: 0,
+    unavailable: 0,
+    aborted: 0,
+    retried: 0,
+    upgrades: 0,
+  }
+  readonly #logger: LoggerLike | false
+  #refusing = false
+
+  constructor(options: ProxyOptions) {
+    this.upstream = options.upstream
+    this.#logger = options.logger
+    this.agent = new Agent({ keepAlive: true, timeout: UPSTREAM_IDLE_MS, scheduling: 'lifo' })
+  }
+
+  /** Installs the request, Expect and upgrade handlers on `server`. */
+  attach(server: Server): void {
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res))
+    // With a 'checkContinue' listener node does not answer 100 Continue by itself; the
+    // request goes through 'request' (and so through lameduck's probe and drain handling)
+    // and the proxy sends 100 when the upstream does.
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      expectsContinue.add(req)
+      server.emit('request', req, res)
+    })
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.upgrade(req, socket, head),
+    )
+  }
+
+  /** Closes the pooled upstream connections. */
+  close(): void {
+    this.agent.destroy()
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    this.stats.requests++
+    const problem = framingProblem(req)
+    if (problem !== undefined) {
+      this.stats.rejected++
+      this.#log(
+        'warn',
+        { event: 'bad-request', reason: problem },
+        `lameduck serve: 400, ${problem}`,
+      )
+      refuse(res, 400, `Bad Request: ${problem}`)
+      return
+    }
+    const headers: string[] = []
+    endToEnd(req.rawHeaders, connectionTokens(req.headers.connection), headers, REPLACED)
+    const te = req.headers['transfer-encoding']
+    if (te !== undefined) headers.push('Transfer-Encoding', te)
+    const forwarded = req.headers['x-forwarded-for']
+    const address = clientAddress(req)
+    headers.push('X-Forwarded-For', forwarded === undefined ? address : `${forwarded}, ${address}`)
+    if (req.headers['x-forwarded-proto'] === undefined) headers.push('X-Forwarded-Proto', 'http')
+
+    let path = req.url ?? '/'
+    if (path.charCodeAt(0) !== 47 /* '/' */ && path !== '*') {
+      // Absolute form: the authority in the target wins over Host (RFC 9112 §3.2.2).
+      try {
+        const url = new URL(path)
+        path = `${url.pathname}${url.search}`
+        for (let i = 0; i < headers.length; i += 2) {
+          if ((headers[i] as string).toLowerCase() === 'host') headers[i + 1] = url.host
+        }
+      } catch {
+        this.stats.rejected++
+        refuse(res, 400, 'Bad Request: invalid request target')
+        return
+      }
+    }
+    const hasBody = te !== undefined || (req.headers['content-length'] ?? '0') !== '0'
+    const retriable = !hasBody && IDEMPOTENT.has(req.method ?? '')
+    this.#send(req, res, path, headers, hasBody, retriable)
+  }
+
+  #send(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    headers: string[],
+    hasBody: boolean,
+    retriable: boolean,
+  ): void {
+    let upReq: ClientRequest
+    try {
+      upReq = httpRequest({
+        host: this.upstream.host,
+        port: this.upstream.port,
+        method: req.method,
+        path,
+        headers,
+        agent: this.agent,
+        setHost: false,
+        insecureHTTPParser: false,
+      })
+    } catch (error) {
+      // node refuses a header it would not write (an invalid character): the client's fault.
+      this.stats.rejected++
+      refuse(res, 400, `Bad Request: ${(error as Error).message}`)
+      return
+    }
+    let responded = false
+    const onClose = () => {
+      if (!res.writableFinished) upReq.destroy()
+    }
+    res.once('close', onClose)
+
+    upReq.once('error', (error: NodeJS.ErrnoException) => {
+      res.off('close', onClose)
+      if (res.destroyed && !res.writableFinished) return
+      const code = error.code ?? ''
+      if (!responded && retriable && upReq.reusedSocket && STALE.has(code)) {
+        // A pooled connection the upstream had closed: retry once on a new connection.
+        this.stats.retried++
+        this.#send(req, res, path, headers, hasBody, false)
+        return
+      }
+      if (responded) {
+        this.#abortResponse(req, res, error)
+        return
+      }
+      if (REFUSED.has(code)) {
+        this.stats.unavailable++
+        if (!this.#refusing) {
+          this.#refusing = true
+          this.#log(
+            'warn',
+            { event: 'upstream-refused', code, upstream: this.#address() },
+            `lameduck serve: upstream ${this.#address()} refused the connection (${code}); answering 503`,
+          )
+        }
+        res.setHeader('retry-after', RETRY_AFTER_S)
+        refuse(res, 503, 'Service Unavailable: the upstream is not accepting connections')
+        return
+      }
+      this.stats.badGateway++
+      this.#log(
+        'warn',
+        { event: 'upstream-error', code, method: req.method, path },
+        `lameduck serve: 502 for ${req.method} ${path}: the upstream failed before answering (${code || error.message})`,
+      )
+      refuse(res, 502, 'Bad Gateway: the upstream failed before answering')
+    })
+
+    upReq.once('response', (upRes: IncomingMessage) => {
+      responded = true
+      this.#refusing = false
+      if (!bodyStarted) {
+        // A final answer before the body was asked for (RFC 9110 §10.1.1): the body is
+        // not sent, the upstream connection cannot be reused, and the client's must close.
+        clearTimeout(continueTimer)
+        res.shouldKeepAlive = false
+        upRes.once('end', () => upReq.destroy())
+      }
+      const out: string[] = []
+      endToEnd(upRes.rawHeaders, connectionTokens(upRes.headers.connection), out)
+      const status = upRes.statusCode ?? 502
+      upRes.once('error', (error) => this.#abortResponse(req, res, error))
+      upRes.once('aborted', () => this.#abortResponse(req, res, new Error('aborted')))
+      const length = Number(upRes.headers['content-length'] ?? Number.NaN)
+      if (length <= BUFFERED_BODY_MAX_BYTES) {
+        // A small body goes out with its head in one write, once it is complete: whether
+        // the connection stays open is decided at that moment, so a drain that starts
+        // while the upstream is still sending turns it into `Connection: close` instead of
+        // a keep-alive answer whose socket is then closed under the client's next request.
+        const chunks: Buffer[] = []
+        upRes.on('data', (chunk: Buffer) => chunks.push(chunk))
+        upRes.once('end', () => {
+          if (this.#head(req, res, upReq, status, upRes.statusMessage, out)) {
+            res.end(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
+          }
+        })
+        return
+      }
+      if (!this.#head(req, res, upReq, status, upRes.statusMessage, out)) return
+      upRes.once('end', () => {
+        if (upRes.rawTrailers.length > 0) {
+          const trailers: string[] = []
+          endToEnd(upRes.rawTrailers, undefined, trailers)
+          const pairs: [string, string][] = []
+          for (let i = 0; i < trailers.length; i += 2)
+            pairs.push([trailers[i] as string, trailers[i + 1] as string])
+          res.addTrailers(pairs)
+        }
+      })
+      upRes.pipe(res)
+    })
+
+    let bodyStarted = !expectsContinue.has(req)
+    let continueTimer: NodeJS.Timeout | undefined
+    if (!hasBody) {
+      upReq.end()
+      return
+    }
+    req.once('error', () => upReq.destroy())
+    if (bodyStarted) {
+      req.pipe(upReq)
+      return
+    }
+    const startBody = () => {
+      if (bodyStarted || res.headersSent) return
+      bodyStarted = true
+      clearTimeout(continueTimer)
+      expectsContinue.delete(req)
+      res.writeContinue()
+      req.pipe(upReq)
+    }
+    upReq.once('continue', startBody)
+    continueTimer = setTimeout(startBody, EXPECT_CONTINUE_TIMEOUT_MS)
+    upReq.flushHeaders()
+  }
+
+  /** Writes the response head; answers 502 instead when node refuses it (invalid bytes). */
+  #head(
+    req: IncomingMessage,
+    res: ServerResponse,
+    upReq: ClientRequest,
+    status: number,
+    message: string | undefined,
+    headers: string[],
+  ): boolean {
+    if (res.destroyed) return false
+    try {
+      res.writeHead(status, message, headers)
+      return true
+    } catch (error) {
+      upReq.destroy()
+      this.stats.badGateway++
+      this.#log(
+        'warn',
+        { event: 'upstream-invalid', method: req.method, error: (error as Error).message },
+        `lameduck serve: 502: the upstream's response head cannot be forwarded (${(error as Error).message})`,
+      )
+      refuse(res, 502, 'Bad Gateway: invalid response head from the upstream')
+      return false
+    }
+  }
+
+  #abortResponse(req: IncomingMessage, res: ServerResponse, error: Error): void {
+    if (res.writableFinished || res.destroyed) return
+    if (!res.headersSent) {
+      // Nothing of the response went out yet (a small body is held until complete).
+      this.stats.badGateway++
+      this.#log(
+        'warn',
+        { event: 'upstream-error', method: req.method, path: req.url, error: error.message },
+        `lameduck serve: 502 for ${req.method} ${req.url}: the upstream failed mid-response (${error.message})`,
+      )
+      refuse(res, 502, 'Bad Gateway: the upstream failed before answering')
+      return
+    }
+    this.stats.aborted++
+    this.#log(
+      'warn',
+      { event: 'upstream-aborted', method: req.method, path: req.url, error: error.message },
+      `lameduck serve: the upstream failed mid-response to ${req.method} ${req.url} (${error.message}); closing the client connection`,
+    )
+    res.destroy()
+  }
+
+  /** An upgrade (WebSocket): one fresh upstream connection, then bytes both ways. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.stats.requests++
+    socket.on('error', () => socket.destroy())
+    const problem = framingProblem(req)
+    if (problem !== undefined) {
+      this.stats.rejected++
+      socket.end(rawResponse(400, `Bad Request: ${problem}`))
+      return
+    }
+    const headers: string[] = []
+    endToEnd(req.rawHeaders, connectionTokens(req.headers.connection), headers, REPLACED)
+    const forwarded = req.headers['x-forwarded-for']
+    const address = clientAddress(req)
+    headers.push(
+      'Connection',
+      'Upgrade',
+      'Upgrade',
+      req.headers.upgrade ?? '',
+      'X-Forwarded-For',
+      forwarded === undefined ? address : `${forwarded}, ${address}`,
+    )
+    if (req.headers['x-forwarded-proto'] === undefined) headers.push('X-Forwarded-Proto', 'http')
+    let upReq: ClientRequest
+    try {
+      upReq = httpRequest({
+        host: this.upstream.host,
+        port: this.upstream.port,
+        method: req.method,
+        path: req.url,
+        headers,
+        agent: false,
+        setHost: false,
+        insecureHTTPParser: false,
+      })
+    } catch (error) {
+      this.stats.rejected++
+      socket.end(rawResponse(400, `Bad Request: ${(error as Error).message}`))
+      return
+    }
+    socket.once('close', () => upReq.destroy())
+    upReq.once('error', (error: NodeJS.ErrnoException) => {
+      if (socket.destroyed) return
+      const refused = REFUSED.has(error.code ?? '')
+      if (refused) this.stats.unavailable++
+      else this.stats.badGateway++
+      socket.end(
+        refused
+          ? rawResponse(503, 'Service Unavailable: the upstream is not accepting connections')
+          : rawResponse(502, 'Bad Gateway: the upstream failed before answering'),
+      )
+    })
+    upReq.once('upgrade', (upRes: IncomingMessage, upSocket: Duplex, upHead: Buffer) => {
+      this.stats.upgrades++
+      upSocket.on('error', () => socket.destroy())
+      socket.on('error', () => upSocket.destroy())
+      upSocket.once('close', () => socket.destroy())
+      socket.once('close', () => upSocket.destroy())
+      // node:http leaves both sockets half-open after an upgrade (allowHalfOpen): an end on
+      // either side ends the whole tunnel, or a closed client would hold it open forever.
+      const endBoth = () => {
+        socket.end()
+        upSocket.end()
+      }
+      socket.once('end', endBoth)
+      upSocket.once('end', endBoth)
+      socket.write(rawHead(upRes, upRes.rawHeaders))
+      if (upHead.length > 0) socket.write(upHead)
+      if (head.length > 0) upSocket.write(head)
+      upSocket.pipe(socket)
+      socket.pipe(upSocket)
+    })
+    upReq.once('response', (upRes: IncomingMessage) => {
+      // The upstream declined the upgrade: pass its answer on, then close (the body is
+      // written as it comes, delimited by the close).
+      const out: string[] = []
+      endToEnd(upRes.rawHeaders, connectionTokens(upRes.headers.connection), out)
+      out.push('Connection', 'close')
+      socket.write(rawHead(upRes, out))
+      upRes.pipe(socket)
+    })
+    upReq.end()
+  }
+
+  #address(): string {
+    return `${this.upstream.host}:${this.upstream.port}`
+  }
+
+  #log(level: 'warn' | 'error', fields: Record<string, unknown>, message: string): void {
+    if (this.#logger !== false) this.#logger[level](fields, message)
+  }
+}
+
+function rawHead(res: IncomingMessage, raw: readonly string[]): string {
+  let head = `HTTP/1.1 ${res.statusCode} ${res.statusMessage}\r\n`
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string
+    const lower = name.toLowerCase()
+    // The response to a declined upgrade is re-delimited by the connection's close.
+    if (res.statusCode !== 101 && (lower === 'content-length' || lower === 'transfer-encoding'))
+      continue
+    head += `${name}: ${raw[i + 1]}\r\n`
+  }
+  return `${head}\r\n`
+}
+
+function rawResponse(status: 400 | 502 | 503, message: string): string {
+  const body = `${message}\n`
+  const reason = { 400: 'Bad Request', 502: 'Bad Gateway', 503: 'Service Unavailable' }[status]
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+}
