@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Follower } from './cluster.js'
 import type { ConnectionTracker } from './connections.js'
 import { describeValue, LameduckError } from './errors.js'
 import { type Hook, type HookResult, type RegisteredHook, runHook, validateHook } from './hooks.js'
@@ -46,6 +47,8 @@ export interface LifecycleParts {
   trackers: readonly ConnectionTracker[]
   /** A separate server answering probes, closed last. */
   probeServer: Server | undefined
+  /** Set in a worker of `lameduck serve --workers`: signals come from the primary. */
+  follower?: Follower | undefined
 }
 
 const round = (ms: number) => Math.round(ms)
@@ -77,6 +80,7 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
   #forceCause: ForceCause | undefined
   #forceExitTimer: NodeJS.Timeout | undefined
   #removeSignalHandlers: () => void
+  readonly #follower: Follower | undefined
 
   constructor(parts: LifecycleParts) {
     super()
@@ -85,12 +89,14 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
     this.#trackers = parts.trackers
     this.#probeServer = parts.probeServer
     this.#appReady = parts.options.autoReady
+    this.#follower = parts.follower
     for (const server of this.#servers) {
       if (!server.listening) server.once('listening', () => this.#updateReadiness())
     }
-    this.#removeSignalHandlers = onSignals(parts.options.signals, (signal) =>
-      this.#onSignal(signal),
-    )
+    const handler = (signal: NodeJS.Signals) => this.#onSignal(signal)
+    this.#removeSignalHandlers =
+      parts.follower?.onSignals(parts.options.signals, handler) ??
+      onSignals(parts.options.signals, handler)
     // Let the caller attach 'state' listeners before a server that already listens makes us ready.
     queueMicrotask(() => this.#updateReadiness())
   }
@@ -227,6 +233,7 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
   /** Ends the process at `ms` from now, whatever the application does. Unref'd: it never
    * keeps a process alive that would otherwise exit. */
   #armForceExit(ms: number): void {
+    this.#follower?.deadline(ms)
     if (!this.#options.exit) return
     clearTimeout(this.#forceExitTimer)
     this.#forceExitTimer = setTimeout(() => {

@@ -24,6 +24,11 @@ const commands: Record<string, Command> = {
     summary: 'check Kubernetes manifests for settings that break graceful shutdown',
     load: () => import('./check.js'),
   },
+  // Temporary (issue 11): `serve` belongs to issue 13, which delegates `--workers` here.
+  serve: {
+    summary: 'run a Node app as N workers with one pod-wide drain (--workers N|auto)',
+    load: async () => ({ run: (await import('./serve-workers.js')).serveWorkers }),
+  },
   rollout: {
     summary: 'reproduce a Kubernetes rolling update locally and count every failed request',
     load: () => import('./rollout.js'),
