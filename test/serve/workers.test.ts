@@ -147,6 +147,32 @@ test('SIGHUP reloads every worker one at a time with zero failed requests under 
   }
 })
 
+test('SIGTERM in the middle of a reload: the retiring worker finishes its drain, the rest drain, exit 0', async () => {
+  const pod = await startPod([
+    '--workers',
+    '2',
+    '--reload-drain',
+    '500ms',
+    '--drain-delay',
+    '300ms',
+    app,
+  ])
+  try {
+    const from = pod.mark()
+    pod.child.kill('SIGHUP')
+    await pod.log({ event: 'worker-retire' }, { from })
+    const slow = request(pod.port, '/?delay=300')
+    pod.child.kill('SIGTERM')
+    assert.equal((await slow).status, 200)
+    const exit = await exited(pod.child, 'the pod to exit', 10_000)
+    assert.equal(exit.code, 0, pod.stderr())
+    // No worker was told twice (which would have forced it).
+    assert.equal(pod.logs().filter((l) => l.event === 'force').length, 0)
+  } finally {
+    pod.child.kill('SIGKILL')
+  }
+})
+
 test('a reload whose new workers fail at start stops, and the old workers keep serving', async () => {
   const flag = join(tmpdir(), `lameduck-workers-${process.pid}-${Date.now()}`)
   const pod = await startPod(['--workers', '2', app], { env: { FIXTURE_CRASH_IF: flag } })

@@ -39,6 +39,9 @@ export interface WorkersOptions {
   logger: LoggerLike | false
 }
 
+/** How long after it listens a worker may take to call lameduck() before a warning. */
+const SILENT_WORKER_MS = 2_000
+
 /** A worker's place in the pod. `serving` workers count towards readiness. */
 type Role = 'serving' | 'replacement' | 'retiring'
 
@@ -50,6 +53,8 @@ interface Slot {
   /** What the worker was told last (re-sent when it first reports, in case it was busy
    * loading when the message arrived). */
   command: ToWorker | undefined
+  /** SIGTERMed while still loading: it served nothing, so its end by that signal is clean. */
+  stoppedLoading: boolean
   startedAt: number
 }
 
@@ -141,6 +146,7 @@ export function startPrimary(options: WorkersOptions): Primary {
       role,
       state: undefined,
       command: undefined,
+      stoppedLoading: false,
       startedAt: performance.now(),
     }
     slots.set(worker.id, slot)
@@ -151,6 +157,19 @@ export function startPrimary(options: WorkersOptions): Primary {
     )
     worker.on('message', (message: unknown) => {
       if (isProtocolMessage(message)) onMessage(slot, message as ToPrimary)
+    })
+    worker.once('listening', () => {
+      // A worker that listens but never reports is an app that does not call lameduck():
+      // it can never be ready, and neither can the pod. Say so once, not silently.
+      setTimeout(() => {
+        if (slot.state === undefined && slots.has(worker.id)) {
+          log(
+            'warn',
+            { event: 'worker-silent', worker: worker.id, pid: worker.process.pid },
+            `lameduck serve: worker ${worker.id} listens but its app has not called lameduck(server); the pod is ready only when every worker's app does`,
+          )
+        }
+      }, SILENT_WORKER_MS).unref()
     })
     worker.on('exit', (code: number | null, signal: string | null) =>
       onExit(slot, code, signal as NodeJS.Signals | null),
@@ -195,7 +214,10 @@ export function startPrimary(options: WorkersOptions): Primary {
   function command(slot: Slot, message: ToWorker): void {
     slot.command = message
     if (slot.state !== undefined) send(slot, message)
-    else slot.worker.process.kill('SIGTERM')
+    else {
+      slot.stoppedLoading = true
+      slot.worker.process.kill('SIGTERM')
+    }
   }
 
   function onExit(slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
@@ -204,9 +226,10 @@ export function startPrimary(options: WorkersOptions): Primary {
     const fields = { worker: id, pid: slot.worker.process.pid, code, signal, slot: slot.role }
     const how = signal === null ? `code ${code}` : signal
     if (shutdown !== undefined) {
-      if (code !== 0) shutdown.exitCode = 1
+      const clean = code === 0 || (slot.stoppedLoading && signal === 'SIGTERM')
+      if (!clean) shutdown.exitCode = 1
       log(
-        code === 0 ? 'info' : 'warn',
+        clean ? 'info' : 'warn',
         { event: 'worker-exit', ...fields },
         `lameduck serve: worker ${id} exited (${how})`,
       )
@@ -363,7 +386,8 @@ export function startPrimary(options: WorkersOptions): Primary {
   /** Waits until the slot reports ready (true), or exits or times out (false). */
   function whenReady(slot: Slot): Promise<boolean> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => settle(false), options.readyTimeout)
+      // Unref'd: the worker itself keeps the primary alive while it starts.
+      const timer = setTimeout(() => settle(false), options.readyTimeout).unref()
       const onState = (state: State) => {
         if (state === 'ready') settle(true)
       }
@@ -406,7 +430,10 @@ export function startPrimary(options: WorkersOptions): Primary {
       if (shutdown !== undefined) break
       if (!slots.has(previous.worker.id)) continue
       const next = fork('replacement')
-      if (!(await whenReady(next))) {
+      const ready = await whenReady(next)
+      // A shutdown during the wait has already told the replacement what to do.
+      if (shutdown !== undefined) break
+      if (!ready) {
         failure =
           next.worker.process.exitCode !== null || next.worker.process.signalCode !== null
             ? `worker ${next.worker.id} exited before it was ready`
