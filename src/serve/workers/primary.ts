@@ -101,6 +101,7 @@ export function startPrimary(options: WorkersOptions): Primary {
     execArgv: [...options.execArgv],
   })
 
+  const serving = () => [...slots.values()].filter((s) => s.role === 'serving').length
   const send = (slot: Slot, message: ToWorker) => {
     if (slot.worker.isConnected()) slot.worker.send(message)
   }
@@ -278,7 +279,8 @@ export function startPrimary(options: WorkersOptions): Primary {
     update()
     const timer = setTimeout(() => {
       restarts.delete(timer)
-      if (shutdown === undefined) fork('serving')
+      // A reload may have filled the place meanwhile.
+      if (shutdown === undefined && serving() < options.workers) fork('serving')
     }, verdict.delayMs)
     restarts.add(timer)
   }
@@ -372,7 +374,6 @@ export function startPrimary(options: WorkersOptions): Primary {
     finished = true
     if (backstop !== undefined) clearTimeout(backstop.timer)
     for (const timer of retireTimers.values()) clearTimeout(timer)
-    removeSignals()
     const exitCode = shutdown?.exitCode ?? 1
     pod = 'stopped'
     log(
@@ -445,8 +446,18 @@ export function startPrimary(options: WorkersOptions): Primary {
         break
       }
       if (shutdown !== undefined) break
+      if (!slots.has(previous.worker.id)) {
+        // The old worker crashed while its replacement started: the replacement takes its
+        // place, unless a restart already did.
+        if (serving() < options.workers) next.role = 'serving'
+        else {
+          next.role = 'retiring'
+          command(next, { lameduck: PROTOCOL, type: 'retire', drainDelay: 0 })
+        }
+        update()
+        continue
+      }
       next.role = 'serving'
-      if (!slots.has(previous.worker.id)) continue
       previous.role = 'retiring'
       update()
       const retired = new Promise<void>((resolve) => previous.worker.once('exit', () => resolve()))
@@ -487,15 +498,15 @@ export function startPrimary(options: WorkersOptions): Primary {
   const handlers = new Map<NodeJS.Signals, () => void>()
   for (const signal of options.signals) {
     handlers.set(signal, () => {
+      if (finished) return
       if (shutdown === undefined) beginShutdown(signal, 0)
       else force(signal)
     })
   }
   handlers.set(options.reloadSignal, () => void reload(options.reloadSignal))
+  // Never removed: a signal that arrives between the last worker's exit and the primary's
+  // own must not end the primary by its default action (and a different exit code).
   for (const [signal, handler] of handlers) process.on(signal, handler)
-  function removeSignals(): void {
-    for (const [signal, handler] of handlers) process.off(signal, handler)
-  }
 
   log(
     'info',
