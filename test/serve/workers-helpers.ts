@@ -134,7 +134,10 @@ export async function load(
     paths = ['/'],
     fresh = 10,
   } = options
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency })
+  // FIFO: every pooled connection carries requests in turn, as a busy client's do. An idle
+  // connection closed by the server races with a request sent on it at that instant (an
+  // HTTP/1.1 limit no server can remove); a connection used during the drain does not.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, scheduling: 'fifo' })
   const result: LoadResult = { sent: 0, ok: 0, failures: [], pids: new Set() }
   let stopped = false
   void stop.then(() => {

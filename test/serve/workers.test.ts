@@ -5,8 +5,8 @@ import { rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { exited } from '../helpers.js'
-import { app, load, type Pod, request, startPod } from './workers-helpers.js'
+import { exited, fromRoot, spawnNode } from '../helpers.js'
+import { app, cleanEnv, load, type Pod, request, startPod } from './workers-helpers.js'
 
 const workerPids = (pod: Pod) =>
   pod
@@ -105,7 +105,7 @@ test('a second signal forces every worker: the pod exits 1 long before the drain
 })
 
 test('SIGHUP reloads every worker one at a time with zero failed requests under keep-alive load', async () => {
-  const pod = await startPod(['--workers', '2', '--reload-drain', '300ms', app])
+  const pod = await startPod(['--workers', '2', app])
   try {
     const before = workerPids(pod)
     let finish: () => void = () => {}
@@ -237,5 +237,19 @@ test('a crash loop (workers failing at start) makes the primary exit 1', async (
     assert.equal(pod.logs().at(-1)?.event, 'stopped')
   } finally {
     rmSync(flag, { force: true })
+  }
+})
+
+test('a worker of some other cluster primary is left alone: lameduck() handles its own signals', async () => {
+  const run = spawnNode(fromRoot('dist/test/fixtures/plain-cluster.js'), [], { env: cleanEnv() })
+  try {
+    await run.waitFor(/listening \d+/, 'the worker to listen')
+    const pid = Number(/worker (\d+)/.exec(run.stdout())?.[1])
+    process.kill(pid, 'SIGTERM')
+    await run.waitFor('worker exited 0', 'the worker to drain and exit on its own SIGTERM')
+    assert.doesNotMatch(run.stderr(), /"worker":/, 'its log lines are not tagged as a serve worker')
+    assert.match(run.stderr(), /"state":"stopped"/)
+  } finally {
+    run.child.kill('SIGKILL')
   }
 })
