@@ -32,6 +32,8 @@ export type ToWorker =
    * pod, which stays ready with the worker that replaced it. */
   | { lameduck: typeof PROTOCOL; type: 'retire'; drainDelay: number }
   | { lameduck: typeof PROTOCOL; type: 'pod'; pod: PodState }
+  /** The answer to `exiting`: the primary hands this worker no more connections. */
+  | { lameduck: typeof PROTOCOL; type: 'exit' }
 
 /** Worker → primary. */
 export type ToPrimary =
@@ -40,6 +42,8 @@ export type ToPrimary =
   | { lameduck: typeof PROTOCOL; type: 'state'; state: State; started: boolean }
   /** The worker's shutdown started; it ends the process within `ms` whatever happens. */
   | { lameduck: typeof PROTOCOL; type: 'deadline'; ms: number }
+  /** The worker's shutdown is done; it exits once the primary answers `exit`. */
+  | { lameduck: typeof PROTOCOL; type: 'exiting'; exitCode: number }
 
 export function isProtocolMessage(message: unknown): message is { type: string } {
   return (
@@ -64,7 +68,12 @@ export interface Follower {
   attach(lifecycle: Lameduck, options: ResolvedOptions): void
   /** Tells the primary how long this worker's shutdown may take. */
   deadline(ms: number): void
+  /** Ends the process once the primary can no longer hand it a connection. */
+  exit(code: number): void
 }
+
+/** How long a stopped worker waits for the primary's `exit` before it exits anyway. */
+export const EXIT_ACK_TIMEOUT_MS = 1_000
 
 let follower: ClusterFollower | undefined
 
@@ -142,9 +151,31 @@ class ClusterFollower implements Follower {
     this.#send({ lameduck: PROTOCOL, type: 'deadline', ms })
   }
 
+  /**
+   * With round-robin distribution the primary accepts each connection and sends it to a
+   * worker over IPC. A connection sent just before the primary learnt that this worker
+   * closed its listener is still in the channel; node's cluster returns it to the primary
+   * for another worker only if this process reads it, and loses it (the client hangs) if the
+   * process has exited. The channel is ordered both ways: once the primary answers this
+   * message, it has seen the listener close, and every connection it sent before is read.
+   */
+  exit(code: number): void {
+    const exit = () => process.exit(code)
+    if (!process.connected) exit()
+    this.#onExit = exit
+    setTimeout(exit, EXIT_ACK_TIMEOUT_MS)
+    this.#send({ lameduck: PROTOCOL, type: 'exiting', exitCode: code })
+  }
+
+  #onExit: (() => void) | undefined
+
   #onMessage(message: ToWorker): void {
     if (message.type === 'pod') {
       this.#pod = message.pod
+      return
+    }
+    if (message.type === 'exit') {
+      this.#onExit?.()
       return
     }
     if (this.#handlers.size === 0) {

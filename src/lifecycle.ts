@@ -418,7 +418,10 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       },
       `lameduck: stopped in ${outcome.durations.totalMs} ms, exit code ${exitCode}`,
     )
-    if (options.exit) process.exit(exitCode)
+    if (options.exit) {
+      if (this.#follower !== undefined) this.#follower.exit(exitCode)
+      else process.exit(exitCode)
+    }
     return outcome
   }
 

@@ -84,7 +84,7 @@ export interface Answer {
   connection: string | undefined
 }
 
-/** One GET; rejects on any socket error. */
+/** One GET; rejects on any socket error, saying whether the connection was a reused one. */
 export function request(port: number, path: string, agent: http.Agent | false = false) {
   return new Promise<Answer>((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
@@ -98,7 +98,15 @@ export function request(port: number, path: string, agent: http.Agent | false = 
       )
       res.on('error', reject)
     })
-    req.on('error', reject)
+    req.on('error', (error) => {
+      const how =
+        agent === false
+          ? 'new connection'
+          : req.reusedSocket
+            ? 'reused keep-alive connection'
+            : 'new pooled connection'
+      reject(new Error(`${error.message} (${how}, at ${new Date().toISOString()})`))
+    })
     req.setTimeout(10_000, () => req.destroy(new Error('request timed out after 10 s')))
   })
 }

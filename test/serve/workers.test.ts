@@ -147,6 +147,32 @@ test('SIGHUP reloads every worker one at a time with zero failed requests under 
   }
 })
 
+test('no new connection is lost while workers close their listeners, over 3 quick reloads', async () => {
+  // A retiring worker that closes at once and exits: connections the primary handed it just
+  // before it learnt of the close must reach another worker, not vanish with the process.
+  const pod = await startPod(['--workers', '2', '--reload-drain', '0', app])
+  try {
+    let finish: () => void = () => {}
+    const stop = new Promise<void>((resolve) => {
+      finish = resolve
+    })
+    const traffic = load(pod.port, stop, { concurrency: 8, fresh: 1, maxMs: 30_000 })
+    for (let i = 1; i <= 3; i++) {
+      const from = pod.mark()
+      pod.child.kill('SIGHUP')
+      await pod.log({ event: 'reload', phase: 'done' }, { from, ms: 15_000 })
+    }
+    finish()
+    const result = await traffic
+    assert.deepEqual(result.failures, [], `${result.failures.length} of ${result.sent} failed`)
+    assert.ok(result.ok > 200, `${result.ok} requests answered`)
+    pod.child.kill('SIGTERM')
+    assert.equal((await exited(pod.child, 'the pod to exit')).code, 0)
+  } finally {
+    pod.child.kill('SIGKILL')
+  }
+})
+
 test('SIGTERM in the middle of a reload: the retiring worker finishes its drain, the rest drain, exit 0', async () => {
   const pod = await startPod([
     '--workers',

@@ -181,6 +181,10 @@ export function startPrimary(options: WorkersOptions): Primary {
   }
 
   function onMessage(slot: Slot, message: ToPrimary): void {
+    if (message.type === 'exiting') {
+      send(slot, { lameduck: PROTOCOL, type: 'exit' })
+      return
+    }
     if (message.type === 'deadline') {
       if (shutdown !== undefined) extendBackstop(message.ms)
       else if (slot.role === 'retiring') retireBackstop(slot, message.ms)
