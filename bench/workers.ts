@@ -179,6 +179,20 @@ async function costRun(layout: Layout, pattern: Pattern, requests: number): Prom
   }
 }
 
+/** On a loaded machine a server under valgrind can stall for seconds, long enough for node's
+ * 5 s keep-alive timeout to close the client's connection between two requests. Such a run
+ * measures nothing; it is retried, and says so. */
+async function attempts(layout: Layout, pattern: Pattern, requests: number): Promise<CostRun> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await costRun(layout, pattern, requests)
+    } catch (error) {
+      if (attempt === 3) throw error
+      console.error(`cost: retrying ${layout} ${pattern} ${requests}: ${(error as Error).message}`)
+    }
+  }
+}
+
 async function cost(reps: number) {
   const runs: CostRun[] = []
   const tasks: (() => Promise<CostRun>)[] = []
@@ -186,7 +200,7 @@ async function cost(reps: number) {
     for (const pattern of ['keep-alive', 'new connection'] as const) {
       for (const layout of ['single', 'workers-1'] as const) {
         for (const requests of WINDOWS[pattern])
-          tasks.push(() => costRun(layout, pattern, requests))
+          tasks.push(() => attempts(layout, pattern, requests))
       }
     }
   }
