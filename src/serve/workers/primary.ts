@@ -107,8 +107,9 @@ export function startPrimary(options: WorkersOptions): Primary {
   }
 
   function podState(): PodState {
-    const serving = [...slots.values()].filter((s) => s.role === 'serving')
-    const ready = serving.filter((s) => s.state === 'ready').length
+    const ready = [...slots.values()].filter(
+      (s) => s.role === 'serving' && s.state === 'ready',
+    ).length
     const reason = `${ready} of ${options.workers} workers ready`
     if (pod === 'draining' || pod === 'stopped')
       return { ready: false, started, status: 'draining', reason: undefined }
