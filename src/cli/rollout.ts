@@ -2,7 +2,9 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { CLIENT_KINDS } from '../rollout/clients/index.js'
 import { LabAborted, LabError, runLab } from '../rollout/lab.js'
+import { POST_BODY_BYTES } from '../rollout/load.js'
 import {
   DEFAULTS,
   formatDuration,
@@ -13,6 +15,7 @@ import {
   parseEnv,
   parseInteger,
   parseIntOrPercent,
+  parseWeightedClient,
   parseWeightedPath,
   validate,
 } from '../rollout/options.js'
@@ -67,9 +70,16 @@ Service
   --propagation-jitter DURATION   each change's delay varies by up to ± this (default ${d(DEFAULTS.propagationJitterMs)})
 Load
   --rate N                        requests per second, open loop (default ${DEFAULTS.rate})
-  --connections N                 keep-alive pool size (default ${DEFAULTS.connections})
-  --path [WEIGHT:]PATH            request path and its weight; repeatable, e.g.
-                                  --path 99:/ --path '1:/?delay=2000' (default ${DEFAULTS.readinessPath})
+  --path [WEIGHT:]PATH            a GET and its weight in the mix; repeatable, e.g. --path 90:/
+                                  --path '5:/?delay=2000' --path '5:/stream' (default /)
+  --post [WEIGHT:]PATH            a POST with a ${POST_BODY_BYTES}-byte body, never retried; repeatable
+                                  (default: none)
+  --client [WEIGHT:]KIND          a client kind and its weight; repeatable (default: each kind,
+                                  weight 1). KIND is one of:
+${CLIENT_KINDS.map((kind) => `                                    ${kind.name.padEnd(15)} ${kind.description}`).join('\n')}
+  --pools N                       independent pools per keep-alive kind, as several upstream
+                                  services (default ${DEFAULTS.pools})
+  --connections N                 keep-alive connections per pool (default ${DEFAULTS.connections})
   --timeout DURATION              per-request deadline (default ${d(DEFAULTS.timeoutMs)})
   --max-requests N                stop the load after this many requests (default ${DEFAULTS.maxRequests})
   --max-duration DURATION         stop the whole run, as failed, after this long (default ${d(DEFAULTS.maxDurationMs)})
@@ -104,6 +114,9 @@ const OPTIONS = {
   rate: { type: 'string' },
   connections: { type: 'string' },
   path: { type: 'string', multiple: true },
+  post: { type: 'string', multiple: true },
+  client: { type: 'string', multiple: true },
+  pools: { type: 'string' },
   timeout: { type: 'string' },
   'max-requests': { type: 'string' },
   'max-duration': { type: 'string' },
@@ -204,7 +217,23 @@ export function parseRolloutArgs(
     ),
     rate: int('rate', DEFAULTS.rate, LIMITS.rate),
     connections: int('connections', DEFAULTS.connections, LIMITS.connections),
-    paths: v.path === undefined ? [...DEFAULTS.paths] : v.path.map(parseWeightedPath),
+    pools: int('pools', DEFAULTS.pools, LIMITS.pools),
+    paths:
+      v.path === undefined && v.post === undefined
+        ? [...DEFAULTS.paths]
+        : [
+            ...(v.path ?? []).map((text) => parseWeightedPath(text, 'path')),
+            ...(v.post ?? []).map((text) => parseWeightedPath(text, 'post')),
+          ],
+    clients:
+      v.client === undefined
+        ? DEFAULTS.clients.map((c) => ({ ...c }))
+        : v.client.map((text) =>
+            parseWeightedClient(
+              text,
+              CLIENT_KINDS.map((kind) => kind.name),
+            ),
+          ),
     timeoutMs: duration('timeout', DEFAULTS.timeoutMs, LIMITS.timeoutMs),
     maxRequests: int('max-requests', DEFAULTS.maxRequests, LIMITS.maxRequests),
     maxDurationMs: duration('max-duration', DEFAULTS.maxDurationMs, LIMITS.maxDurationMs),

@@ -56,13 +56,18 @@ export interface LabEvent {
 
 export interface RequestRecord {
   id: number
+  method: 'GET' | 'POST'
   path: string
+  /** The client kind that sent it (clients/index.ts). */
+  client: string
   /** ms since the lab started, when the request was issued */
   start: number
   end: number
   outcome: Outcome
   /** The pod its connection was pinned to, when the Service model accepted the connection. */
   pod?: string
+  /** Whether its connection had carried a request before (a reused keep-alive connection). */
+  reused?: boolean
   status?: number
   /** Error message or status line of a failed request. */
   message?: string

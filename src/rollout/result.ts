@@ -43,7 +43,9 @@ export interface Settings {
   propagationJitterMs: number
   rate: number
   connections: number
-  paths: { path: string; weight: number }[]
+  pools: number
+  paths: { path: string; weight: number; method: 'GET' | 'POST' }[]
+  clients: { kind: string; weight: number }[]
   timeoutMs: number
   maxRequests: number
   maxDurationMs: number
@@ -130,7 +132,13 @@ export function settingsOf(options: LabOptions): Settings {
     propagationJitterMs: options.propagationJitterMs,
     rate: options.rate,
     connections: options.connections,
-    paths: options.paths,
+    pools: options.pools,
+    paths: options.paths.map((p) => ({
+      path: p.path,
+      weight: p.weight,
+      method: p.method ?? 'GET',
+    })),
+    clients: options.clients,
     timeoutMs: options.timeoutMs,
     maxRequests: options.maxRequests,
     maxDurationMs: options.maxDurationMs,

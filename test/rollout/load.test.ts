@@ -3,13 +3,15 @@ import { once } from 'node:events'
 import http from 'node:http'
 import type net from 'node:net'
 import { after, test } from 'node:test'
+import { CLIENT_KINDS } from '../../src/rollout/clients/index.js'
 import { Clock } from '../../src/rollout/clock.js'
-import { LoadGenerator } from '../../src/rollout/load.js'
+import { LoadGenerator, POST_BODY_BYTES } from '../../src/rollout/load.js'
 import { type Outcome, Recorder } from '../../src/rollout/recorder.js'
 import { ServiceModel } from '../../src/rollout/service.js'
 import { within } from '../helpers.js'
 
 // One backend whose path decides how each request ends.
+const posts: number[] = []
 const sockets = new Set<net.Socket>()
 const backend = http.createServer((req, res) => {
   switch (req.url) {
@@ -29,6 +31,17 @@ const backend = http.createServer((req, res) => {
       return
     case '/never':
       return
+    case '/echo': {
+      let bytes = 0
+      req.on('data', (chunk: Buffer) => {
+        bytes += chunk.length
+      })
+      req.on('end', () => {
+        posts.push(bytes)
+        res.end(String(bytes))
+      })
+      return
+    }
     default:
       res.end('ok')
   }
@@ -48,7 +61,12 @@ after(async () => {
   await new Promise((resolve) => backend.close(resolve))
 })
 
-async function load(path: string, endpointPort = backendPort) {
+async function load(
+  path: string,
+  endpointPort = backendPort,
+  client = 'agent-lifo',
+  method: 'GET' | 'POST' = 'GET',
+) {
   const clock = new Clock()
   const recorder = new Recorder(clock)
   const service = new ServiceModel({
@@ -71,7 +89,9 @@ async function load(path: string, endpointPort = backendPort) {
     port,
     rate: 100,
     connections: 2,
-    paths: [{ path, weight: 1 }],
+    pools: 2,
+    paths: [{ path, weight: 1, method }],
+    clients: [{ kind: client, weight: 1 }],
     timeoutMs: 300,
     maxRequests: 4,
     clock,
@@ -102,17 +122,42 @@ const cases: [string, Outcome][] = [
   ['/never', 'timeout'],
 ]
 
-for (const [path, outcome] of cases) {
-  test(`GET ${path} is classified ${outcome}`, async () => {
-    const recorder = await load(path)
+for (const kind of CLIENT_KINDS) {
+  for (const [path, outcome] of cases) {
+    test(`${kind.name}: GET ${path} is classified ${outcome}`, async () => {
+      const recorder = await load(path, backendPort, kind.name)
+      assert.deepEqual(
+        recorder.requests.map((r) => r.outcome),
+        [outcome, outcome, outcome, outcome],
+        JSON.stringify(recorder.requests.map((r) => r.message)),
+      )
+      for (const request of recorder.requests) {
+        assert.equal(request.pod, 'pod', 'the connection is traced to its pod')
+        assert.equal(request.client, kind.name)
+      }
+    })
+  }
+
+  test(`${kind.name}: a POST carries its body once`, async () => {
+    const before = posts.length
+    const recorder = await load('/echo', backendPort, kind.name, 'POST')
     assert.deepEqual(
-      recorder.requests.map((r) => r.outcome),
-      [outcome, outcome, outcome, outcome],
-      JSON.stringify(recorder.requests.map((r) => r.message)),
+      recorder.requests.map((r) => [r.method, r.outcome]),
+      Array(4).fill(['POST', 'ok']),
     )
-    for (const request of recorder.requests) assert.equal(request.pod, 'pod')
+    assert.deepEqual(posts.slice(before), Array(4).fill(POST_BODY_BYTES))
   })
 }
+
+test('connection reuse is recorded: a keep-alive agent reuses, a new connection per request does not', async () => {
+  const agent = await load('/', backendPort, 'agent-lifo')
+  assert.ok(
+    agent.requests.some((r) => r.reused === true),
+    'some request reused a connection',
+  )
+  const fresh = await load('/', backendPort, 'new-connection')
+  assert.ok(fresh.requests.every((r) => r.reused === false))
+})
 
 test('a connection the Service model reset because the backend refused counts as refused', async () => {
   const closed = http.createServer()

@@ -45,15 +45,44 @@ test('maxSurge rounds up and maxUnavailable rounds down, as Kubernetes does', ()
 })
 
 test('the command line: defaults, repeatable options, the command after --', () => {
-  const o = options(['--path', '9:/', '--path', '1:/?delay=2000', '--env', 'A=1', '--env', 'B=x=y'])
+  const o = options([
+    '--path',
+    '9:/',
+    '--path',
+    '1:/?delay=2000',
+    '--post',
+    '2:/echo',
+    '--client',
+    '3:agent-fifo',
+    '--client',
+    'new-connection',
+    '--pools',
+    '2',
+    '--env',
+    'A=1',
+    '--env',
+    'B=x=y',
+  ])
   assert.deepEqual(o.command, ['node', 'app.js'])
   assert.equal(o.replicas, 3)
   assert.equal(o.gracePeriodMs, 30_000)
   assert.deepEqual(o.maxSurge, { kind: 'percent', value: 25 })
   assert.deepEqual(o.paths, [
-    { path: '/', weight: 9 },
-    { path: '/?delay=2000', weight: 1 },
+    { path: '/', weight: 9, method: 'GET' },
+    { path: '/?delay=2000', weight: 1, method: 'GET' },
+    { path: '/echo', weight: 2, method: 'POST' },
   ])
+  assert.deepEqual(o.clients, [
+    { kind: 'agent-fifo', weight: 3 },
+    { kind: 'new-connection', weight: 1 },
+  ])
+  assert.equal(o.pools, 2)
+  const defaults = options([])
+  assert.deepEqual(
+    defaults.clients.map((c) => c.kind),
+    ['agent-lifo', 'agent-fifo', 'fetch', 'new-connection'],
+    'every client kind by default',
+  )
   assert.deepEqual(o.env, { A: '1', B: 'x=y' })
   assert.deepEqual(parseRolloutArgs(['--help']), { help: true })
 })
@@ -70,6 +99,12 @@ test('bad input names the option, the value and what was expected', () => {
       /must not exceed --termination-grace-period/,
     ],
     [['--path', 'nope'], /--path expects PATH or WEIGHT:PATH/],
+    [['--post', '0:/echo'], /--post must be from weight 1/],
+    [
+      ['--client', 'curl'],
+      /--client expects KIND or WEIGHT:KIND with KIND one of agent-lifo, agent-fifo, fetch, new-connection, got 'curl'/,
+    ],
+    [['--pools', '0'], /--pools must be from 1 to 64/],
     [['--env', '1A=b'], /--env expects KEY=VALUE/],
     [['--readiness-path', 'readyz'], /--readiness-path expects a path starting with '\/'/],
     [
@@ -117,6 +152,9 @@ test('--help explains every option and its default', () => {
     'rate',
     'connections',
     'path',
+    'post',
+    'client',
+    'pools',
     'timeout',
     'max-requests',
     'max-duration',
@@ -206,7 +244,10 @@ test('weighted paths and percentiles', () => {
     ],
     () => draws.shift()!,
   )
-  assert.deepEqual([pick(), pick(), pick(), pick()], ['/', '/', '/slow', '/slow'])
+  assert.deepEqual(
+    [pick(), pick(), pick(), pick()].map((p) => p.path),
+    ['/', '/', '/slow', '/slow'],
+  )
   const sorted = Float64Array.from({ length: 100 }, (_, i) => i + 1)
   assert.equal(percentile(sorted, 50), 50)
   assert.equal(percentile(sorted, 99), 99)

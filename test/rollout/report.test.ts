@@ -15,10 +15,30 @@ function sample(): LabResult {
   const options = parsed.help ? undefined! : parsed.options
   const recorder = new Recorder(new Clock())
   recorder.event('pod-created', 'demo-abc-1')
-  recorder.request({ id: 0, path: '/', start: 10, end: 11, outcome: 'ok', pod: 'demo-abc-1' })
-  recorder.request({ id: 1, path: '/', start: 20, end: 250, outcome: 'ok', pod: 'demo-abc-1' })
+  recorder.request({
+    id: 0,
+    method: 'GET',
+    client: 'fetch',
+    path: '/',
+    start: 10,
+    end: 11,
+    outcome: 'ok',
+    pod: 'demo-abc-1',
+  })
+  recorder.request({
+    id: 1,
+    method: 'GET',
+    client: 'fetch',
+    path: '/',
+    start: 20,
+    end: 250,
+    outcome: 'ok',
+    pod: 'demo-abc-1',
+  })
   recorder.request({
     id: 2,
+    method: 'GET',
+    client: 'agent-lifo',
     path: '/?x=<b>',
     start: 30,
     end: 31,

@@ -129,7 +129,7 @@ function chart(result: LabResult): string {
     )
     for (const f of result.failures.filter((f) => f.outcome === cls)) {
       parts.push(
-        `<line x1="${x(f.end)}" x2="${x(f.end)}" y1="${y + 2}" y2="${y + tickRow - 2}" stroke="${COLORS[cls]}" stroke-width="1.5"><title>${seconds(f.end)} s ${e(OUTCOME_LABELS[cls])}: GET ${e(f.path)} (pod ${e(f.pod ?? '-')}) ${e(f.message ?? '')}</title></line>`,
+        `<line x1="${x(f.end)}" x2="${x(f.end)}" y1="${y + 2}" y2="${y + tickRow - 2}" stroke="${COLORS[cls]}" stroke-width="1.5"><title>${seconds(f.end)} s ${e(OUTCOME_LABELS[cls])}: ${f.method} ${e(f.path)} (${e(f.client)}, pod ${e(f.pod ?? '-')}) ${e(f.message ?? '')}</title></line>`,
       )
     }
     y += tickRow
@@ -260,7 +260,7 @@ function podBand(
   for (const f of result.failures) {
     if (f.pod !== pod.name) continue
     out.push(
-      `<line x1="${x(f.end)}" x2="${x(f.end)}" y1="${y}" y2="${y + 18}" stroke="${COLORS[f.outcome as FailureClass]}" stroke-width="1.5"><title>${seconds(f.end)} s ${e(OUTCOME_LABELS[f.outcome])}: GET ${e(f.path)}</title></line>`,
+      `<line x1="${x(f.end)}" x2="${x(f.end)}" y1="${y}" y2="${y + 18}" stroke="${COLORS[f.outcome as FailureClass]}" stroke-width="1.5"><title>${seconds(f.end)} s ${e(OUTCOME_LABELS[f.outcome])}: ${f.method} ${e(f.path)}</title></line>`,
     )
   }
   if (pod.sigkillAt !== undefined) {
@@ -352,7 +352,7 @@ export function renderHtml(result: LabResult): string {
     .slice(0, FAILURES_IN_TABLE)
     .map(
       (f) =>
-        `<tr><td>${seconds(f.start)}</td><td>${seconds(f.end)}</td><td class="left" style="color:${COLORS[f.outcome as FailureClass]}">${e(OUTCOME_LABELS[f.outcome])}</td><td class="mono">GET ${e(f.path)}</td><td class="mono">${e(f.pod ?? '-')}</td><td class="left">${e(f.message ?? '')}</td></tr>`,
+        `<tr><td>${seconds(f.start)}</td><td>${seconds(f.end)}</td><td class="left" style="color:${COLORS[f.outcome as FailureClass]}">${e(OUTCOME_LABELS[f.outcome])}</td><td class="mono">${f.method} ${e(f.path)}</td><td class="left">${e(f.client)}${f.reused ? ', reused' : ''}</td><td class="mono">${e(f.pod ?? '-')}</td><td class="left">${e(f.message ?? '')}</td></tr>`,
     )
     .join('')
   const notes = [
@@ -411,7 +411,7 @@ ${
   result.failures.length === 0
     ? ''
     : `<h2>Failed requests <small>(${result.failures.length > FAILURES_IN_TABLE ? `first ${FAILURES_IN_TABLE} of ${count(result.failed)}` : 'all'}; every one is in the JSON report)</small></h2>
-<table><thead><tr><th>sent</th><th>failed</th><th class="left">outcome</th><th class="left">request</th><th class="left">pod</th><th class="left">error</th></tr></thead><tbody>${failureRows}</tbody></table>`
+<table><thead><tr><th>sent</th><th>failed</th><th class="left">outcome</th><th class="left">request</th><th class="left">client</th><th class="left">pod</th><th class="left">error</th></tr></thead><tbody>${failureRows}</tbody></table>`
 }
 <h2>Run</h2>
 <pre>${e([`command   ${result.command.join(' ')}`, ...settingsLines(result).map((l, i) => `${i === 0 ? 'settings  ' : '          '}${l}`), `started   ${result.startedAt}, ran ${seconds(result.durationMs, 1)} s`, `model     propagation ${formatDuration(s.propagationDelayMs)} ± ${formatDuration(s.propagationJitterMs)}; see docs/lab.md for what the lab models and what it does not`].join('\n'))}</pre>

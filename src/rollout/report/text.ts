@@ -6,11 +6,16 @@ import { count, latency, podEnd, rate, seconds } from './format.js'
 
 export function settingsLines(result: LabResult): string[] {
   const s = result.settings
-  const paths = s.paths.map((p) => (s.paths.length === 1 ? p.path : `${p.weight}:${p.path}`))
+  const paths = s.paths.map(
+    (p) =>
+      `${s.paths.length === 1 ? '' : `${p.weight}:`}${p.method === 'POST' ? 'POST ' : ''}${p.path}`,
+  )
+  const clients = s.clients.map((c) => (s.clients.length === 1 ? c.kind : `${c.weight}:${c.kind}`))
   return [
     `${s.replicas} replicas, ${s.rollouts} rolling update${s.rollouts === 1 ? '' : 's'}, maxSurge ${s.maxSurge} (${s.resolved.maxSurge}), maxUnavailable ${s.maxUnavailable} (${s.resolved.maxUnavailable}), minReady ${formatDuration(s.minReadyMs)}`,
     `grace period ${formatDuration(s.gracePeriodMs)}, preStop sleep ${formatDuration(s.preStopSleepMs)}, readiness GET ${s.readiness.path} every ${formatDuration(s.readiness.periodMs)}, propagation ${formatDuration(s.propagationDelayMs)} ± ${formatDuration(s.propagationJitterMs)}`,
-    `${count(s.rate)} req/s over up to ${s.connections} keep-alive connections, paths ${paths.join(' ')}, timeout ${formatDuration(s.timeoutMs)}`,
+    `${count(s.rate)} req/s, requests ${paths.join(' ')}, timeout ${formatDuration(s.timeoutMs)}`,
+    `clients ${clients.join(' ')}; ${s.pools} pool${s.pools === 1 ? '' : 's'} of up to ${s.connections} keep-alive connections per pooled kind`,
   ]
 }
 
@@ -113,7 +118,7 @@ export function renderText(result: LabResult): string {
     lines.push(`first failed requests (all ${count(result.failed)} are in --json)`)
     for (const f of failures) {
       lines.push(
-        `  ${seconds(f.start)}–${seconds(f.end)} s  ${OUTCOME_LABELS[f.outcome]}  GET ${f.path}  pod ${f.pod ?? '-'}  ${f.message ?? ''}`.trimEnd(),
+        `  ${seconds(f.start)}–${seconds(f.end)} s  ${OUTCOME_LABELS[f.outcome]}  ${f.method} ${f.path}  ${f.client}${f.reused ? ' (reused connection)' : ''}  pod ${f.pod ?? '-'}  ${f.message ?? ''}`.trimEnd(),
       )
     }
   }
