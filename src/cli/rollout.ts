@@ -28,6 +28,13 @@ import { CliError } from './main.js'
 
 /** Exit code after Ctrl-C, as a shell reports a process ended by SIGINT. */
 const EXIT_INTERRUPTED = 130
+/** Exit code when no failure exceeded --max-failures but a deleted pod carried no traffic across its shutdown. */
+export const EXIT_INCONCLUSIVE = 3
+
+function exitCode(result: LabResult): number {
+  if (result.verdict.status === 'pass') return 0
+  return result.verdict.status === 'inconclusive' ? EXIT_INCONCLUSIVE : 1
+}
 
 const d = formatDuration
 
@@ -37,7 +44,8 @@ Runs <command> as the replicas of a Deployment behind a local model of a Kuberne
 sends keep-alive HTTP load through it, performs rolling updates the way a Deployment does, and
 reports every failed request. Each pod gets KUBERNETES_SERVICE_HOST/_PORT, HOSTNAME (the pod's
 name) and its own port in $PORT. Exit code: 0 when failures <= --max-failures, 1 otherwise,
-2 on bad input or when the run cannot be carried out, 130 when interrupted.
+2 on bad input or when the run cannot be carried out, 3 when inconclusive (no failure, but a
+deleted pod carried no request across its shutdown), 130 when interrupted.
 Durations: 500ms, 2s, 1m, or a bare number of seconds. The model: docs/lab.md.
 
 Deployment
@@ -303,7 +311,7 @@ export async function run(argv: string[]): Promise<number> {
     display?.close()
     console.log(renderText(result))
     await writeReports(options, result)
-    return result.verdict.pass ? 0 : 1
+    return exitCode(result)
   } catch (error) {
     display?.close()
     if (error instanceof LabAborted) {

@@ -75,6 +75,7 @@ export async function runLab(
     propagationJitterMs: options.propagationJitterMs,
   })
   const servicePort = await service.listen()
+  const drain = drainWarning(options, process.env)
 
   let phase: LabPhase = 'starting'
   let failure: Error | undefined
@@ -106,6 +107,7 @@ export async function runLab(
   recorder.on('event', (event: LabEvent) => {
     if (event.type === 'warning' && event.detail !== undefined) warnings.push(event.detail)
   })
+  if (drain !== undefined) recorder.event('warning', undefined, drain)
 
   const status = (): LabStatus => ({
     t: clock.now(),
@@ -301,4 +303,25 @@ function notReady(pods: Pod[], options: LabOptions, what: string): string {
     why = `its readiness probe GET ${options.readinessPath} on port ${port} still fails: ${stuck.lastProbeFailure}`
   }
   return `${head}: pod ${stuck.name} is not ready; ${why}`
+}
+
+/** The drain settings of the lameduck runtime a pod would read from its environment. */
+const DRAIN_ENV = 'LAMEDUCK_DRAIN_DELAY_MS'
+
+/**
+ * A warning when the drain delay visible in the pods' environment (with the preStop sleep)
+ * is shorter than the propagation delay plus its jitter: such pods stop listening while the
+ * Service may still route to them.
+ */
+export function drainWarning(options: LabOptions, env: NodeJS.ProcessEnv): string | undefined {
+  const text = options.env[DRAIN_ENV] ?? env[DRAIN_ENV]
+  if (text === undefined || !/^\d+$/.test(text.trim())) return undefined
+  const drainMs = Number(text)
+  const worst = options.propagationDelayMs + options.propagationJitterMs
+  if (options.preStopSleepMs + drainMs >= worst) return undefined
+  const preStop =
+    options.preStopSleepMs > 0
+      ? ` plus the preStop sleep (${formatDuration(options.preStopSleepMs)})`
+      : ''
+  return `${DRAIN_ENV}=${drainMs}${preStop} is shorter than the propagation delay plus its jitter (${formatDuration(options.propagationDelayMs)} + ${formatDuration(options.propagationJitterMs)}): pods will close their listener while the Service may still route new connections to them; raise it above ${formatDuration(worst)}`
 }

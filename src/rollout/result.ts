@@ -1,4 +1,5 @@
 // The lab's result: one JSON-able object every report is rendered from.
+import { type Diagnosis, diagnose } from './diagnosis.js'
 import type { PodRecord } from './kubelet.js'
 import type { LoadSummary } from './load.js'
 import { type IntOrPercent, type LabOptions, resolveFenceposts } from './options.js'
@@ -16,7 +17,7 @@ import {
 /** At most this many failed requests are listed one by one (all are counted). */
 export const MAX_FAILURES_LISTED = 5_000
 
-export const RESULT_VERSION = 1
+export const RESULT_VERSION = 2
 
 export interface Settings {
   name: string
@@ -62,6 +63,43 @@ export interface PodSummary extends PodRecord {
   failed: number
   /** ms from SIGTERM to exit */
   timeToExitMs?: number
+  /** For a pod deleted during the run: the traffic that crossed its shutdown. */
+  shutdown?: PodShutdown
+  /**
+   * ms from the moment the Service stopped routing new connections to the pod to its exit:
+   * how much later than strictly needed it exited. Negative: it exited while still routed.
+   */
+  headroomMs?: number
+}
+
+export interface PodShutdown {
+  /** Requests on connections to the pod that were in flight at its SIGTERM. */
+  inFlightAtSigterm: number
+  /** Requests the pod answered (ok) that were sent after its SIGTERM: its lame duck. */
+  servedInLameDuck: number
+  /** Requests sent to the pod after its SIGTERM that failed. */
+  failedAfterSigterm: number
+  /** Any request in flight at SIGTERM or sent after it: the shutdown was exercised. */
+  exercised: boolean
+}
+
+/** Sent and failed requests for one client kind or one request shape. */
+export interface Breakdown {
+  key: string
+  sent: number
+  failed: number
+}
+
+export type VerdictStatus = 'pass' | 'fail' | 'inconclusive'
+
+export interface Verdict {
+  status: VerdictStatus
+  /** status === 'pass' */
+  pass: boolean
+  failed: number
+  maxFailures: number
+  /** Deleted pods that carried no request across their shutdown (inconclusive when any). */
+  unexercisedPods: string[]
 }
 
 /** One 100 ms bucket: what the requests did in it, and the lab's state at its end. */
@@ -98,9 +136,16 @@ export interface LabResult {
   failures: RequestRecord[]
   timeSeries: { bucketMs: number; buckets: Bucket[] }
   warnings: string[]
+  /** Sent and failed requests by client kind, and by request shape (method and path). */
+  byClient: Breakdown[]
+  byRequest: Breakdown[]
+  /** One sentence per cluster of failures: mechanism, numbers, fix. */
+  diagnosis: Diagnosis[]
   /** Set when the run stopped early (a pod crashed, a rollout made no progress). */
   error?: string
-  verdict: { pass: boolean; failed: number; maxFailures: number }
+  /** Set when the run was interrupted (Ctrl-C): the result covers the run up to then. */
+  interrupted?: boolean
+  verdict: Verdict
 }
 
 export function describeIntOrPercent(value: IntOrPercent): string {
@@ -162,6 +207,7 @@ export function buildResult(input: {
   rollouts: RolloutSummary[]
   warnings: string[]
   error: string | undefined
+  interrupted?: boolean
 }): LabResult {
   const { options, recorder, load } = input
   const requests = recorder.requests
@@ -194,10 +240,25 @@ export function buildResult(input: {
     if (removed !== undefined) summary.endpointRemovedAt = removed.t
     if (record.sigtermAt !== undefined && record.exitedAt !== undefined && !record.stoppedByLab) {
       summary.timeToExitMs = round(record.exitedAt - record.sigtermAt)
+      if (summary.endpointRemovedAt !== undefined) {
+        summary.headroomMs = round(record.exitedAt - summary.endpointRemovedAt)
+      }
+    }
+    if (record.sigtermAt !== undefined && !record.stoppedByLab) {
+      summary.shutdown = shutdownOf(record.name, record.sigtermAt, requests)
     }
     return summary
   })
 
+  const unexercisedPods = pods
+    .filter((pod) => pod.shutdown !== undefined && !pod.shutdown.exercised)
+    .map((pod) => pod.name)
+  const status: VerdictStatus =
+    failed > options.maxFailures || input.error !== undefined
+      ? 'fail'
+      : unexercisedPods.length > 0
+        ? 'inconclusive'
+        : 'pass'
   const durationMs = recorder.clock.now()
   const result: LabResult = {
     version: RESULT_VERSION,
@@ -224,13 +285,26 @@ export function buildResult(input: {
     failures: requests.filter((r) => r.outcome !== 'ok').slice(0, MAX_FAILURES_LISTED),
     timeSeries: { bucketMs: BUCKET_MS, buckets: buckets(recorder, durationMs) },
     warnings: input.warnings,
+    byClient: breakdown(requests, (r) => r.client),
+    byRequest: breakdown(requests, requestLabel),
+    diagnosis: diagnose(requests, {
+      pods,
+      propagationDelayMs: options.propagationDelayMs,
+      propagationJitterMs: options.propagationJitterMs,
+      gracePeriodMs: options.gracePeriodMs,
+      preStopSleepMs: options.preStopSleepMs,
+      timeoutMs: options.timeoutMs,
+    }),
     verdict: {
-      pass: failed <= options.maxFailures && input.error === undefined,
+      status,
+      pass: status === 'pass',
       failed,
       maxFailures: options.maxFailures,
+      unexercisedPods,
     },
   }
   if (input.error !== undefined) result.error = input.error
+  if (input.interrupted === true) result.interrupted = true
   return result
 }
 
@@ -276,4 +350,49 @@ export function failuresByClass(result: LabResult): [FailureClass, number][] {
   return FAILURE_CLASSES.map((c) => [c, result.outcomes[c]] as [FailureClass, number]).filter(
     ([, n]) => n > 0,
   )
+}
+
+/** `GET /stream?chunks=5`, `POST /echo`: a request shape as the reports name it. */
+export function requestLabel(request: { method?: string; path: string }): string {
+  return `${request.method ?? 'GET'} ${request.path}`
+}
+
+function breakdown(
+  requests: readonly RequestRecord[],
+  key: (request: RequestRecord) => string,
+): Breakdown[] {
+  const rows = new Map<string, Breakdown>()
+  for (const request of requests) {
+    const k = key(request)
+    const row = rows.get(k) ?? { key: k, sent: 0, failed: 0 }
+    row.sent++
+    if (request.outcome !== 'ok') row.failed++
+    rows.set(k, row)
+  }
+  return [...rows.values()].sort((a, b) => b.sent - a.sent)
+}
+
+/** The traffic that crossed one pod's SIGTERM. */
+function shutdownOf(
+  pod: string,
+  sigtermAt: number,
+  requests: readonly RequestRecord[],
+): PodShutdown {
+  let inFlightAtSigterm = 0
+  let servedInLameDuck = 0
+  let failedAfterSigterm = 0
+  for (const request of requests) {
+    if (request.pod !== pod) continue
+    if (request.start < sigtermAt && request.end > sigtermAt) inFlightAtSigterm++
+    else if (request.start >= sigtermAt) {
+      if (request.outcome === 'ok') servedInLameDuck++
+      else failedAfterSigterm++
+    }
+  }
+  return {
+    inFlightAtSigterm,
+    servedInLameDuck,
+    failedAfterSigterm,
+    exercised: inFlightAtSigterm + servedInLameDuck + failedAfterSigterm > 0,
+  }
 }

@@ -22,6 +22,13 @@ test('the naive service loses requests in the demo configuration', async () => {
   assert.ok(refused + reset + hang_up > 0, `refused ${refused}, reset ${reset}, hang up ${hang_up}`)
   assert.equal(result.verdict.pass, false)
   assert.match(run.stdout, /verdict {3}FAIL/)
+  // Each deleted pod carried traffic across its shutdown, and the failures are explained.
+  for (const pod of result.pods.filter((p) => p.deletedAt !== undefined)) {
+    assert.ok(pod.shutdown?.exercised, `${pod.name}: ${JSON.stringify(pod.shutdown)}`)
+  }
+  const listener = result.diagnosis.find((d) => d.mechanism === 'refused')
+  assert.match(listener?.sentence ?? '', /whose listener had closed .* drainDelay ≥ 1\.5s/)
+  assert.ok(result.byClient.length >= 2 && result.byRequest.some((r) => r.key.includes('/stream')))
 })
 
 test('the lameduck service loses none over 3 rolling updates at 500 requests/s', async () => {
@@ -43,6 +50,8 @@ test('the lameduck service loses none over 3 rolling updates at 500 requests/s',
   for (const pod of deleted) {
     assert.deepEqual(pod.exit, { code: 0, signal: null }, pod.name)
     assert.equal(pod.sigkillAt, undefined)
+    assert.ok(pod.shutdown!.servedInLameDuck > 0, `${pod.name} served during its lame duck`)
   }
+  assert.equal(result.verdict.status, 'pass')
   assert.ok(result.requests > 2_000, `${result.requests} requests were sent`)
 })

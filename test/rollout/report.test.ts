@@ -85,7 +85,21 @@ test('the result counts outcomes, per pod too, and judges against --max-failures
   assert.equal(result.requests, 3)
   assert.equal(result.failed, 1)
   assert.equal(result.outcomes.reset, 1)
-  assert.deepEqual(result.verdict, { pass: false, failed: 1, maxFailures: 0 })
+  assert.deepEqual(result.verdict, {
+    status: 'fail',
+    pass: false,
+    failed: 1,
+    maxFailures: 0,
+    unexercisedPods: [],
+  })
+  assert.equal(result.pods[0]!.shutdown?.inFlightAtSigterm, 1, 'the 20–250 ms request')
+  assert.deepEqual(
+    result.byRequest.map((r) => [r.key, r.sent, r.failed]),
+    [
+      ['GET /', 2, 0],
+      ['GET /?x=<b>', 1, 1],
+    ],
+  )
   assert.equal(result.pods[0]!.failed, 1)
   assert.equal(result.pods[0]!.ok, 2)
   assert.equal(result.pods[0]!.timeToExitMs, 2_001)

@@ -48,7 +48,7 @@ export function renderComparison(columns: Column[]): string {
       'pods SIGKILLed',
       ...columns.map((c) => String(c.result.pods.filter((p) => p.sigkillAt !== undefined).length)),
     ],
-    ['verdict', ...columns.map((c) => (c.result.verdict.pass ? 'PASS' : 'FAIL'))],
+    ['verdict', ...columns.map((c) => c.result.verdict.status.toUpperCase())],
   ]
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)))
   const lines = rows.map((row) =>

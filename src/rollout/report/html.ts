@@ -6,7 +6,7 @@ import { formatDuration } from '../options.js'
 import { type FailureClass, OUTCOME_LABELS, OUTCOMES } from '../recorder.js'
 import { failuresByClass, type LabResult, type PodSummary } from '../result.js'
 import { count, latency, podEnd, rate, seconds } from './format.js'
-import { settingsLines, verdictLine } from './text.js'
+import { headroomLine, settingsLines, verdictLine } from './text.js'
 
 /** Failed requests listed in the table (all are in the JSON). */
 const FAILURES_IN_TABLE = 100
@@ -299,6 +299,7 @@ function card(title: string, value: string, detail = '', tone = ''): string {
 
 export function renderHtml(result: LabResult): string {
   const pass = result.verdict.pass
+  const status = result.interrupted === true ? 'interrupted' : result.verdict.status
   const s = result.settings
   const byClass = failuresByClass(result)
   const load = result.load
@@ -345,7 +346,7 @@ export function renderHtml(result: LabResult): string {
   const podRows = result.pods
     .map(
       (p) =>
-        `<tr><td class="mono">${e(p.name)}</td><td>${p.revision}</td><td>${seconds(p.startedAt)}</td><td>${seconds(p.readyAt)}</td><td>${seconds(p.endpointAddedAt)}</td><td>${seconds(p.deletedAt)}</td><td>${seconds(p.endpointRemovedAt)}</td><td>${seconds(p.sigtermAt)}</td><td>${seconds(p.exitedAt)}</td><td class="left ${p.sigkillAt === undefined ? '' : 'bad'}">${e(podEnd(p))}</td><td>${p.timeToExitMs === undefined ? '-' : `${seconds(p.timeToExitMs)} s`}</td><td>${count(p.ok)}</td><td class="${p.failed > 0 ? 'bad' : ''}">${count(p.failed)}</td></tr>`,
+        `<tr><td class="mono">${e(p.name)}</td><td>${p.revision}</td><td>${seconds(p.startedAt)}</td><td>${seconds(p.readyAt)}</td><td>${seconds(p.endpointAddedAt)}</td><td>${seconds(p.deletedAt)}</td><td>${seconds(p.endpointRemovedAt)}</td><td>${seconds(p.sigtermAt)}</td><td>${seconds(p.exitedAt)}</td><td class="left ${p.sigkillAt === undefined ? '' : 'bad'}">${e(podEnd(p))}</td><td>${p.timeToExitMs === undefined ? '-' : `${seconds(p.timeToExitMs)} s`}</td><td>${count(p.ok)}</td><td class="${p.failed > 0 ? 'bad' : ''}">${count(p.failed)}</td><td>${p.shutdown === undefined ? '-' : count(p.shutdown.inFlightAtSigterm)}</td><td class="${p.shutdown !== undefined && !p.shutdown.exercised ? 'bad' : ''}">${p.shutdown === undefined ? '-' : count(p.shutdown.servedInLameDuck)}</td><td class="${p.headroomMs !== undefined && p.headroomMs < 0 ? 'bad' : ''}">${p.headroomMs === undefined ? '-' : `${seconds(p.headroomMs)} s`}</td></tr>`,
     )
     .join('')
   const failureRows = result.failures
@@ -356,22 +357,39 @@ export function renderHtml(result: LabResult): string {
     )
     .join('')
   const notes = [
+    result.interrupted === true
+      ? '<p class="warning">interrupted: this report covers the run up to the interruption</p>'
+      : '',
     ...result.warnings.map((w) => `<p class="warning">warning: ${e(w)}</p>`),
     result.error === undefined ? '' : `<p class="warning">error: ${e(result.error)}</p>`,
   ].join('')
+  const headroom = headroomLine(result)
+  const diagnosis =
+    result.diagnosis.length === 0
+      ? headroom === undefined
+        ? ''
+        : `<h2>Headroom</h2><p>${e(headroom)}.</p>`
+      : `<h2>Diagnosis</h2><ul class="diagnosis">${result.diagnosis
+          .map((d) => {
+            const [what, fix] = d.sentence.split(' → ')
+            return `<li><b>${e(what ?? '')}</b>${fix === undefined ? '' : `<br>→ ${e(fix)}`}</li>`
+          })
+          .join('')}</ul>`
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>lameduck rollout — ${e(s.name)}: ${pass ? 'PASS' : 'FAIL'}</title>
+<title>lameduck rollout — ${e(s.name)}: ${status.toUpperCase()}</title>
 <style>
   body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: ${COLORS.text}; background: #f8f9fa; margin: 0; }
   main { max-width: ${WIDTH}px; margin: 0 auto; padding: 24px 20px 40px; }
   h1 { font-size: 22px; margin: 0 0 4px; display: flex; align-items: center; gap: 12px; }
   h2 { font-size: 16px; margin: 28px 0 8px; }
   .pill { font-size: 13px; font-weight: 700; padding: 3px 10px; border-radius: 999px; color: white; }
-  .pass { background: ${COLORS.ok}; } .fail { background: ${COLORS.refused}; }
+  .pass { background: ${COLORS.ok}; } .fail { background: ${COLORS.refused}; } .inconclusive, .interrupted { background: ${COLORS.timeout}; }
+  .diagnosis { background: white; border: 1px solid #dee2e6; border-radius: 8px; padding: 10px 12px 10px 32px; margin: 0 0 16px; }
+  .diagnosis li { margin: 4px 0; }
   .sub { color: #495057; margin: 0 0 16px; }
   .cards { display: grid; grid-template-columns: repeat(5, 1fr); gap: 12px; margin-bottom: 16px; }
   .card { background: white; border: 1px solid #dee2e6; border-radius: 8px; padding: 10px 12px; }
@@ -400,13 +418,14 @@ export function renderHtml(result: LabResult): string {
 </head>
 <body>
 <main>
-<h1>lameduck rollout — ${e(s.name)} <span class="pill ${pass ? 'pass' : 'fail'}">${pass ? 'PASS' : 'FAIL'}</span></h1>
+<h1>lameduck rollout — ${e(s.name)} <span class="pill ${status}">${status.toUpperCase()}</span></h1>
 <p class="sub">${e(headline)}. ${e(verdictLine(result))}.</p>
 ${notes}
 <div class="cards">${cards.join('')}</div>
+${diagnosis}
 <div class="figure">${chart(result)}<div class="legend">${legend()}</div></div>
 <h2>Pods <small>(times in seconds since the lab started)</small></h2>
-<table><thead><tr><th>pod</th><th>rev</th><th>start</th><th>ready</th><th>routed</th><th>deleted</th><th>unrouted</th><th>SIGTERM</th><th>exit</th><th class="left">how it ended</th><th>exit after SIGTERM</th><th>ok</th><th>failed</th></tr></thead><tbody>${podRows}</tbody></table>
+<table><thead><tr><th>pod</th><th>rev</th><th>start</th><th>ready</th><th>routed</th><th>deleted</th><th>unrouted</th><th>SIGTERM</th><th>exit</th><th class="left">how it ended</th><th>exit after SIGTERM</th><th>ok</th><th>failed</th><th title="requests in flight on connections to the pod at its SIGTERM">in flight at SIGTERM</th><th title="requests sent to the pod after its SIGTERM that it answered">served in lame duck</th><th title="exit minus the moment the Service stopped routing new connections to it">headroom</th></tr></thead><tbody>${podRows}</tbody></table>
 ${
   result.failures.length === 0
     ? ''
