@@ -109,6 +109,13 @@ export interface Bucket extends Sample {
   failed: Partial<Record<FailureClass, number>>
 }
 
+/** Latency of the ok requests of one request shape, per bucket (by completion time); null: none completed. */
+export interface LatencySeries {
+  request: string
+  p50: (number | null)[]
+  p99: (number | null)[]
+}
+
 export interface RolloutSummary {
   index: number
   startedAt: number
@@ -134,7 +141,7 @@ export interface LabResult {
   pods: PodSummary[]
   events: LabEvent[]
   failures: RequestRecord[]
-  timeSeries: { bucketMs: number; buckets: Bucket[] }
+  timeSeries: { bucketMs: number; buckets: Bucket[]; latency: LatencySeries[] }
   warnings: string[]
   /** Sent and failed requests by client kind, and by request shape (method and path). */
   byClient: Breakdown[]
@@ -283,7 +290,11 @@ export function buildResult(input: {
     pods,
     events: recorder.events,
     failures: requests.filter((r) => r.outcome !== 'ok').slice(0, MAX_FAILURES_LISTED),
-    timeSeries: { bucketMs: BUCKET_MS, buckets: buckets(recorder, durationMs) },
+    timeSeries: {
+      bucketMs: BUCKET_MS,
+      buckets: buckets(recorder, durationMs),
+      latency: latencySeries(recorder.requests, durationMs),
+    },
     warnings: input.warnings,
     byClient: breakdown(requests, (r) => r.client),
     byRequest: breakdown(requests, requestLabel),
@@ -332,8 +343,11 @@ function buckets(recorder: Recorder, durationMs: number): Bucket[] {
     if (request.outcome === 'ok') bucket.ok++
     else bucket.failed[request.outcome] = (bucket.failed[request.outcome] ?? 0) + 1
   }
-  // Each sample describes the state at the end of the bucket it falls in.
+  // Each sample describes the state at the end of the bucket it falls in; a bucket without
+  // one (the sampler ran late on a busy machine) keeps the state of the bucket before it.
+  const sampled = new Set<number>()
   for (const sample of recorder.samples) {
+    sampled.add(Math.min(count - 1, Math.max(0, Math.floor((sample.t - 1) / BUCKET_MS))))
     const bucket = at(sample.t - 1)
     bucket.inFlight = sample.inFlight
     bucket.endpoints = sample.endpoints
@@ -342,7 +356,44 @@ function buckets(recorder: Recorder, durationMs: number): Bucket[] {
     bucket.readyPods = sample.readyPods
     bucket.runningPods = sample.runningPods
   }
+  const firstSampled = Math.min(...sampled)
+  for (let i = firstSampled + 1; i < count; i++) {
+    if (sampled.has(i)) continue
+    const previous = out[i - 1]!
+    const bucket = out[i]!
+    bucket.inFlight = previous.inFlight
+    bucket.endpoints = previous.endpoints
+    bucket.endpointsTerminating = previous.endpointsTerminating
+    bucket.endpointsGone = previous.endpointsGone
+    bucket.readyPods = previous.readyPods
+    bucket.runningPods = previous.runningPods
+  }
   return out
+}
+
+function latencySeries(requests: readonly RequestRecord[], durationMs: number): LatencySeries[] {
+  const count = Math.max(1, Math.ceil(durationMs / BUCKET_MS))
+  const byRequest = new Map<string, number[][]>()
+  for (const request of requests) {
+    if (request.outcome !== 'ok') continue
+    const label = requestLabel(request)
+    let slots = byRequest.get(label)
+    if (slots === undefined) {
+      slots = Array.from({ length: count }, () => [])
+      byRequest.set(label, slots)
+    }
+    const i = Math.min(count - 1, Math.max(0, Math.floor(request.end / BUCKET_MS)))
+    slots[i]!.push(request.end - request.start)
+  }
+  const round = (n: number) => Math.round(n * 10) / 10
+  return [...byRequest].map(([request, slots]) => {
+    const sorted = slots.map((values) => Float64Array.from(values).sort())
+    return {
+      request,
+      p50: sorted.map((v) => (v.length === 0 ? null : round(percentile(v, 50)))),
+      p99: sorted.map((v) => (v.length === 0 ? null : round(percentile(v, 99)))),
+    }
+  })
 }
 
 /** Failed requests by class, classes with none left out. */

@@ -4,7 +4,7 @@ import { parseRolloutArgs } from '../../src/cli/rollout.js'
 import { Clock } from '../../src/rollout/clock.js'
 import { Recorder } from '../../src/rollout/recorder.js'
 import { renderComparison } from '../../src/rollout/report/compare.js'
-import { renderHtml } from '../../src/rollout/report/html.js'
+import { COLORS, renderHtml } from '../../src/rollout/report/html.js'
 import { renderText } from '../../src/rollout/report/text.js'
 import { buildResult, type LabResult } from '../../src/rollout/result.js'
 
@@ -134,4 +134,26 @@ test('the comparison puts results side by side', () => {
   ])
   assert.match(table, /connection reset +1 +1/)
   assert.match(table, /verdict +FAIL +FAIL/)
+})
+
+test('the HTML report has a latency panel per request and colour-blind-safe, distinct colours', () => {
+  const result = sample()
+  const series = result.timeSeries.latency
+  assert.deepEqual(
+    series.map((s) => s.request),
+    ['GET /'],
+  )
+  // The two ok requests (1 ms and 230 ms) complete in different buckets or, in a run this
+  // short, the same last one: either way each value is a p50 or p99 of a bucket.
+  const values = [...series[0]!.p50, ...series[0]!.p99]
+  assert.ok(values.includes(1) && values.includes(230), JSON.stringify(series[0]))
+  const page = renderHtml(result)
+  assert.match(page, /Latency of ok requests per request, p50 \(solid\) and p99 \(dashed\)/)
+  assert.match(page, /min-width:720px/, 'the chart scrolls rather than shrinking below 720 px')
+  // "Routed to an exited pod" is not drawn like "connection refused", and no two outcomes share
+  // a colour.
+  assert.notEqual(COLORS.exited, COLORS.refused)
+  const outcomes = [COLORS.ok, COLORS.http_5xx, COLORS.refused, COLORS.reset, COLORS.hang_up]
+  assert.equal(new Set([...outcomes, COLORS.timeout, COLORS.other]).size, 7)
+  assert.match(page, /Diagnosis/)
 })
