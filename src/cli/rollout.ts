@@ -1,5 +1,6 @@
 // lameduck rollout [options] -- <command> [args...]
-import { mkdir, writeFile } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { access, mkdir, stat, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { CLIENT_KINDS } from '../rollout/clients/index.js'
@@ -267,6 +268,36 @@ async function write(file: string, content: string): Promise<void> {
   } catch (error) {
     throw new CliError(`cannot write ${file}: ${(error as Error).message}`)
   }
+  process.stderr.write(`wrote ${file}\n`)
+}
+
+/**
+ * Checks, before the run, that a report can be written at `file`: not a directory, its
+ * directory exists (or can be created) and is writable, and the file, if it exists, is too.
+ */
+export async function checkOutputPath(option: string, file: string): Promise<void> {
+  const path = resolve(file)
+  const fail = (why: string) => {
+    throw new CliError(`--${option} ${file}: ${why}`)
+  }
+  const info = await stat(path).catch(() => undefined)
+  if (info?.isDirectory()) fail('is a directory; expected a file name')
+  const parent = await stat(dirname(path)).catch(() => undefined)
+  if (parent !== undefined && !parent.isDirectory()) {
+    fail(`${dirname(path)} is not a directory`)
+  }
+  try {
+    await mkdir(dirname(path), { recursive: true })
+  } catch (error) {
+    fail(
+      `cannot create its directory (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+    )
+  }
+  try {
+    await access(info === undefined ? dirname(path) : path, constants.W_OK)
+  } catch {
+    fail(info === undefined ? 'its directory is not writable' : 'the file is not writable')
+  }
 }
 
 async function writeReports(options: LabOptions, result: LabResult): Promise<void> {
@@ -289,6 +320,8 @@ export async function run(argv: string[]): Promise<number> {
     return 0
   }
   const { options, quiet } = parsed
+  if (options.jsonFile !== undefined) await checkOutputPath('json', options.jsonFile)
+  if (options.htmlFile !== undefined) await checkOutputPath('html', options.htmlFile)
   const display = quiet ? undefined : progress(process.stderr)
 
   // Ctrl-C (or SIGTERM) stops the run and every pod. A second one, or one after the run,
@@ -315,6 +348,10 @@ export async function run(argv: string[]): Promise<number> {
   } catch (error) {
     display?.close()
     if (error instanceof LabAborted) {
+      if (error.partial !== undefined) {
+        console.log(renderText(error.partial))
+        await writeReports(options, error.partial)
+      }
       console.error('lameduck rollout: interrupted; every pod was stopped')
       return EXIT_INTERRUPTED
     }

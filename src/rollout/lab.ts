@@ -13,6 +13,7 @@
 import { Clock } from './clock.js'
 import { DeploymentController } from './deployment.js'
 import { Kubelet, type Pod } from './kubelet.js'
+import { listeningPorts } from './listening.js'
 import { LoadGenerator, type LoadSummary } from './load.js'
 import { formatDuration, type LabOptions } from './options.js'
 import type { ProcessExit } from './process.js'
@@ -39,6 +40,8 @@ export class LabError extends Error {
 /** The lab was interrupted (SIGINT / SIGTERM to the lab). */
 export class LabAborted extends Error {
   override name = 'LabAborted'
+  /** What was measured until the interruption, when the load had started. */
+  partial: LabResult | undefined
 }
 
 /** What a progress display needs, read on every tick. */
@@ -99,7 +102,9 @@ export async function runLab(
       wake()
     },
     onUnexpectedExit: (pod, exit) =>
-      fail(new LabError(unexpectedExit(pod, exit, options.command[0]!, clock.now()))),
+      fail(
+        new LabError(unexpectedExit(pod, exit, options.command[0]!, clock.now(), options.portEnv)),
+      ),
   })
   const controller = new DeploymentController(options, clock, kubelet, fail)
   const rollouts: RolloutSummary[] = []
@@ -242,6 +247,14 @@ export async function runLab(
       loadSummary = await load.stop()
       await kubelet.stopAll()
       error.partial = result(error.message)
+    } else if (error instanceof LabAborted && load !== undefined) {
+      // Interrupted: report at once what has an outcome; requests still in flight are left
+      // out rather than counted as failures the lab itself caused.
+      controller.halt()
+      load.abort()
+      loadSummary = load.summary()
+      await kubelet.stopAll()
+      error.partial = result(undefined, true)
     }
     throw error
   } finally {
@@ -255,8 +268,9 @@ export async function runLab(
   }
   return result(undefined)
 
-  function result(error: string | undefined): LabResult {
+  function result(error: string | undefined, interrupted = false): LabResult {
     return buildResult({
+      interrupted,
       options,
       recorder,
       pods: kubelet.pods.map((pod) => pod.record),
@@ -278,7 +292,21 @@ function quote(output: string): string {
     .join('\n')}`
 }
 
-function unexpectedExit(pod: Pod, exit: ProcessExit, command: string, now: number): string {
+/** The first line of an error report: Node's `Error: ...` / `TypeError [CODE]: ...`, Python's last `...Error: ...`. */
+const ERROR_LINE = /^\s*(?:[A-Za-z_.]*(?:Error|Exception))(?: \[[A-Z0-9_]+\])?: .+$/m
+
+/** The line of a pod's output that says what went wrong, when one does. */
+export function errorLine(output: string): string | undefined {
+  return ERROR_LINE.exec(output)?.[0].trim()
+}
+
+function unexpectedExit(
+  pod: Pod,
+  exit: ProcessExit,
+  command: string,
+  now: number,
+  portEnv: string,
+): string {
   if (exit.error !== undefined) return `cannot run '${command}' (pod ${pod.name}): ${exit.error}`
   const how =
     exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`
@@ -286,7 +314,12 @@ function unexpectedExit(pod: Pod, exit: ProcessExit, command: string, now: numbe
     pod.record.readyAt === undefined
       ? `before it was ready (${((now - pod.record.startedAt) / 1_000).toFixed(1)} s after start)`
       : 'while running, without being deleted (the lab does not restart containers)'
-  return `pod ${pod.name} ${how} ${when}; ${quote(pod.process.outputTail())}`
+  const output = pod.process.outputTail()
+  const line = errorLine(output)
+  const hint = /EADDRINUSE/.test(output)
+    ? ` Several pods listened on the same port: does the command ignore $${portEnv} (${pod.record.port} for this pod)?`
+    : ''
+  return `pod ${pod.name} ${how} ${when}${line === undefined ? '' : `: ${line}.`}${hint}; ${quote(output)}`
 }
 
 function notReady(pods: Pod[], options: LabOptions, what: string): string {
@@ -298,7 +331,11 @@ function notReady(pods: Pod[], options: LabOptions, what: string): string {
   if (stuck.probes === 0) {
     why = 'no readiness probe completed'
   } else if (stuck.refusedProbes === stuck.probes) {
-    why = `nothing ever listened on its port ${port}: all ${stuck.probes} readiness probes were refused. Does the command listen on the port given in $${options.portEnv}?`
+    const elsewhere = stuck.record.pid === undefined ? [] : listeningPorts(stuck.record.pid)
+    why =
+      elsewhere.length > 0
+        ? `it listens on port ${elsewhere.join(', ')} instead of its port ${port}: all ${stuck.probes} readiness probes were refused. The command ignores $${options.portEnv}: read the port from it (or pass --port-env with the variable the command reads)`
+        : `nothing ever listened on its port ${port}: all ${stuck.probes} readiness probes were refused. Does the command listen on the port given in $${options.portEnv}?`
   } else {
     why = `its readiness probe GET ${options.readinessPath} on port ${port} still fails: ${stuck.lastProbeFailure}`
   }

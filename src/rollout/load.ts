@@ -68,6 +68,8 @@ export class LoadGenerator {
   #maxLagMs = 0
   #hitMaxRequests = false
   #drained: (() => void) | undefined
+  /** After abort(), requests still in flight end without a record: the lab cut them. */
+  #aborted = false
 
   constructor(options: LoadOptions) {
     this.#options = options
@@ -118,6 +120,7 @@ export class LoadGenerator {
 
   /** Stops issuing and destroys every connection; requests in flight end as they may. */
   abort(): void {
+    this.#aborted = true
     this.#stopIssuing()
     this.#closeClients()
   }
@@ -166,6 +169,7 @@ export class LoadGenerator {
       if (settled) return
       settled = true
       clearTimeout(timer)
+      if (this.#aborted) return
       const info = clientPort === undefined ? undefined : service.connection(clientPort)
       const record: RequestRecord = {
         id,

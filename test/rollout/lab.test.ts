@@ -1,12 +1,26 @@
 // The lab end to end, as a user runs it: real pods, real signals, the CLI's exit codes.
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { exited } from '../helpers.js'
 import { allGone, FAST, fixture, runLab, scratch, startLab } from './lab-helpers.js'
 
 const RUN_MS = 30_000
+
+/** A port nothing listens on now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
 
 /** Every pid the ignore-sigterm fixture wrote: each pod and its helper process. */
 function pidsIn(dir: string): number[] {
@@ -198,6 +212,50 @@ const usage: [string, string[], RegExp][] = [
   ],
 ]
 
+const fixedPort = await freePort()
+const notADirectory = join(scratch().dir, 'file')
+writeFileSync(notADirectory, '')
+usage.push(
+  [
+    "a command that throws at start: its error line, not only the stack's tail",
+    ['--', process.execPath, fixture('throws-at-start.mjs')],
+    /exited with code 1 before it was ready \(\d+\.\d s after start\): Error: cannot connect to the database at db\.internal:5432\./,
+  ],
+  [
+    'a command that ignores $PORT: the pods collide on its port',
+    ['--env', `FIXED_PORT=${fixedPort}`, '--', process.execPath, fixture('fixed-port.mjs')],
+    /Error: listen EADDRINUSE: address already in use 127\.0\.0\.1:\d+\. Several pods listened on the same port: does the command ignore \$PORT \(\d+ for this pod\)\?/,
+  ],
+  [
+    'a command that ignores $PORT: it listens elsewhere',
+    [
+      ...FAST,
+      '--replicas',
+      '1',
+      '--progress-deadline',
+      '1s',
+      '--env',
+      `FIXED_PORT=${fixedPort}`,
+      '--',
+      process.execPath,
+      fixture('fixed-port.mjs'),
+    ],
+    new RegExp(
+      `it listens on port ${fixedPort} instead of its port \\d+ \\(PORT=\\d+\\): .* The command ignores \\$PORT`,
+    ),
+  ],
+  [
+    'an output path that is a directory, before any pod starts',
+    ['--html', tmpdir(), '--', 'no-such-command-here'],
+    /--html \/\S+: is a directory; expected a file name/,
+  ],
+  [
+    'an output path whose directory cannot be created, before any pod starts',
+    ['--json', join(notADirectory, 'report.json'), '--', 'no-such-command-here'],
+    /--json \S+report\.json: \S+\/file is not a directory/,
+  ],
+)
+
 for (const [what, args, message] of usage) {
   test(`bad input gets a clear error: ${what}`, async () => {
     const run = startLab(['--quiet', ...args])
@@ -236,5 +294,40 @@ test('Ctrl-C stops the lab and every pod, including one ignoring SIGTERM and its
     await allGone(started)
   } finally {
     pids.dispose()
+  }
+})
+
+test('Ctrl-C during the load writes the partial reports, marked interrupted', async () => {
+  const out = scratch()
+  const json = join(out.dir, 'partial.json')
+  const html = join(out.dir, 'partial.html')
+  try {
+    const run = startLab([
+      ...FAST,
+      '--replicas',
+      '2',
+      '--rate',
+      '100',
+      '--json',
+      json,
+      '--html',
+      html,
+      '--',
+      process.execPath,
+      fixture('ignore-sigterm.mjs'),
+    ])
+    await run.waitFor('<- SIGTERM', 'a pod being terminated', 15_000)
+    run.child.kill('SIGINT')
+    const exit = await exited(run.child, 'the lab after SIGINT')
+    assert.equal(exit.code, 130)
+    assert.match(run.stdout(), /verdict {3}INTERRUPTED: \d+ failed requests? until then/)
+    assert.match(run.stderr(), new RegExp(`wrote ${json.replaceAll('.', '\\.')}\n`))
+    assert.match(run.stderr(), new RegExp(`wrote ${html.replaceAll('.', '\\.')}\n`))
+    const result = JSON.parse(readFileSync(json, 'utf8'))
+    assert.equal(result.interrupted, true)
+    assert.ok(result.requests > 0)
+    assert.ok(existsSync(html) && /INTERRUPTED/.test(readFileSync(html, 'utf8')))
+  } finally {
+    out.dispose()
   }
 })
