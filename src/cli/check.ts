@@ -40,7 +40,12 @@ Options:
   -h, --help           print this help and exit 0
 
 Exit status: 0 nothing reached --fail-on; 1 something did; 2 bad usage, or an input that
-cannot be read (missing path, YAML syntax error with its line and column, binary file).`
+cannot be read (missing path, YAML syntax error with its line and column, binary file).
+
+Examples:
+  lameduck check k8s/
+  helm template . | lameduck check --format sarif - > lameduck.sarif
+  lameduck check --fail-on warning --ignore grace-period-zero deploy.yaml`
 
 /** Where input comes from: stdin when asked or piped, else the paths; usage on a bare TTY. */
 export function inputMode(

@@ -25,7 +25,7 @@ import { renderHtml } from '../rollout/report/html.js'
 import { progress } from '../rollout/report/progress.js'
 import { renderText } from '../rollout/report/text.js'
 import type { LabResult } from '../rollout/result.js'
-import { CliError } from './main.js'
+import { CliError, packageVersion } from './main.js'
 
 /** Exit code after Ctrl-C, as a shell reports a process ended by SIGINT. */
 const EXIT_INTERRUPTED = 130
@@ -39,65 +39,84 @@ function exitCode(result: LabResult): number {
 
 const d = formatDuration
 
-export const HELP = `Usage: lameduck rollout [options] -- <command> [args...]
+export const HELP = `Usage: lameduck rollout [options] -- <command> [<args>...]
 
 Runs <command> as the replicas of a Deployment behind a local model of a Kubernetes Service,
-sends keep-alive HTTP load through it, performs rolling updates the way a Deployment does, and
-reports every failed request. Each pod gets KUBERNETES_SERVICE_HOST/_PORT, HOSTNAME (the pod's
-name) and its own port in $PORT. Exit code: 0 when failures <= --max-failures, 1 otherwise,
-2 on bad input or when the run cannot be carried out, 3 when inconclusive (no failure, but a
-deleted pod carried no request across its shutdown), 130 when interrupted.
+sends HTTP load through it (a mix of request shapes and client kinds), performs rolling
+updates the way a Deployment does, and reports every failed request with a diagnosis. Each
+pod gets KUBERNETES_SERVICE_HOST/_PORT, HOSTNAME (the pod's name) and its own port in $PORT.
+Exit code: 0 when failures <= --max-failures, 1 otherwise, 2 on bad input or when the run
+cannot be carried out, 3 when inconclusive (no failure, but a deleted pod carried no request
+across its shutdown), 130 when interrupted (the partial reports are still written).
 Durations: 500ms, 2s, 1m, or a bare number of seconds. The model: docs/lab.md.
 
 Deployment
-  --replicas N                    spec.replicas (default ${DEFAULTS.replicas})
-  --rollouts N                    rolling updates, one after another (default ${DEFAULTS.rollouts})
-  --max-surge N|P%                maxSurge: pods above replicas during an update; % rounds up
+  --replicas <n>                  spec.replicas (default ${DEFAULTS.replicas})
+  --rollouts <n>                  rolling updates, one after another (default ${DEFAULTS.rollouts})
+  --max-surge <n>|<p>%            maxSurge: pods above replicas during an update; % rounds up
                                   (default 25%)
-  --max-unavailable N|P%          maxUnavailable: pods below replicas; % rounds down (default 25%)
-  --min-ready DURATION            minReadySeconds: a new pod counts once ready this long
+  --max-unavailable <n>|<p>%      maxUnavailable: pods below replicas; % rounds down
+                                  (default 25%)
+  --min-ready <duration>          minReadySeconds: a new pod counts once ready this long
                                   (default ${d(DEFAULTS.minReadyMs)})
-  --progress-deadline DURATION    progressDeadlineSeconds: give up when pods do not become ready
+  --progress-deadline <duration>  progressDeadlineSeconds: give up when pods do not become ready
                                   for this long (default ${d(DEFAULTS.progressDeadlineMs)}; Kubernetes: 600s)
-  --name NAME                     pod name prefix (default ${DEFAULTS.name})
+  --name <name>                   pod name prefix (default ${DEFAULTS.name})
 Pod
-  --termination-grace-period DURATION
+  --termination-grace-period <duration>
                                   terminationGracePeriodSeconds; SIGKILL then, but never sooner
                                   than 2s after SIGTERM (default ${d(DEFAULTS.gracePeriodMs)})
-  --pre-stop-sleep DURATION       lifecycle.preStop sleep before SIGTERM (default ${d(DEFAULTS.preStopSleepMs)})
-  --readiness-path PATH           readinessProbe.httpGet.path (default ${DEFAULTS.readinessPath})
-  --readiness-period DURATION     readinessProbe.periodSeconds (default ${d(DEFAULTS.readinessPeriodMs)}; Kubernetes: 10s)
-  --readiness-timeout DURATION    readinessProbe.timeoutSeconds (default ${d(DEFAULTS.readinessTimeoutMs)})
-  --readiness-failure-threshold N readinessProbe.failureThreshold (default ${DEFAULTS.readinessFailureThreshold})
-  --readiness-success-threshold N readinessProbe.successThreshold (default ${DEFAULTS.readinessSuccessThreshold})
-  --env KEY=VALUE                 add to every pod's environment; repeatable
-  --port-env NAME                 variable carrying the pod's port (default ${DEFAULTS.portEnv})
+  --pre-stop-sleep <duration>     lifecycle.preStop sleep before SIGTERM (default ${d(DEFAULTS.preStopSleepMs)})
+  --readiness-path <path>         readinessProbe.httpGet.path (default ${DEFAULTS.readinessPath})
+  --readiness-period <duration>   readinessProbe.periodSeconds (default ${d(DEFAULTS.readinessPeriodMs)}; Kubernetes: 10s)
+  --readiness-timeout <duration>  readinessProbe.timeoutSeconds (default ${d(DEFAULTS.readinessTimeoutMs)})
+  --readiness-failure-threshold <n>
+                                  readinessProbe.failureThreshold (default ${DEFAULTS.readinessFailureThreshold})
+  --readiness-success-threshold <n>
+                                  readinessProbe.successThreshold (default ${DEFAULTS.readinessSuccessThreshold})
+  --env <key>=<value>             add to every pod's environment; repeatable
+  --port-env <name>               variable carrying the pod's port (default ${DEFAULTS.portEnv})
   --pod-logs                      copy the pods' output to stderr, prefixed with the pod name
 Service
-  --propagation-delay DURATION    time for an endpoint change to reach the Service model, like
+  --propagation-delay <duration>  time for an endpoint change to reach the Service model, like
                                   kube-proxy's sync (default ${d(DEFAULTS.propagationDelayMs)})
-  --propagation-jitter DURATION   each change's delay varies by up to ± this (default ${d(DEFAULTS.propagationJitterMs)})
+  --propagation-jitter <duration> each change's delay varies by up to ± this (default ${d(DEFAULTS.propagationJitterMs)})
 Load
-  --rate N                        requests per second, open loop (default ${DEFAULTS.rate})
-  --path [WEIGHT:]PATH            a GET and its weight in the mix; repeatable, e.g. --path 90:/
+  --rate <n>                      requests per second, open loop (default ${DEFAULTS.rate})
+  --path [<weight>:]<path>        a GET and its weight in the mix; repeatable, e.g. --path 90:/
                                   --path '5:/?delay=2000' --path '5:/stream' (default /)
-  --post [WEIGHT:]PATH            a POST with a ${POST_BODY_BYTES}-byte body, never retried; repeatable
+  --post [<weight>:]<path>        a POST with a ${POST_BODY_BYTES}-byte body, never retried; repeatable
                                   (default: none)
-  --client [WEIGHT:]KIND          a client kind and its weight; repeatable (default: each kind,
-                                  weight 1). KIND is one of:
+  --client [<weight>:]<kind>      a client kind and its weight; repeatable (default: each kind,
+                                  weight 1). <kind> is one of:
 ${CLIENT_KINDS.map((kind) => `                                    ${kind.name.padEnd(15)} ${kind.description}`).join('\n')}
-  --pools N                       independent pools per keep-alive kind, as several upstream
+  --pools <n>                     independent pools per keep-alive kind, as several upstream
                                   services (default ${DEFAULTS.pools})
-  --connections N                 keep-alive connections per pool (default ${DEFAULTS.connections})
-  --timeout DURATION              per-request deadline (default ${d(DEFAULTS.timeoutMs)})
-  --max-requests N                stop the load after this many requests (default ${DEFAULTS.maxRequests})
-  --max-duration DURATION         stop the whole run, as failed, after this long (default ${d(DEFAULTS.maxDurationMs)})
+  --connections <n>               keep-alive connections per pool (default ${DEFAULTS.connections})
+  --timeout <duration>            per-request deadline (default ${d(DEFAULTS.timeoutMs)})
+  --max-requests <n>              stop the load after this many requests (default ${DEFAULTS.maxRequests})
+  --max-duration <duration>       stop the whole run, as failed, after this long (default ${d(DEFAULTS.maxDurationMs)})
 Report
-  --max-failures N                failed requests allowed before exit code 1 (default ${DEFAULTS.maxFailures})
-  --json FILE                     write the result, time series and pod events as JSON
-  --html FILE                     write a self-contained HTML report with a chart
+  --max-failures <n>              failed requests allowed before exit code 1 (default ${DEFAULTS.maxFailures})
+  --json <file>                   write the result, time series and pod events as JSON
+  --html <file>                   write a self-contained HTML report with a chart
   --quiet                         no progress output on stderr
   -h, --help                      show this help
+  --version                       print lameduck's version
+
+Examples
+  # 3 rolling updates of a lameduck service under a mix of short, slow, streamed and POST
+  # requests from every client kind, with an HTML report
+  lameduck rollout --rollouts 3 --rate 500 --path 85:/ --path '5:/?delay=2000' \\
+    --path '5:/stream' --post 5:/echo --readiness-path /readyz \\
+    --env LAMEDUCK_DRAIN_DELAY_MS=3000 --html report.html -- node dist/examples/server.js
+
+  # any language: a Python service, only Node's keep-alive agents, 2 s propagation
+  lameduck rollout --client agent-lifo --client agent-fifo --propagation-delay 2s \\
+    -- python3 app.py
+
+  # in CI: allow no failure, keep the JSON
+  lameduck rollout --quiet --max-failures 0 --json lab.json -- ./server
 `
 
 const OPTIONS = {
@@ -134,26 +153,57 @@ const OPTIONS = {
   html: { type: 'string' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
 } as const
+
+const SEE_HELP = 'run `lameduck rollout --help` for the options (the command goes after --)'
+
+/** node:util parseArgs' errors, in the words of this command's help. */
+function parseArgsMessage(error: NodeJS.ErrnoException): string {
+  const option = /'(?:-\w, )?(--?[\w-]+)/.exec(error.message)?.[1] ?? 'an option'
+  switch (error.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option '${option}'; ${SEE_HELP}`
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return /does not take an argument/.test(error.message)
+        ? `${option} takes no value; ${SEE_HELP}`
+        : `${option} expects a value, e.g. ${option} ${EXAMPLE_VALUES[option.slice(2)] ?? '<value>'}; ${SEE_HELP}`
+    default:
+      return `${error.message.split('\n')[0]}; ${SEE_HELP}`
+  }
+}
+
+/** A plausible value per option, for "expects a value" errors. */
+const EXAMPLE_VALUES: Record<string, string> = {
+  replicas: '3',
+  rollouts: '3',
+  rate: '500',
+  path: '90:/',
+  post: '5:/echo',
+  client: 'agent-lifo',
+  env: 'KEY=VALUE',
+  json: 'lab.json',
+  html: 'report.html',
+}
 
 /** Parses the command line into lab options; throws LabOptionError on bad input. */
 export function parseRolloutArgs(
   argv: string[],
-): { help: true } | { help: false; options: LabOptions; quiet: boolean } {
+):
+  | { help: true }
+  | { help: false; version: true }
+  | { help: false; version?: false; options: LabOptions; quiet: boolean } {
   const split = argv.indexOf('--')
   const own = split === -1 ? argv : argv.slice(0, split)
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>
   try {
     parsed = parseArgs({ args: own, options: OPTIONS, allowPositionals: true, strict: true })
   } catch (error) {
-    const message = (error as Error).message
-    const unknown = /Unknown option '([^']+)'/.exec(message)
-    throw new LabOptionError(
-      `${unknown === null ? message.split('\n')[0] : `unknown option '${unknown[1]}'`}; run \`lameduck rollout --help\` for the options (the command goes after --)`,
-    )
+    throw new LabOptionError(parseArgsMessage(error as NodeJS.ErrnoException))
   }
   const v = parsed.values
   if (v.help) return { help: true }
+  if (v.version) return { help: false, version: true }
   const command =
     split === -1 ? parsed.positionals : [...parsed.positionals, ...argv.slice(split + 1)]
 
@@ -317,6 +367,10 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (parsed.help) {
     process.stdout.write(HELP)
+    return 0
+  }
+  if (parsed.version === true) {
+    console.log(packageVersion())
     return 0
   }
   const { options, quiet } = parsed

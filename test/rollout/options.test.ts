@@ -14,7 +14,8 @@ import { percentile } from '../../src/rollout/result.js'
 const options = (args: string[]) => {
   const parsed = parseRolloutArgs([...args, '--', 'node', 'app.js'])
   assert.equal(parsed.help, false)
-  return parsed.help ? undefined! : parsed.options
+  assert.ok(!parsed.help && parsed.version !== true)
+  return parsed.options
 }
 
 test('durations take ms, s, m or bare seconds', () => {
@@ -111,7 +112,13 @@ test('bad input names the option, the value and what was expected', () => {
       ['--progress-deadline', '5s', '--min-ready', '5s'],
       /--progress-deadline \(5s\) must exceed --min-ready/,
     ],
-    [['--frobnicate'], /unknown option '--frobnicate'/],
+    [['--frobnicate'], /^unknown option '--frobnicate'; run `lameduck rollout --help`/],
+    [
+      ['--replicas'],
+      /^--replicas expects a value, e\.g\. --replicas 3; run `lameduck rollout --help`/,
+    ],
+    [['--quiet=yes'], /^--quiet takes no value; run/],
+    [['--timeout', '-5'], /^--timeout expects a value, e\.g\. --timeout <value>; run/],
     [['--name', 'Not_A_Label'], /--name expects a DNS label/],
   ]
   for (const [args, message] of bad) {
@@ -167,8 +174,9 @@ test('--help explains every option and its default', () => {
     assert.ok(documented.has(`--${name}`), `--${name} is in --help`)
   }
   // An option's block: its line and the more indented lines under it.
-  const blocks = HELP.split(/\n(?= {2}-)/).filter((block) => /^ {2}-/.test(block))
-  const flags = /^ {2}(--env|--pod-logs|--json|--html|--quiet|-h)\b/
+  const options = HELP.slice(0, HELP.indexOf('\nExamples\n'))
+  const blocks = options.split(/\n(?= {2}-)/).filter((block) => /^ {2}-/.test(block))
+  const flags = /^ {2}(--env|--pod-logs|--json|--html|--quiet|-h|--version)\b/
   const noDefault = blocks.filter((block) => !flags.test(block) && !block.includes('default'))
   assert.deepEqual(noDefault, [], 'every option with a value states its default')
 })

@@ -12,7 +12,8 @@ import { buildResult, type LabResult } from '../../src/rollout/result.js'
 function sample(): LabResult {
   const parsed = parseRolloutArgs(['--name', 'demo', '--', 'node', '<script>alert(1)</script>'])
   assert.equal(parsed.help, false)
-  const options = parsed.help ? undefined! : parsed.options
+  assert.ok(!parsed.help && parsed.version !== true)
+  const options = parsed.options
   const recorder = new Recorder(new Clock())
   recorder.event('pod-created', 'demo-abc-1')
   recorder.request({

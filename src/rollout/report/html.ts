@@ -389,7 +389,6 @@ function card(title: string, value: string, detail = '', tone = ''): string {
 }
 
 export function renderHtml(result: LabResult): string {
-  const pass = result.verdict.pass
   const status = result.interrupted === true ? 'interrupted' : result.verdict.status
   const s = result.settings
   const byClass = failuresByClass(result)
