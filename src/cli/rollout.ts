@@ -76,6 +76,9 @@ Pod
                                   readinessProbe.successThreshold (default ${DEFAULTS.readinessSuccessThreshold})
   --env <key>=<value>             add to every pod's environment; repeatable
   --port-env <name>               variable carrying the pod's port (default ${DEFAULTS.portEnv})
+  --probe-port-env <name>         give each pod a second port in this variable and probe there,
+                                  for probes on their own listener, e.g. LAMEDUCK_PROBE_PORT
+                                  (default: probes go to $PORT)
   --pod-logs                      copy the pods' output to stderr, prefixed with the pod name
 Service
   --propagation-delay <duration>  time for an endpoint change to reach the Service model, like
@@ -136,6 +139,7 @@ const OPTIONS = {
   'readiness-success-threshold': { type: 'string' },
   env: { type: 'string', multiple: true },
   'port-env': { type: 'string' },
+  'probe-port-env': { type: 'string' },
   'pod-logs': { type: 'boolean' },
   'propagation-delay': { type: 'string' },
   'propagation-jitter': { type: 'string' },
@@ -263,6 +267,7 @@ export function parseRolloutArgs(
       LIMITS.threshold,
     ),
     portEnv: v['port-env'] ?? DEFAULTS.portEnv,
+    probePortEnv: v['probe-port-env'],
     env,
     propagationDelayMs: duration(
       'propagation-delay',

@@ -195,7 +195,7 @@ function sentenceFor(
       if (whileRouted > 0) {
         return `${head}, ${whileRouted} while the Service still routed to the pod → send \`Connection: close\` on every response during the drain and keep serving until the Service stops routing to the pod`
       }
-      return `${head}, after the Service stopped routing to the pod: idle connections closed by the server race with the client's next request → close an idle connection only once it has been idle longer than the keep-alive timeout the server advertises (Keep-Alive: timeout=N), so clients drop it first`
+      return `${head}, after the Service stopped routing to the pod: closing a connection the client may reuse races with its next request → send \`Connection: close\` on every response during the drain so clients stop reusing connections, and close a connection that stayed idle only once it has been idle longer than the keep-alive timeout the server advertises (Keep-Alive: timeout=N), so the client drops it first`
     }
     case 'cut': {
       const exits = pods.flatMap((p) =>

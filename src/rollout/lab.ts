@@ -326,7 +326,10 @@ function notReady(pods: Pod[], options: LabOptions, what: string): string {
   const stuck = pods.find((pod) => !pod.serving) ?? pods[0]
   const head = `${what} made no progress within ${formatDuration(options.progressDeadlineMs)} (--progress-deadline)`
   if (stuck === undefined) return `${head}`
-  const port = `${stuck.record.port} (${options.portEnv}=${stuck.record.port})`
+  const port =
+    stuck.record.probePort === undefined
+      ? `${stuck.record.port} (${options.portEnv}=${stuck.record.port})`
+      : `${stuck.record.probePort} (${options.probePortEnv}=${stuck.record.probePort})`
   let why: string
   if (stuck.probes === 0) {
     why = 'no readiness probe completed'

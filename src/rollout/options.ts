@@ -56,6 +56,12 @@ export interface LabOptions {
   readinessSuccessThreshold: number
   /** Name of the environment variable that carries each pod's port. @default 'PORT' */
   portEnv: string
+  /**
+   * Name of an environment variable carrying a second port per pod, where the readiness probe
+   * goes instead (probes served by a separate listener, like LAMEDUCK_PROBE_PORT or
+   * LIGHTSHIP_PORT). @default undefined (probes on the pod's port)
+   */
+  probePortEnv: string | undefined
   /** Extra environment for every pod (`--env KEY=VALUE`), applied last. */
   env: Record<string, string>
   /** Mean delay before an endpoint change reaches the Service model, in ms. @default 1 000 */
@@ -304,6 +310,18 @@ export function validate(options: LabOptions): void {
   }
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.portEnv)) {
     throw new LabOptionError(`--port-env expects a variable name, got '${options.portEnv}'`)
+  }
+  if (options.probePortEnv !== undefined) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.probePortEnv)) {
+      throw new LabOptionError(
+        `--probe-port-env expects a variable name, got '${options.probePortEnv}'`,
+      )
+    }
+    if (options.probePortEnv === options.portEnv) {
+      throw new LabOptionError(
+        `--probe-port-env must differ from --port-env (both are '${options.portEnv}')`,
+      )
+    }
   }
   if (!/^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/.test(options.name)) {
     throw new LabOptionError(

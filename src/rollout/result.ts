@@ -39,6 +39,7 @@ export interface Settings {
     successThreshold: number
   }
   portEnv: string
+  probePortEnv?: string
   env: Record<string, string>
   propagationDelayMs: number
   propagationJitterMs: number
@@ -179,6 +180,7 @@ export function settingsOf(options: LabOptions): Settings {
       successThreshold: options.readinessSuccessThreshold,
     },
     portEnv: options.portEnv,
+    ...(options.probePortEnv === undefined ? {} : { probePortEnv: options.probePortEnv }),
     env: options.env,
     propagationDelayMs: options.propagationDelayMs,
     propagationJitterMs: options.propagationJitterMs,

@@ -5,7 +5,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { exited } from '../helpers.js'
+import { exited, fromRoot } from '../helpers.js'
 import { allGone, FAST, fixture, runLab, scratch, startLab } from './lab-helpers.js'
 
 const RUN_MS = 30_000
@@ -330,4 +330,34 @@ test('Ctrl-C during the load writes the partial reports, marked interrupted', as
   } finally {
     out.dispose()
   }
+})
+
+test('--probe-port-env probes a separate listener: lameduck with LAMEDUCK_PROBE_PORT', async () => {
+  const run = await runLab(
+    [
+      ...FAST,
+      '--replicas',
+      '1',
+      '--rate',
+      '50',
+      '--readiness-path',
+      '/readyz',
+      '--probe-port-env',
+      'LAMEDUCK_PROBE_PORT',
+      '--env',
+      'LAMEDUCK_DRAIN_DELAY_MS=600',
+      '--max-failures',
+      '100000',
+    ],
+    [process.execPath, fromRoot('dist/examples/server.js')],
+    RUN_MS,
+  )
+  assert.equal(run.exit.code, 0, run.stderr)
+  const pods = run.result!.pods
+  assert.equal(pods.length, 2)
+  for (const pod of pods) {
+    assert.ok(pod.readyAt !== undefined, `${pod.name} became ready through its probe port`)
+    assert.ok(pod.probePort !== undefined && pod.probePort !== pod.port)
+  }
+  assert.equal(run.result!.settings.probePortEnv, 'LAMEDUCK_PROBE_PORT')
 })

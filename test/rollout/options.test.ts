@@ -153,6 +153,7 @@ test('--help explains every option and its default', () => {
     'readiness-success-threshold',
     'env',
     'port-env',
+    'probe-port-env',
     'pod-logs',
     'propagation-delay',
     'propagation-jitter',
