@@ -160,12 +160,20 @@ function displayCommand(peer: Peer): string {
   return `lameduck ${args.map(shellQuote).join(' ')}`
 }
 
+/** The lab running now: Ctrl-C is passed on to it, so it stops its pods. */
+let current: ReturnType<typeof spawn> | undefined
+process.on('SIGINT', () => {
+  current?.kill('SIGINT')
+  process.exit(130)
+})
+
 function runOne(peer: Peer, rep: number, dir: string): Promise<Run> {
   const json = join(dir, `${slug(peer.name)}-${rep}.json`)
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [fromRoot('bin/lameduck.js'), ...labArgs(peer, json)], {
       stdio: ['ignore', 'ignore', 'pipe'],
     })
+    current = child
     let stderr = ''
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       stderr += chunk

@@ -233,6 +233,13 @@ export async function runLab(
     await pause(TAIL_MS)
     phase = 'finishing'
     loadSummary = await load.stop()
+    if (recorder.undelivered.length > 0) {
+      recorder.event(
+        'warning',
+        undefined,
+        `${recorder.undelivered.length} requests never reached the Service model before their deadline: the lab's own process was too busy to accept their connections. They are left out of the counts and the run is inconclusive; lower --rate or use a less busy machine`,
+      )
+    }
     if (loadSummary.behind) {
       recorder.event(
         'warning',

@@ -51,6 +51,7 @@ export const POST_BODY_BYTES = 2_048
 
 interface ClientSlot {
   kind: string
+  queues: boolean
   instances: LoadClient[]
 }
 
@@ -80,6 +81,7 @@ export class LoadGenerator {
       const count = kind.pooled ? options.pools : 1
       return {
         kind: kind.name,
+        queues: kind.queues,
         instances: Array.from({ length: count }, () => kind.create(context)),
       }
     })
@@ -184,7 +186,12 @@ export class LoadGenerator {
       if (reused !== undefined) record.reused = reused
       if (status !== undefined) record.status = status
       if (message !== undefined) record.message = message
-      recorder.request(record)
+      // The Service model accepts every connection at once, whatever the pods do: a request
+      // whose connection it never saw was not delivered by the lab.
+      const undelivered =
+        outcome === 'timeout' && info === undefined && (clientPort !== undefined || !slot.queues)
+      if (undelivered) recorder.undelivered.push(record)
+      else recorder.request(record)
       this.inFlight--
       if (this.inFlight === 0 && this.#interval === undefined) this.#drained?.()
     }

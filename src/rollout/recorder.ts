@@ -95,6 +95,12 @@ export class Recorder extends EventEmitter {
   readonly events: LabEvent[] = []
   readonly requests: RequestRecord[] = []
   readonly samples: Sample[] = []
+  /**
+   * Requests whose connection never reached the Service model before their deadline: the
+   * lab's own process could not accept it in time (its accept queue overflowed). Not the
+   * service's failures, and not counted among the requests.
+   */
+  readonly undelivered: RequestRecord[] = []
   readonly counts: Record<Outcome, number> = {
     ok: 0,
     http_5xx: 0,

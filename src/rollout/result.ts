@@ -101,6 +101,8 @@ export interface Verdict {
   maxFailures: number
   /** Deleted pods that carried no request across their shutdown (inconclusive when any). */
   unexercisedPods: string[]
+  /** Requests the lab could not deliver (its own overload; inconclusive when any). */
+  undelivered: number
 }
 
 /** One 100 ms bucket: what the requests did in it, and the lab's state at its end. */
@@ -265,7 +267,7 @@ export function buildResult(input: {
   const status: VerdictStatus =
     failed > options.maxFailures || input.error !== undefined
       ? 'fail'
-      : unexercisedPods.length > 0
+      : unexercisedPods.length > 0 || recorder.undelivered.length > 0
         ? 'inconclusive'
         : 'pass'
   const durationMs = recorder.clock.now()
@@ -314,6 +316,7 @@ export function buildResult(input: {
       failed,
       maxFailures: options.maxFailures,
       unexercisedPods,
+      undelivered: recorder.undelivered.length,
     },
   }
   if (input.error !== undefined) result.error = input.error

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import http from 'node:http'
-import type net from 'node:net'
+import net from 'node:net'
 import { after, test } from 'node:test'
 import { CLIENT_KINDS } from '../../src/rollout/clients/index.js'
 import { Clock } from '../../src/rollout/clock.js'
@@ -172,4 +172,48 @@ test('a connection the Service model reset because the backend refused counts as
     JSON.stringify(recorder.requests.map((r) => r.message)),
   )
   assert.match(recorder.requests[0]!.message!, /backend pod refused the connection/)
+})
+
+test('a request whose connection never reached the Service model is undelivered, not a failure', async () => {
+  // A listener that accepts and never answers stands for the lab's own listener; the Service
+  // model (another one) never sees the connections, as when the lab is too busy to accept.
+  const silent = net.createServer(() => {})
+  silent.listen(0, '127.0.0.1')
+  await once(silent, 'listening')
+  const clock = new Clock()
+  const recorder = new Recorder(clock)
+  const service = new ServiceModel({
+    clock,
+    recorder,
+    propagationDelayMs: 0,
+    propagationJitterMs: 0,
+  })
+  const generator = new LoadGenerator({
+    port: (silent.address() as net.AddressInfo).port,
+    rate: 100,
+    connections: 2,
+    pools: 1,
+    paths: [{ path: '/', weight: 1 }],
+    clients: [
+      { kind: 'new-connection', weight: 1 },
+      { kind: 'fetch', weight: 1 },
+    ],
+    timeoutMs: 200,
+    maxRequests: 4,
+    clock,
+    recorder,
+    service,
+  })
+  generator.start()
+  await within(
+    '4 requests issued',
+    new Promise<void>((resolve) => {
+      const check = () => (generator.sent >= 4 ? resolve() : setTimeout(check, 5))
+      check()
+    }),
+  )
+  await within('every request has an outcome', generator.stop())
+  silent.close()
+  assert.equal(recorder.requests.length, 0, 'none counted against the service')
+  assert.equal(recorder.undelivered.length, 4)
 })

@@ -92,6 +92,7 @@ test('the result counts outcomes, per pod too, and judges against --max-failures
     failed: 1,
     maxFailures: 0,
     unexercisedPods: [],
+    undelivered: 0,
   })
   assert.equal(result.pods[0]!.shutdown?.inFlightAtSigterm, 1, 'the 20–250 ms request')
   assert.deepEqual(

@@ -84,6 +84,7 @@ export const AGENT_LIFO: ClientKind = {
   name: 'agent-lifo',
   description: "node:http Agent, keep-alive, LIFO (Node's default)",
   pooled: true,
+  queues: true,
   create: (context) => agentClient(context, 'lifo'),
 }
 
@@ -91,5 +92,6 @@ export const AGENT_FIFO: ClientKind = {
   name: 'agent-fifo',
   description: 'node:http Agent, keep-alive, FIFO (every pooled connection kept busy)',
   pooled: true,
+  queues: true,
   create: (context) => agentClient(context, 'fifo'),
 }

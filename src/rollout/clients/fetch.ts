@@ -114,5 +114,7 @@ export const FETCH: ClientKind = {
   name: 'fetch',
   description: 'the global fetch() (undici), its default dispatcher',
   pooled: false,
+  // undici's default dispatcher opens as many connections as there are requests.
+  queues: false,
   create: fetchClient,
 }

@@ -8,6 +8,7 @@ export const NEW_CONNECTION: ClientKind = {
   name: 'new-connection',
   description: 'a new connection per request, Connection: close (curl-like)',
   pooled: false,
+  queues: false,
   create: (context) => ({
     send: (spec, attempt) => nodeRequest(context, spec, attempt, false),
     close() {

@@ -51,5 +51,11 @@ export interface ClientKind {
   description: string
   /** Whether `--pools` creates several independent instances (separate connection pools). */
   pooled: boolean
+  /**
+   * Whether a request may wait in the client for a free connection before it is sent (a
+   * bounded pool). For a kind that never waits, a request with no connection at its deadline
+   * was never delivered: its connect did not complete.
+   */
+  queues: boolean
   create(context: ClientContext): LoadClient
 }

@@ -45,6 +45,13 @@ export function renderComparison(columns: Column[]): string {
     ],
     ['pod exit after SIGTERM', ...columns.map((c) => exitTimes(c.result))],
     [
+      'deleted pods with traffic across shutdown',
+      ...columns.map((c) => {
+        const deleted = c.result.pods.filter((p) => p.shutdown !== undefined)
+        return `${deleted.filter((p) => p.shutdown!.exercised).length} / ${deleted.length}`
+      }),
+    ],
+    [
       'pods SIGKILLed',
       ...columns.map((c) => String(c.result.pods.filter((p) => p.sigkillAt !== undefined).length)),
     ],

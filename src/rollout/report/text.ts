@@ -26,7 +26,18 @@ export function verdictLine(result: LabResult): string {
   if (result.error !== undefined) return `FAIL: the run stopped early (${failed} until then)`
   if (verdict.status === 'inconclusive') {
     const n = verdict.unexercisedPods.length
-    return `INCONCLUSIVE: ${failed}, but ${n} deleted pod${n === 1 ? '' : 's'} carried no request across ${n === 1 ? 'its' : 'their'} shutdown (${verdict.unexercisedPods.join(', ')}); raise --rate or add --client new-connection`
+    const reasons: string[] = []
+    if (n > 0) {
+      reasons.push(
+        `${n} deleted pod${n === 1 ? '' : 's'} carried no request across ${n === 1 ? 'its' : 'their'} shutdown (${verdict.unexercisedPods.join(', ')}); raise --rate or add --client new-connection`,
+      )
+    }
+    if (verdict.undelivered > 0) {
+      reasons.push(
+        `the lab could not deliver ${count(verdict.undelivered)} request${verdict.undelivered === 1 ? '' : 's'} (its own process was too busy to accept the connections); lower --rate or use a less busy machine`,
+      )
+    }
+    return `INCONCLUSIVE: ${failed}, but ${reasons.join('; and ')}`
   }
   return verdict.pass
     ? `PASS: ${failed} (--max-failures ${verdict.maxFailures})`
