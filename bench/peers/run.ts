@@ -21,7 +21,7 @@ export const PEER_LAB_ARGS: readonly string[] = [
   '--rollouts',
   '3',
   '--rate',
-  '300',
+  '200',
   '--path',
   '85:/',
   '--path',
