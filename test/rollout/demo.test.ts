@@ -27,7 +27,7 @@ test('the naive service loses requests in the demo configuration', async () => {
     assert.ok(pod.shutdown?.exercised, `${pod.name}: ${JSON.stringify(pod.shutdown)}`)
   }
   const listener = result.diagnosis.find((d) => d.mechanism === 'refused')
-  assert.match(listener?.sentence ?? '', /whose listener had closed .* drainDelay ≥ 1\.5s/)
+  assert.match(listener?.sentence ?? '', /whose listener had closed .*drainDelay ≥ 1\.5s/)
   assert.ok(result.byClient.length >= 2 && result.byRequest.some((r) => r.key.includes('/stream')))
 })
 
