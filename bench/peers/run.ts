@@ -282,12 +282,16 @@ function gitCommit(): string {
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
-    options: { reps: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      reps: { type: 'string' },
+      'report-only': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
     allowPositionals: true,
   })
   if (values.help) {
     console.log(
-      `Usage: npm run bench:peers -- [--reps <n>] [<peer>...]\n\nPeers: ${PEERS.map((p) => p.name).join(', ')}\n\nExamples:\n  npm run bench:peers\n  npm run bench:peers -- --reps 1 lameduck stoppable`,
+      `Usage: npm run bench:peers -- [--reps <n>] [--report-only] [<peer>...]\n\n--report-only rewrites bench/PEERS.md from the results in bench/out/peers/.\nPeers: ${PEERS.map((p) => p.name).join(', ')}\n\nExamples:\n  npm run bench:peers\n  npm run bench:peers -- --reps 1 lameduck stoppable`,
     )
     return
   }
@@ -311,6 +315,13 @@ async function main(): Promise<void> {
   // on one peer only.
   for (let rep = 1; rep <= reps; rep++) {
     for (const peer of chosen) {
+      if (values['report-only']) {
+        const json = join(dir, `${slug(peer.name)}-${rep}.json`)
+        if (!existsSync(json)) continue
+        const result = JSON.parse(readFileSync(json, 'utf8')) as LabResult
+        runs.push({ peer, rep, result, command: displayCommand(peer) })
+        continue
+      }
       if (peer.name === 'lightship' && peer.node === undefined) {
         if (rep === 1) skipped.push('lightship (no Node >= 22.13 found; set LIGHTSHIP_NODE)')
         continue
@@ -322,7 +333,12 @@ async function main(): Promise<void> {
       )
     }
   }
-  const minutes = ((Date.now() - started) / 60_000).toFixed(1)
+  const minutes = values['report-only']
+    ? 'see the raw results for the time'
+    : `took ${((Date.now() - started) / 60_000).toFixed(1)} min`
+  const behind = runs.filter((r) => r.result.load?.behind === true)
+  const maxLag = Math.max(0, ...runs.map((r) => r.result.load?.maxLagMs ?? 0))
+  const undelivered = runs.reduce((sum, r) => sum + (r.result.verdict.undelivered ?? 0), 0)
   const summary = summaryTable(runs)
   console.log(summary.join('\n'))
   if (positionals.length > 0 || reps < 2) {
@@ -341,7 +357,8 @@ async function main(): Promise<void> {
     'servers are in `bench/peers/`. Produced by `npm run bench:peers` (the lab options, and one',
     'command per peer, are below); raw results in `bench/out/peers/`.',
     '',
-    `- run: ${describeMachine(machine())}; pods on ${nodes.join(', ')}; took ${minutes} min`,
+    `- run: ${describeMachine(machine())}; pods on ${nodes.join(', ')}; ${minutes}`,
+    `- load generator: behind in ${behind.length} of ${runs.length} runs (issued up to ${maxLag} ms late; the 2 cores were shared with other work); ${undelivered} requests the lab could not deliver. A lost request is lost however busy the machine is, so failure counts stand; latencies and shutdown times are less exact.`,
     `- lameduck at: ${gitCommit()}`,
     `- lab: ${PEER_LAB_ARGS.join(' ')}; every client kind (weight 1 each), 4 pools per keep-alive kind; propagation 1 s ± 250 ms; grace period 30 s`,
     ...(skipped.length > 0 ? [`- skipped: ${skipped.join('; ')}`] : []),
