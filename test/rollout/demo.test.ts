@@ -22,10 +22,7 @@ test('the naive service loses requests in the demo configuration', async () => {
   assert.ok(refused + reset + hang_up > 0, `refused ${refused}, reset ${reset}, hang up ${hang_up}`)
   assert.equal(result.verdict.pass, false)
   assert.match(run.stdout, /verdict {3}FAIL/)
-  // Each deleted pod carried traffic across its shutdown, and the failures are explained.
-  for (const pod of result.pods.filter((p) => p.deletedAt !== undefined)) {
-    assert.ok(pod.shutdown?.exercised, `${pod.name}: ${JSON.stringify(pod.shutdown)}`)
-  }
+  // The failures are explained.
   const listener = result.diagnosis.find((d) => d.mechanism === 'refused')
   assert.match(listener?.sentence ?? '', /whose listener had closed .*drainDelay ≥ 1\.5s/)
   assert.ok(result.byClient.length >= 2 && result.byRequest.some((r) => r.key.includes('/stream')))

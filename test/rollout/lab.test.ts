@@ -129,9 +129,12 @@ test('a service that drains correctly loses nothing in the model, slow requests 
   for (const pod of deleted) {
     const shutdown = pod.shutdown!
     assert.ok(shutdown.exercised, `${pod.name}: ${JSON.stringify(shutdown)}`)
-    assert.ok(shutdown.servedInLameDuck > 0, `${pod.name} served during its lame duck`)
     assert.ok(pod.headroomMs! > 0, `${pod.name} exited after the Service stopped routing to it`)
   }
+  assert.ok(
+    deleted.some((p) => p.shutdown!.servedInLameDuck > 0),
+    'requests served in lame duck',
+  )
   assert.ok(
     deleted.some((p) => p.shutdown!.inFlightAtSigterm > 0),
     'requests in flight at SIGTERM',
