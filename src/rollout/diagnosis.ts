@@ -8,8 +8,10 @@
 //   4. keep-alive  a request sent on a reused keep-alive connection the pod closed
 //   5. cut         in flight when the pod's process exited
 //   6. http-5xx    an error status from a pod after SIGTERM
-//   7. timeout     no complete response within --timeout
-//   8. other       whatever is left, by outcome
+//   7. overload    timed out on a pod that was not being deleted: not a shutdown failure, but
+//                  the pods (or the lab) could not keep up with the rate on this machine
+//   8. timeout     no complete response within --timeout, around a pod's shutdown
+//   9. other       whatever is left, by outcome
 import type { PodRecord } from './kubelet.js'
 import { formatDuration } from './options.js'
 import { OUTCOME_LABELS, type RequestRecord } from './recorder.js'
@@ -21,6 +23,7 @@ export type Mechanism =
   | 'keep-alive'
   | 'cut'
   | 'http-5xx'
+  | 'overload'
   | 'timeout'
   | 'other'
 
@@ -101,6 +104,9 @@ function classifyOne(f: RequestRecord, pod: DiagnosedPod | undefined): Mechanism
     return 'cut'
   }
   if (f.outcome === 'http_5xx' && terminating) return 'http-5xx'
+  if (f.outcome === 'timeout' && (pod.deletedAt === undefined || f.end < pod.deletedAt)) {
+    return 'overload'
+  }
   if (f.outcome === 'timeout') return 'timeout'
   return 'other'
 }
@@ -111,6 +117,11 @@ export function diagnose(
   context: DiagnosisContext,
 ): Diagnosis[] {
   const pods = new Map(context.pods.map((pod) => [pod.name, pod]))
+  const okLatencies = requests
+    .filter((r) => r.outcome === 'ok')
+    .map((r) => r.end - r.start)
+    .sort((a, b) => a - b)
+  const p99 = okLatencies[Math.max(0, Math.ceil(okLatencies.length * 0.99) - 1)] ?? 0
   const clusters = new Map<Mechanism, RequestRecord[]>()
   for (const request of requests) {
     if (request.outcome === 'ok') continue
@@ -127,7 +138,7 @@ export function diagnose(
     const podNames = [...new Set(failures.flatMap((f) => (f.pod === undefined ? [] : [f.pod])))]
     const clusterPods = podNames.map((name) => pods.get(name)!).filter((p) => p !== undefined)
     const posts = failures.filter((f) => f.method === 'POST').length
-    let sentence = sentenceFor(mechanism, failures, clusterPods, context)
+    let sentence = sentenceFor(mechanism, failures, clusterPods, { ...context, p99 })
     if (posts > 0) {
       sentence = sentence.replace(
         ' →',
@@ -153,7 +164,7 @@ function sentenceFor(
   mechanism: Mechanism,
   failures: readonly RequestRecord[],
   pods: readonly DiagnosedPod[],
-  context: DiagnosisContext,
+  context: DiagnosisContext & { p99: number },
 ): string {
   const n = failures.length
   const onPods = plural(pods.length, 'pod')
@@ -207,6 +218,8 @@ function sentenceFor(
     }
     case 'http-5xx':
       return `${n} HTTP 5xx answered by ${onPods} after SIGTERM → keep answering requests normally during the drain; only the readiness probe should answer 503`
+    case 'overload':
+      return `${n} timed out on ${onPods} that ${pods.length === 1 ? 'was' : 'were'} not being deleted (no complete response within ${formatDuration(context.timeoutMs)}; p99 latency of the ok requests ${s1(context.p99)} s): not a shutdown failure — the pods or the lab could not keep up with the rate on this machine → lower --rate, or run on a less busy machine`
     case 'timeout':
       return `${n} timed out: no complete response within ${formatDuration(context.timeoutMs)} (--timeout)${pods.length > 0 ? ` from ${onPods}` : ''} → a pod that stops reading or answering without closing leaves clients waiting; close connections you will not serve`
     case 'other':

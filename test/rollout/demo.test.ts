@@ -35,8 +35,8 @@ test('the lameduck service loses none over 3 rolling updates at 500 requests/s',
     RUN_MS,
   )
   const result = run.result!
-  const failures = result.failures.map((f) => `${f.outcome} ${f.pod} ${f.message}`)
-  assert.equal(result.failed, 0, `failed requests: ${JSON.stringify(failures.slice(0, 10))}`)
+  const diagnosis = result.diagnosis.map((d) => d.sentence)
+  assert.equal(result.failed, 0, `failed requests, diagnosed: ${JSON.stringify(diagnosis)}`)
   assert.equal(run.exit.code, 0, run.stderr)
   assert.ok(result.settings.rate >= 500)
   assert.ok(result.rollouts.length >= 3)

@@ -108,3 +108,25 @@ test('a visible drain delay shorter than the propagation delay plus jitter is wa
   assert.equal(drainWarning(options({ LAMEDUCK_DRAIN_DELAY_MS: '800' }, 500), {}), undefined)
   assert.equal(drainWarning(options({}), {}), undefined, 'nothing visible, nothing said')
 })
+
+test('timeouts on pods that were not being deleted are told apart as overload', () => {
+  const pods = [pod('busy', {}), pod('leaving', { deletedAt: 5_000, sigtermAt: 5_000 })]
+  const requests = [
+    failure({ outcome: 'timeout', pod: 'busy', start: 100, end: 5_100 }),
+    failure({ outcome: 'timeout', pod: 'leaving', start: 100, end: 4_000 }),
+    failure({ outcome: 'timeout', pod: 'leaving', start: 4_900, end: 9_900 }),
+    failure({ outcome: 'ok', pod: 'busy', start: 0, end: 3_000 }),
+  ]
+  const found = diagnose(requests, { ...context, pods })
+  assert.deepEqual(
+    found.map((d) => [d.mechanism, d.count]),
+    [
+      ['overload', 2],
+      ['timeout', 1],
+    ],
+  )
+  assert.match(
+    found[0]!.sentence,
+    /^2 timed out on 2 pods that were not being deleted .* p99 latency of the ok requests 3\.0 s\): not a shutdown failure/,
+  )
+})
