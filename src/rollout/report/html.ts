@@ -493,6 +493,7 @@ export function renderHtml(result: LabResult): string {
   svg .label { font-size: 13px; }
   svg .small { font-size: 12.5px; fill: #404040; }
   .scroll { overflow-x: auto; }
+  .nowrap { white-space: nowrap; }
   .pair { display: grid; grid-template-columns: repeat(auto-fit, minmax(400px, 1fr)); gap: 12px; }
   .legend { display: flex; flex-wrap: wrap; gap: 4px 16px; padding: 8px ${RIGHT}px 4px ${LEFT}px; font-size: 12px; color: #495057; }
   .key i { display: inline-block; width: 12px; height: 10px; margin-right: 5px; vertical-align: -1px; border-radius: 2px; }
@@ -511,7 +512,7 @@ export function renderHtml(result: LabResult): string {
 <body>
 <main>
 <h1>lameduck rollout — ${e(s.name)} <span class="pill ${status}">${status.toUpperCase()}</span></h1>
-<p class="sub">${e(headline)}. ${e(verdictLine(result))}.</p>
+<p class="sub">${e(headline)}. ${e(verdictLine(result)).replace(/--[a-z-]+/g, (option) => `<span class="nowrap">${option}</span>`)}.</p>
 ${notes}
 <div class="cards">${cards.join('')}</div>
 ${diagnosis}
