@@ -110,7 +110,7 @@ Report
 Examples
   # 3 rolling updates of a lameduck service under a mix of short, slow, streamed and POST
   # requests from every client kind, with an HTML report
-  lameduck rollout --rollouts 3 --rate 500 --path 85:/ --path '5:/?delay=2000' \\
+  lameduck rollout --rollouts 3 --rate 300 --path 85:/ --path '5:/?delay=2000' \\
     --path '5:/stream' --post 5:/echo --readiness-path /readyz \\
     --env LAMEDUCK_DRAIN_DELAY_MS=3000 --html report.html -- node dist/examples/server.js
 

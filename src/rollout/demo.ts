@@ -2,7 +2,7 @@
 // the demo's claim, so both run exactly the same experiment.
 
 /**
- * Lab options of the demo: 3 replicas, 3 rolling updates, 400 req/s of short GETs with 5 %
+ * Lab options of the demo: 3 replicas, 3 rolling updates, 300 req/s of short GETs with 5 %
  * slow GETs, 5 % streamed responses and 5 % POSTs, from every client kind (the default).
  */
 export const DEMO_ARGS: readonly string[] = [
@@ -11,7 +11,7 @@ export const DEMO_ARGS: readonly string[] = [
   '--rollouts',
   '3',
   '--rate',
-  '400',
+  '300',
   '--connections',
   '64',
   '--path',

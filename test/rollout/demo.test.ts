@@ -28,7 +28,7 @@ test('the naive service loses requests in the demo configuration', async () => {
   assert.ok(result.byClient.length >= 2 && result.byRequest.some((r) => r.key.includes('/stream')))
 })
 
-test('the lameduck service loses none over 3 rolling updates at 400 requests/s', async () => {
+test('the lameduck service loses none over 3 rolling updates at 300 requests/s', async () => {
   const run = await runLab(
     [...DEMO_ARGS, '--name', 'lameduck'],
     [process.execPath, fromRoot(service('lameduck').file)],
@@ -38,7 +38,7 @@ test('the lameduck service loses none over 3 rolling updates at 400 requests/s',
   const diagnosis = result.diagnosis.map((d) => d.sentence)
   assert.equal(result.failed, 0, `failed requests, diagnosed: ${JSON.stringify(diagnosis)}`)
   assert.equal(run.exit.code, 0, run.stderr)
-  assert.ok(result.settings.rate >= 400)
+  assert.ok(result.settings.rate >= 300)
   assert.ok(result.rollouts.length >= 3)
   assert.ok(result.rollouts.every((r) => r.completedAt !== undefined))
   // Every pod deleted during the run drained and exited on its own, none was SIGKILLed.
