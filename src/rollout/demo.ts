@@ -24,6 +24,11 @@ export const DEMO_ARGS: readonly string[] = [
   '5:/echo',
   '--readiness-path',
   '/readyz',
+  // A request slower than this is reported as failed. 10 s rather than the default 5 s: on a
+  // machine shared with other work, a starved pod answers a 2 s request late, which is slow,
+  // not lost (the diagnosis reports such timeouts as overload).
+  '--timeout',
+  '10s',
   // lameduck's drain delay is 10 s in a pod by default; 3 s exceeds the lab's propagation
   // delay (1 s ± 250 ms) with a margin and keeps the demo short. naive ignores it.
   '--env',
