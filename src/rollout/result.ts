@@ -261,8 +261,16 @@ export function buildResult(input: {
     return summary
   })
 
+  // A pod the Service never routed to before its SIGTERM could not carry traffic across its
+  // shutdown, and cannot lose any: only routed pods count.
   const unexercisedPods = pods
-    .filter((pod) => pod.shutdown !== undefined && !pod.shutdown.exercised)
+    .filter(
+      (pod) =>
+        pod.shutdown !== undefined &&
+        !pod.shutdown.exercised &&
+        pod.endpointAddedAt !== undefined &&
+        pod.endpointAddedAt < (pod.sigtermAt ?? Number.POSITIVE_INFINITY),
+    )
     .map((pod) => pod.name)
   const status: VerdictStatus =
     failed > options.maxFailures || input.error !== undefined

@@ -159,3 +159,50 @@ test('the HTML report has a latency panel per request and colour-blind-safe, dis
   assert.equal(new Set([...outcomes, COLORS.timeout, COLORS.other]).size, 7)
   assert.match(page, /Diagnosis/)
 })
+
+test('a deleted pod without traffic makes the run inconclusive only if the Service routed to it', () => {
+  const parsed = parseRolloutArgs(['--', 'node', 'app.js'])
+  assert.ok(!parsed.help && parsed.version !== true)
+  const verdict = (routed: boolean) => {
+    const recorder = new Recorder(new Clock())
+    if (routed) recorder.event('endpoint-added', 'quiet-pod')
+    recorder.request({
+      id: 0,
+      method: 'GET',
+      client: 'fetch',
+      path: '/',
+      start: 1,
+      end: 2,
+      outcome: 'ok',
+      pod: 'other',
+    })
+    return buildResult({
+      options: parsed.options,
+      recorder,
+      pods: [
+        {
+          name: 'quiet-pod',
+          revision: 0,
+          port: 1,
+          pid: 1,
+          startedAt: 0,
+          readyAt: 5,
+          deletedAt: 25,
+          sigtermAt: 25,
+          exitedAt: 30,
+          exit: { code: 0, signal: null },
+        },
+      ],
+      connectionsPerPod: new Map(),
+      load: undefined,
+      rollouts: [],
+      warnings: [],
+      error: undefined,
+    }).verdict
+  }
+  assert.deepEqual(
+    [verdict(true).status, verdict(true).unexercisedPods],
+    ['inconclusive', ['quiet-pod']],
+  )
+  assert.equal(verdict(false).status, 'pass', 'never routed: it could not lose a request')
+})
