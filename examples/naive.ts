@@ -5,21 +5,12 @@
 //   PORT=8080 node dist/examples/naive.js
 //   curl 'localhost:8080/?delay=500'
 import http from 'node:http'
+import { handle } from './routes.js'
 
 const port = Number(process.env.PORT ?? 8080)
 const name = process.env.HOSTNAME ?? 'naive'
 
-const server = http.createServer((req, res) => {
-  const url = new URL(req.url ?? '/', 'http://localhost')
-  const delay = Number(url.searchParams.get('delay') ?? 0)
-  setTimeout(
-    () => {
-      res.setHeader('content-type', 'application/json')
-      res.end(JSON.stringify({ pod: name, path: url.pathname, delay }))
-    },
-    Number.isFinite(delay) && delay > 0 ? delay : 0,
-  )
-})
+const server = http.createServer((req, res) => handle(name, req, res))
 
 server.listen(port, () => {
   console.log(`naive: listening on ${(server.address() as { port: number }).port}`)

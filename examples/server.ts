@@ -5,24 +5,17 @@
 //   npm run build
 //   PORT=8080 LAMEDUCK_DRAIN_DELAY_MS=3000 node dist/examples/server.js
 //   curl 'localhost:8080/?delay=500'      a request answered after 500 ms
+//   curl -N localhost:8080/stream         a streamed response: 5 chunks, 100 ms apart
+//   curl -d hello localhost:8080/echo     a POST: answers with the size of its body
 //   curl localhost:8080/readyz            {"status":"ready"}, 503 once SIGTERM arrived
 import http from 'node:http'
 import { lameduck } from 'lameduck'
+import { handle } from './routes.js'
 
 const port = Number(process.env.PORT ?? 8080)
 const name = process.env.HOSTNAME ?? 'server'
 
-const server = http.createServer((req, res) => {
-  const url = new URL(req.url ?? '/', 'http://localhost')
-  const delay = Number(url.searchParams.get('delay') ?? 0)
-  setTimeout(
-    () => {
-      res.setHeader('content-type', 'application/json')
-      res.end(JSON.stringify({ pod: name, path: url.pathname, delay }))
-    },
-    Number.isFinite(delay) && delay > 0 ? delay : 0,
-  )
-})
+const server = http.createServer((req, res) => handle(name, req, res))
 
 const ld = lameduck(server)
 ld.onShutdown('goodbye', () => {

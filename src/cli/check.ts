@@ -51,7 +51,12 @@ Options:
 
 Exit status: 0 nothing reached --fail-on; 1 something did; 2 bad usage, no Kubernetes
 object in the input, or an input that cannot be read (missing path, YAML syntax error with
-its line and column, binary file): the other inputs are still checked and reported.`
+its line and column, binary file): the other inputs are still checked and reported.
+
+Examples:
+  lameduck check k8s/
+  helm template . | lameduck check --format sarif - > lameduck.sarif
+  lameduck check --fail-on warning --ignore grace-period-zero deploy.yaml`
 
 /** Where input comes from: stdin when asked or piped, else the paths; usage on a bare TTY. */
 export function inputMode(

@@ -35,7 +35,7 @@ const commands: Record<string, Command> = {
   },
 }
 
-function version(): string {
+export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'))
   return String(pkg.version)
 }
@@ -51,7 +51,12 @@ function usage(): string {
     'Commands:',
     ...lines,
     '',
-    'Run `lameduck <command> --help` for the options of one command.',
+    'Run `lameduck <command> --help` (or `lameduck help <command>`) for the options of one command.',
+    '',
+    'Examples:',
+    '  lameduck rollout --rollouts 3 --html report.html -- node server.js',
+    '  lameduck check k8s/',
+    '  lameduck help rollout',
     'Docs: https://www.npmjs.com/package/lameduck (README, docs/)',
   ].join('\n')
 }
@@ -59,12 +64,15 @@ function usage(): string {
 /** Runs the CLI; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv
+  if (name === 'help' && rest[0] !== undefined && commands[rest[0]] !== undefined) {
+    return main([rest[0], '--help'])
+  }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     console.log(usage())
     return name === undefined ? 2 : 0
   }
   if (name === '--version' || name === '-v') {
-    console.log(version())
+    console.log(packageVersion())
     return 0
   }
   const command = commands[name]

@@ -1,8 +1,11 @@
 // lameduck rollout [options] -- <command> [args...]
-import { mkdir, writeFile } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { access, mkdir, stat, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { CLIENT_KINDS } from '../rollout/clients/index.js'
 import { LabAborted, LabError, runLab } from '../rollout/lab.js'
+import { POST_BODY_BYTES } from '../rollout/load.js'
 import {
   DEFAULTS,
   formatDuration,
@@ -13,6 +16,7 @@ import {
   parseEnv,
   parseInteger,
   parseIntOrPercent,
+  parseWeightedClient,
   parseWeightedPath,
   validate,
 } from '../rollout/options.js'
@@ -21,64 +25,101 @@ import { renderHtml } from '../rollout/report/html.js'
 import { progress } from '../rollout/report/progress.js'
 import { renderText } from '../rollout/report/text.js'
 import type { LabResult } from '../rollout/result.js'
-import { CliError } from './main.js'
+import { CliError, packageVersion } from './main.js'
 
 /** Exit code after Ctrl-C, as a shell reports a process ended by SIGINT. */
 const EXIT_INTERRUPTED = 130
+/** Exit code when no failure exceeded --max-failures but a deleted pod carried no traffic across its shutdown. */
+export const EXIT_INCONCLUSIVE = 3
+
+function exitCode(result: LabResult): number {
+  if (result.verdict.status === 'pass') return 0
+  return result.verdict.status === 'inconclusive' ? EXIT_INCONCLUSIVE : 1
+}
 
 const d = formatDuration
 
-export const HELP = `Usage: lameduck rollout [options] -- <command> [args...]
+export const HELP = `Usage: lameduck rollout [options] -- <command> [<args>...]
 
 Runs <command> as the replicas of a Deployment behind a local model of a Kubernetes Service,
-sends keep-alive HTTP load through it, performs rolling updates the way a Deployment does, and
-reports every failed request. Each pod gets KUBERNETES_SERVICE_HOST/_PORT, HOSTNAME (the pod's
-name) and its own port in $PORT. Exit code: 0 when failures <= --max-failures, 1 otherwise,
-2 on bad input or when the run cannot be carried out, 130 when interrupted.
+sends HTTP load through it (a mix of request shapes and client kinds), performs rolling
+updates the way a Deployment does, and reports every failed request with a diagnosis. Each
+pod gets KUBERNETES_SERVICE_HOST/_PORT, HOSTNAME (the pod's name) and its own port in $PORT.
+Exit code: 0 when failures <= --max-failures, 1 otherwise, 2 on bad input or when the run
+cannot be carried out, 3 when inconclusive (no failure, but a deleted pod carried no request
+across its shutdown), 130 when interrupted (the partial reports are still written).
 Durations: 500ms, 2s, 1m, or a bare number of seconds. The model: docs/lab.md.
 
 Deployment
-  --replicas N                    spec.replicas (default ${DEFAULTS.replicas})
-  --rollouts N                    rolling updates, one after another (default ${DEFAULTS.rollouts})
-  --max-surge N|P%                maxSurge: pods above replicas during an update; % rounds up
+  --replicas <n>                  spec.replicas (default ${DEFAULTS.replicas})
+  --rollouts <n>                  rolling updates, one after another (default ${DEFAULTS.rollouts})
+  --max-surge <n>|<p>%            maxSurge: pods above replicas during an update; % rounds up
                                   (default 25%)
-  --max-unavailable N|P%          maxUnavailable: pods below replicas; % rounds down (default 25%)
-  --min-ready DURATION            minReadySeconds: a new pod counts once ready this long
+  --max-unavailable <n>|<p>%      maxUnavailable: pods below replicas; % rounds down
+                                  (default 25%)
+  --min-ready <duration>          minReadySeconds: a new pod counts once ready this long
                                   (default ${d(DEFAULTS.minReadyMs)})
-  --progress-deadline DURATION    progressDeadlineSeconds: give up when pods do not become ready
+  --progress-deadline <duration>  progressDeadlineSeconds: give up when pods do not become ready
                                   for this long (default ${d(DEFAULTS.progressDeadlineMs)}; Kubernetes: 600s)
-  --name NAME                     pod name prefix (default ${DEFAULTS.name})
+  --name <name>                   pod name prefix (default ${DEFAULTS.name})
 Pod
-  --termination-grace-period DURATION
+  --termination-grace-period <duration>
                                   terminationGracePeriodSeconds; SIGKILL then, but never sooner
                                   than 2s after SIGTERM (default ${d(DEFAULTS.gracePeriodMs)})
-  --pre-stop-sleep DURATION       lifecycle.preStop sleep before SIGTERM (default ${d(DEFAULTS.preStopSleepMs)})
-  --readiness-path PATH           readinessProbe.httpGet.path (default ${DEFAULTS.readinessPath})
-  --readiness-period DURATION     readinessProbe.periodSeconds (default ${d(DEFAULTS.readinessPeriodMs)}; Kubernetes: 10s)
-  --readiness-timeout DURATION    readinessProbe.timeoutSeconds (default ${d(DEFAULTS.readinessTimeoutMs)})
-  --readiness-failure-threshold N readinessProbe.failureThreshold (default ${DEFAULTS.readinessFailureThreshold})
-  --readiness-success-threshold N readinessProbe.successThreshold (default ${DEFAULTS.readinessSuccessThreshold})
-  --env KEY=VALUE                 add to every pod's environment; repeatable
-  --port-env NAME                 variable carrying the pod's port (default ${DEFAULTS.portEnv})
+  --pre-stop-sleep <duration>     lifecycle.preStop sleep before SIGTERM (default ${d(DEFAULTS.preStopSleepMs)})
+  --readiness-path <path>         readinessProbe.httpGet.path (default ${DEFAULTS.readinessPath})
+  --readiness-period <duration>   readinessProbe.periodSeconds (default ${d(DEFAULTS.readinessPeriodMs)}; Kubernetes: 10s)
+  --readiness-timeout <duration>  readinessProbe.timeoutSeconds (default ${d(DEFAULTS.readinessTimeoutMs)})
+  --readiness-failure-threshold <n>
+                                  readinessProbe.failureThreshold (default ${DEFAULTS.readinessFailureThreshold})
+  --readiness-success-threshold <n>
+                                  readinessProbe.successThreshold (default ${DEFAULTS.readinessSuccessThreshold})
+  --env <key>=<value>             add to every pod's environment; repeatable
+  --port-env <name>               variable carrying the pod's port (default ${DEFAULTS.portEnv})
+  --probe-port-env <name>         give each pod a second port in this variable and probe there,
+                                  for probes on their own listener, e.g. LAMEDUCK_PROBE_PORT
+                                  (default: probes go to $PORT)
   --pod-logs                      copy the pods' output to stderr, prefixed with the pod name
 Service
-  --propagation-delay DURATION    time for an endpoint change to reach the Service model, like
+  --propagation-delay <duration>  time for an endpoint change to reach the Service model, like
                                   kube-proxy's sync (default ${d(DEFAULTS.propagationDelayMs)})
-  --propagation-jitter DURATION   each change's delay varies by up to ± this (default ${d(DEFAULTS.propagationJitterMs)})
+  --propagation-jitter <duration> each change's delay varies by up to ± this (default ${d(DEFAULTS.propagationJitterMs)})
 Load
-  --rate N                        requests per second, open loop (default ${DEFAULTS.rate})
-  --connections N                 keep-alive pool size (default ${DEFAULTS.connections})
-  --path [WEIGHT:]PATH            request path and its weight; repeatable, e.g.
-                                  --path 99:/ --path '1:/?delay=2000' (default ${DEFAULTS.readinessPath})
-  --timeout DURATION              per-request deadline (default ${d(DEFAULTS.timeoutMs)})
-  --max-requests N                stop the load after this many requests (default ${DEFAULTS.maxRequests})
-  --max-duration DURATION         stop the whole run, as failed, after this long (default ${d(DEFAULTS.maxDurationMs)})
+  --rate <n>                      requests per second, open loop (default ${DEFAULTS.rate})
+  --path [<weight>:]<path>        a GET and its weight in the mix; repeatable, e.g. --path 90:/
+                                  --path '5:/?delay=2000' --path '5:/stream' (default /)
+  --post [<weight>:]<path>        a POST with a ${POST_BODY_BYTES}-byte body, never retried; repeatable
+                                  (default: none)
+  --client [<weight>:]<kind>      a client kind and its weight; repeatable (default: each kind,
+                                  weight 1). <kind> is one of:
+${CLIENT_KINDS.map((kind) => `                                    ${kind.name.padEnd(15)} ${kind.description}`).join('\n')}
+  --pools <n>                     independent pools per keep-alive kind, as several upstream
+                                  services (default ${DEFAULTS.pools})
+  --connections <n>               keep-alive connections per pool (default ${DEFAULTS.connections})
+  --timeout <duration>            per-request deadline (default ${d(DEFAULTS.timeoutMs)})
+  --max-requests <n>              stop the load after this many requests (default ${DEFAULTS.maxRequests})
+  --max-duration <duration>       stop the whole run, as failed, after this long (default ${d(DEFAULTS.maxDurationMs)})
 Report
-  --max-failures N                failed requests allowed before exit code 1 (default ${DEFAULTS.maxFailures})
-  --json FILE                     write the result, time series and pod events as JSON
-  --html FILE                     write a self-contained HTML report with a chart
+  --max-failures <n>              failed requests allowed before exit code 1 (default ${DEFAULTS.maxFailures})
+  --json <file>                   write the result, time series and pod events as JSON
+  --html <file>                   write a self-contained HTML report with a chart
   --quiet                         no progress output on stderr
   -h, --help                      show this help
+  --version                       print lameduck's version
+
+Examples
+  # 3 rolling updates of a lameduck service under a mix of short, slow, streamed and POST
+  # requests from every client kind, with an HTML report
+  lameduck rollout --rollouts 3 --rate 300 --path 85:/ --path '5:/?delay=2000' \\
+    --path '5:/stream' --post 5:/echo --readiness-path /readyz \\
+    --env LAMEDUCK_DRAIN_DELAY_MS=3000 --html report.html -- node dist/examples/server.js
+
+  # any language: a Python service, only Node's keep-alive agents, 2 s propagation
+  lameduck rollout --client agent-lifo --client agent-fifo --propagation-delay 2s \\
+    -- python3 app.py
+
+  # in CI: allow no failure, keep the JSON
+  lameduck rollout --quiet --max-failures 0 --json lab.json -- ./server
 `
 
 const OPTIONS = {
@@ -98,12 +139,16 @@ const OPTIONS = {
   'readiness-success-threshold': { type: 'string' },
   env: { type: 'string', multiple: true },
   'port-env': { type: 'string' },
+  'probe-port-env': { type: 'string' },
   'pod-logs': { type: 'boolean' },
   'propagation-delay': { type: 'string' },
   'propagation-jitter': { type: 'string' },
   rate: { type: 'string' },
   connections: { type: 'string' },
   path: { type: 'string', multiple: true },
+  post: { type: 'string', multiple: true },
+  client: { type: 'string', multiple: true },
+  pools: { type: 'string' },
   timeout: { type: 'string' },
   'max-requests': { type: 'string' },
   'max-duration': { type: 'string' },
@@ -112,26 +157,57 @@ const OPTIONS = {
   html: { type: 'string' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
 } as const
+
+const SEE_HELP = 'run `lameduck rollout --help` for the options (the command goes after --)'
+
+/** node:util parseArgs' errors, in the words of this command's help. */
+function parseArgsMessage(error: NodeJS.ErrnoException): string {
+  const option = /'(?:-\w, )?(--?[\w-]+)/.exec(error.message)?.[1] ?? 'an option'
+  switch (error.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option '${option}'; ${SEE_HELP}`
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return /does not take an argument/.test(error.message)
+        ? `${option} takes no value; ${SEE_HELP}`
+        : `${option} expects a value, e.g. ${option} ${EXAMPLE_VALUES[option.slice(2)] ?? '<value>'}; ${SEE_HELP}`
+    default:
+      return `${error.message.split('\n')[0]}; ${SEE_HELP}`
+  }
+}
+
+/** A plausible value per option, for "expects a value" errors. */
+const EXAMPLE_VALUES: Record<string, string> = {
+  replicas: '3',
+  rollouts: '3',
+  rate: '500',
+  path: '90:/',
+  post: '5:/echo',
+  client: 'agent-lifo',
+  env: 'KEY=VALUE',
+  json: 'lab.json',
+  html: 'report.html',
+}
 
 /** Parses the command line into lab options; throws LabOptionError on bad input. */
 export function parseRolloutArgs(
   argv: string[],
-): { help: true } | { help: false; options: LabOptions; quiet: boolean } {
+):
+  | { help: true }
+  | { help: false; version: true }
+  | { help: false; version?: false; options: LabOptions; quiet: boolean } {
   const split = argv.indexOf('--')
   const own = split === -1 ? argv : argv.slice(0, split)
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>
   try {
     parsed = parseArgs({ args: own, options: OPTIONS, allowPositionals: true, strict: true })
   } catch (error) {
-    const message = (error as Error).message
-    const unknown = /Unknown option '([^']+)'/.exec(message)
-    throw new LabOptionError(
-      `${unknown === null ? message.split('\n')[0] : `unknown option '${unknown[1]}'`}; run \`lameduck rollout --help\` for the options (the command goes after --)`,
-    )
+    throw new LabOptionError(parseArgsMessage(error as NodeJS.ErrnoException))
   }
   const v = parsed.values
   if (v.help) return { help: true }
+  if (v.version) return { help: false, version: true }
   const command =
     split === -1 ? parsed.positionals : [...parsed.positionals, ...argv.slice(split + 1)]
 
@@ -191,6 +267,7 @@ export function parseRolloutArgs(
       LIMITS.threshold,
     ),
     portEnv: v['port-env'] ?? DEFAULTS.portEnv,
+    probePortEnv: v['probe-port-env'],
     env,
     propagationDelayMs: duration(
       'propagation-delay',
@@ -204,7 +281,23 @@ export function parseRolloutArgs(
     ),
     rate: int('rate', DEFAULTS.rate, LIMITS.rate),
     connections: int('connections', DEFAULTS.connections, LIMITS.connections),
-    paths: v.path === undefined ? [...DEFAULTS.paths] : v.path.map(parseWeightedPath),
+    pools: int('pools', DEFAULTS.pools, LIMITS.pools),
+    paths:
+      v.path === undefined && v.post === undefined
+        ? [...DEFAULTS.paths]
+        : [
+            ...(v.path ?? []).map((text) => parseWeightedPath(text, 'path')),
+            ...(v.post ?? []).map((text) => parseWeightedPath(text, 'post')),
+          ],
+    clients:
+      v.client === undefined
+        ? DEFAULTS.clients.map((c) => ({ ...c }))
+        : v.client.map((text) =>
+            parseWeightedClient(
+              text,
+              CLIENT_KINDS.map((kind) => kind.name),
+            ),
+          ),
     timeoutMs: duration('timeout', DEFAULTS.timeoutMs, LIMITS.timeoutMs),
     maxRequests: int('max-requests', DEFAULTS.maxRequests, LIMITS.maxRequests),
     maxDurationMs: duration('max-duration', DEFAULTS.maxDurationMs, LIMITS.maxDurationMs),
@@ -230,6 +323,36 @@ async function write(file: string, content: string): Promise<void> {
   } catch (error) {
     throw new CliError(`cannot write ${file}: ${(error as Error).message}`)
   }
+  process.stderr.write(`wrote ${file}\n`)
+}
+
+/**
+ * Checks, before the run, that a report can be written at `file`: not a directory, its
+ * directory exists (or can be created) and is writable, and the file, if it exists, is too.
+ */
+export async function checkOutputPath(option: string, file: string): Promise<void> {
+  const path = resolve(file)
+  const fail = (why: string) => {
+    throw new CliError(`--${option} ${file}: ${why}`)
+  }
+  const info = await stat(path).catch(() => undefined)
+  if (info?.isDirectory()) fail('is a directory; expected a file name')
+  const parent = await stat(dirname(path)).catch(() => undefined)
+  if (parent !== undefined && !parent.isDirectory()) {
+    fail(`${dirname(path)} is not a directory`)
+  }
+  try {
+    await mkdir(dirname(path), { recursive: true })
+  } catch (error) {
+    fail(
+      `cannot create its directory (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+    )
+  }
+  try {
+    await access(info === undefined ? dirname(path) : path, constants.W_OK)
+  } catch {
+    fail(info === undefined ? 'its directory is not writable' : 'the file is not writable')
+  }
 }
 
 async function writeReports(options: LabOptions, result: LabResult): Promise<void> {
@@ -251,7 +374,13 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(HELP)
     return 0
   }
+  if (parsed.version === true) {
+    console.log(packageVersion())
+    return 0
+  }
   const { options, quiet } = parsed
+  if (options.jsonFile !== undefined) await checkOutputPath('json', options.jsonFile)
+  if (options.htmlFile !== undefined) await checkOutputPath('html', options.htmlFile)
   const display = quiet ? undefined : progress(process.stderr)
 
   // Ctrl-C (or SIGTERM) stops the run and every pod. A second one, or one after the run,
@@ -274,10 +403,14 @@ export async function run(argv: string[]): Promise<number> {
     display?.close()
     console.log(renderText(result))
     await writeReports(options, result)
-    return result.verdict.pass ? 0 : 1
+    return exitCode(result)
   } catch (error) {
     display?.close()
     if (error instanceof LabAborted) {
+      if (error.partial !== undefined) {
+        console.log(renderText(error.partial))
+        await writeReports(options, error.partial)
+      }
       console.error('lameduck rollout: interrupted; every pod was stopped')
       return EXIT_INTERRUPTED
     }

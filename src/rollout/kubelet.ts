@@ -32,6 +32,8 @@ export interface PodRecord {
   /** 0 for the initial pods, then the rolling update that created it. */
   revision: number
   port: number
+  /** The port the readiness probe goes to, when not `port` (--probe-port-env). */
+  probePort?: number
   pid: number | undefined
   startedAt: number
   readyAt?: number
@@ -117,6 +119,8 @@ export class Kubelet {
   /** Starts a pod: picks a free port, spawns the command, starts probing. */
   async start(name: string, revision: number): Promise<Pod> {
     const port = await this.#freePort()
+    const { probePortEnv } = this.#options
+    const probePort = probePortEnv === undefined ? undefined : await this.#freePort()
     if (this.#closed) throw new Error(`pod ${name} not started: the lab is stopping`)
     const [command, ...args] = this.#options.command
     const env: NodeJS.ProcessEnv = {
@@ -127,6 +131,7 @@ export class Kubelet {
       KUBERNETES_SERVICE_PORT: '443',
       HOSTNAME: name,
       [this.#options.portEnv]: String(port),
+      ...(probePortEnv === undefined ? {} : { [probePortEnv]: String(probePort) }),
       ...this.#options.env,
     }
     const child = new PodProcess({
@@ -139,7 +144,14 @@ export class Kubelet {
         : undefined,
     })
     const pod = new Pod(
-      { name, revision, port, pid: child.pid, startedAt: this.#clock.now() },
+      {
+        name,
+        revision,
+        port,
+        ...(probePort === undefined ? {} : { probePort }),
+        pid: child.pid,
+        startedAt: this.#clock.now(),
+      },
       child,
     )
     this.pods.push(pod)
@@ -262,7 +274,7 @@ export class Kubelet {
       const request = http.get(
         {
           host: '127.0.0.1',
-          port: pod.record.port,
+          port: pod.record.probePort ?? pod.record.port,
           path: this.#options.readinessPath,
           agent: false,
           // The kubelet's prober disables keep-alive and names itself.

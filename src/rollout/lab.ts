@@ -13,6 +13,7 @@
 import { Clock } from './clock.js'
 import { DeploymentController } from './deployment.js'
 import { Kubelet, type Pod } from './kubelet.js'
+import { listeningPorts } from './listening.js'
 import { LoadGenerator, type LoadSummary } from './load.js'
 import { formatDuration, type LabOptions } from './options.js'
 import type { ProcessExit } from './process.js'
@@ -39,6 +40,8 @@ export class LabError extends Error {
 /** The lab was interrupted (SIGINT / SIGTERM to the lab). */
 export class LabAborted extends Error {
   override name = 'LabAborted'
+  /** What was measured until the interruption, when the load had started. */
+  partial: LabResult | undefined
 }
 
 /** What a progress display needs, read on every tick. */
@@ -75,6 +78,7 @@ export async function runLab(
     propagationJitterMs: options.propagationJitterMs,
   })
   const servicePort = await service.listen()
+  const drain = drainWarning(options, process.env)
 
   let phase: LabPhase = 'starting'
   let failure: Error | undefined
@@ -98,7 +102,9 @@ export async function runLab(
       wake()
     },
     onUnexpectedExit: (pod, exit) =>
-      fail(new LabError(unexpectedExit(pod, exit, options.command[0]!, clock.now()))),
+      fail(
+        new LabError(unexpectedExit(pod, exit, options.command[0]!, clock.now(), options.portEnv)),
+      ),
   })
   const controller = new DeploymentController(options, clock, kubelet, fail)
   const rollouts: RolloutSummary[] = []
@@ -106,6 +112,7 @@ export async function runLab(
   recorder.on('event', (event: LabEvent) => {
     if (event.type === 'warning' && event.detail !== undefined) warnings.push(event.detail)
   })
+  if (drain !== undefined) recorder.event('warning', undefined, drain)
 
   const status = (): LabStatus => ({
     t: clock.now(),
@@ -193,7 +200,9 @@ export async function runLab(
       port: servicePort,
       rate: options.rate,
       connections: options.connections,
+      pools: options.pools,
       paths: options.paths,
+      clients: options.clients,
       timeoutMs: options.timeoutMs,
       maxRequests: options.maxRequests,
       clock,
@@ -224,6 +233,13 @@ export async function runLab(
     await pause(TAIL_MS)
     phase = 'finishing'
     loadSummary = await load.stop()
+    if (recorder.undelivered.length > 0) {
+      recorder.event(
+        'warning',
+        undefined,
+        `${recorder.undelivered.length} requests never reached the Service model before their deadline: the lab's own process was too busy to accept their connections. They are left out of the counts and the run is inconclusive; lower --rate or use a less busy machine`,
+      )
+    }
     if (loadSummary.behind) {
       recorder.event(
         'warning',
@@ -238,6 +254,14 @@ export async function runLab(
       loadSummary = await load.stop()
       await kubelet.stopAll()
       error.partial = result(error.message)
+    } else if (error instanceof LabAborted && load !== undefined) {
+      // Interrupted: report at once what has an outcome; requests still in flight are left
+      // out rather than counted as failures the lab itself caused.
+      controller.halt()
+      load.abort()
+      loadSummary = load.summary()
+      await kubelet.stopAll()
+      error.partial = result(undefined, true)
     }
     throw error
   } finally {
@@ -251,8 +275,9 @@ export async function runLab(
   }
   return result(undefined)
 
-  function result(error: string | undefined): LabResult {
+  function result(error: string | undefined, interrupted = false): LabResult {
     return buildResult({
+      interrupted,
       options,
       recorder,
       pods: kubelet.pods.map((pod) => pod.record),
@@ -274,7 +299,21 @@ function quote(output: string): string {
     .join('\n')}`
 }
 
-function unexpectedExit(pod: Pod, exit: ProcessExit, command: string, now: number): string {
+/** The first line of an error report: Node's `Error: ...` / `TypeError [CODE]: ...`, Python's last `...Error: ...`. */
+const ERROR_LINE = /^\s*(?:[A-Za-z_.]*(?:Error|Exception))(?: \[[A-Z0-9_]+\])?: .+$/m
+
+/** The line of a pod's output that says what went wrong, when one does. */
+export function errorLine(output: string): string | undefined {
+  return ERROR_LINE.exec(output)?.[0].trim()
+}
+
+function unexpectedExit(
+  pod: Pod,
+  exit: ProcessExit,
+  command: string,
+  now: number,
+  portEnv: string,
+): string {
   if (exit.error !== undefined) return `cannot run '${command}' (pod ${pod.name}): ${exit.error}`
   const how =
     exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`
@@ -282,21 +321,54 @@ function unexpectedExit(pod: Pod, exit: ProcessExit, command: string, now: numbe
     pod.record.readyAt === undefined
       ? `before it was ready (${((now - pod.record.startedAt) / 1_000).toFixed(1)} s after start)`
       : 'while running, without being deleted (the lab does not restart containers)'
-  return `pod ${pod.name} ${how} ${when}; ${quote(pod.process.outputTail())}`
+  const output = pod.process.outputTail()
+  const line = errorLine(output)
+  const hint = /EADDRINUSE/.test(output)
+    ? ` Several pods listened on the same port: does the command ignore $${portEnv} (${pod.record.port} for this pod)?`
+    : ''
+  return `pod ${pod.name} ${how} ${when}${line === undefined ? '' : `: ${line}.`}${hint}; ${quote(output)}`
 }
 
 function notReady(pods: Pod[], options: LabOptions, what: string): string {
   const stuck = pods.find((pod) => !pod.serving) ?? pods[0]
   const head = `${what} made no progress within ${formatDuration(options.progressDeadlineMs)} (--progress-deadline)`
   if (stuck === undefined) return `${head}`
-  const port = `${stuck.record.port} (${options.portEnv}=${stuck.record.port})`
+  const port =
+    stuck.record.probePort === undefined
+      ? `${stuck.record.port} (${options.portEnv}=${stuck.record.port})`
+      : `${stuck.record.probePort} (${options.probePortEnv}=${stuck.record.probePort})`
   let why: string
   if (stuck.probes === 0) {
     why = 'no readiness probe completed'
   } else if (stuck.refusedProbes === stuck.probes) {
-    why = `nothing ever listened on its port ${port}: all ${stuck.probes} readiness probes were refused. Does the command listen on the port given in $${options.portEnv}?`
+    const elsewhere = stuck.record.pid === undefined ? [] : listeningPorts(stuck.record.pid)
+    why =
+      elsewhere.length > 0
+        ? `it listens on port ${elsewhere.join(', ')} instead of its port ${port}: all ${stuck.probes} readiness probes were refused. The command ignores $${options.portEnv}: read the port from it (or pass --port-env with the variable the command reads)`
+        : `nothing ever listened on its port ${port}: all ${stuck.probes} readiness probes were refused. Does the command listen on the port given in $${options.portEnv}?`
   } else {
     why = `its readiness probe GET ${options.readinessPath} on port ${port} still fails: ${stuck.lastProbeFailure}`
   }
   return `${head}: pod ${stuck.name} is not ready; ${why}`
+}
+
+/** The drain settings of the lameduck runtime a pod would read from its environment. */
+const DRAIN_ENV = 'LAMEDUCK_DRAIN_DELAY_MS'
+
+/**
+ * A warning when the drain delay visible in the pods' environment (with the preStop sleep)
+ * is shorter than the propagation delay plus its jitter: such pods stop listening while the
+ * Service may still route to them.
+ */
+export function drainWarning(options: LabOptions, env: NodeJS.ProcessEnv): string | undefined {
+  const text = options.env[DRAIN_ENV] ?? env[DRAIN_ENV]
+  if (text === undefined || !/^\d+$/.test(text.trim())) return undefined
+  const drainMs = Number(text)
+  const worst = options.propagationDelayMs + options.propagationJitterMs
+  if (options.preStopSleepMs + drainMs >= worst) return undefined
+  const preStop =
+    options.preStopSleepMs > 0
+      ? ` plus the preStop sleep (${formatDuration(options.preStopSleepMs)})`
+      : ''
+  return `${DRAIN_ENV}=${drainMs}${preStop} is shorter than the propagation delay plus its jitter (${formatDuration(options.propagationDelayMs)} + ${formatDuration(options.propagationJitterMs)}): pods will close their listener while the Service may still route new connections to them; raise it above ${formatDuration(worst)}`
 }

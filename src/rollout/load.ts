@@ -1,16 +1,14 @@
-// The load generator: open loop at a fixed rate, over a keep-alive pool, as a typical Node
-// client sends requests (an http.Agent configured like Node's global agent since v19, with a
-// bounded pool). Requests are issued on schedule whether or not earlier ones finished; every
-// request ends with exactly one outcome, at the latest at its deadline.
-import http from 'node:http'
-import type { Socket } from 'node:net'
+// The load generator: open loop at a fixed rate. Each request picks a shape (method and path)
+// and a client kind by weight, then one of that kind's pools, as requests to a service come
+// from several upstream services with pools of their own. The client kinds live in clients/,
+// one module each. Requests are issued on schedule whether or not earlier ones finished;
+// every request ends with exactly one outcome, at the latest at its deadline.
+import { type ClientFailure, clientKind, type LoadClient } from './clients/index.js'
 import type { Clock } from './clock.js'
-import type { WeightedPath } from './options.js'
+import type { WeightedClient, WeightedPath } from './options.js'
 import type { Outcome, Recorder, RequestRecord } from './recorder.js'
-import type { ServiceModel } from './service.js'
+import type { ConnectionInfo, ServiceModel } from './service.js'
 
-/** Node's global agent keeps idle sockets this long (v19+), less when the server hints less. */
-const AGENT_FREE_SOCKET_TIMEOUT_MS = 5_000
 /** The scheduler's tick; requests due within a tick are issued together. */
 const TICK_MS = 1
 /** Issuing this much later than scheduled counts as falling behind. */
@@ -21,8 +19,12 @@ export const BEHIND_RATE_SHARE = 0.95
 export interface LoadOptions {
   port: number
   rate: number
+  /** Connections one client pool may hold. */
   connections: number
+  /** Independent pools of each pooled client kind, as several upstream services would be. */
+  pools: number
   paths: WeightedPath[]
+  clients: WeightedClient[]
   timeoutMs: number
   maxRequests: number
   clock: Clock
@@ -44,39 +46,55 @@ export interface LoadSummary {
   behind: boolean
 }
 
+/** Bytes of every POST body: enough for one TCP segment or two. */
+export const POST_BODY_BYTES = 2_048
+
+interface ClientSlot {
+  kind: string
+  queues: boolean
+  instances: LoadClient[]
+}
+
 export class LoadGenerator {
   inFlight = 0
   sent = 0
   readonly #options: LoadOptions
-  readonly #agent: http.Agent
-  readonly #ports = new WeakMap<Socket, number>()
-  readonly #pickPath: () => string
+  readonly #clients: ClientSlot[]
+  readonly #pickPath: () => WeightedPath
+  readonly #pickClient: () => ClientSlot
+  readonly #body = Buffer.alloc(POST_BODY_BYTES, 'lameduck ')
   #interval: NodeJS.Timeout | undefined
   #startedAt = 0
   #stoppedAt = 0
   #maxLagMs = 0
   #hitMaxRequests = false
   #drained: (() => void) | undefined
+  /** After abort(), requests still in flight end without a record: the lab cut them. */
+  #aborted = false
 
   constructor(options: LoadOptions) {
     this.#options = options
-    this.#agent = new http.Agent({
-      keepAlive: true,
-      scheduling: 'lifo',
-      timeout: AGENT_FREE_SOCKET_TIMEOUT_MS,
-      maxSockets: options.connections,
+    const context = { host: '127.0.0.1', port: options.port, connections: options.connections }
+    this.#clients = options.clients.map((weighted) => {
+      const kind = clientKind(weighted.kind)
+      if (kind === undefined) throw new Error(`unknown client kind '${weighted.kind}'`)
+      const count = kind.pooled ? options.pools : 1
+      return {
+        kind: kind.name,
+        queues: kind.queues,
+        instances: Array.from({ length: count }, () => kind.create(context)),
+      }
     })
     this.#pickPath = weightedPicker(options.paths)
+    const slots = new Map(this.#clients.map((slot) => [slot.kind, slot]))
+    const pickKind = weightedPicker(options.clients)
+    this.#pickClient = () => slots.get(pickKind().kind)!
   }
 
   start(): void {
     const { clock, rate, maxRequests } = this.#options
     this.#startedAt = clock.now()
-    this.#options.recorder.event(
-      'load-started',
-      undefined,
-      `${rate} req/s over up to ${this.#options.connections} keep-alive connections`,
-    )
+    this.#options.recorder.event('load-started', undefined, describeLoad(this.#options))
     this.#interval = setInterval(() => {
       const elapsed = clock.now() - this.#startedAt
       const due = Math.min(maxRequests, Math.floor((elapsed * rate) / 1_000) + 1)
@@ -97,31 +115,37 @@ export class LoadGenerator {
   async stop(): Promise<LoadSummary> {
     this.#stopIssuing()
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve))
-    this.#agent.destroy()
+    this.#closeClients()
     this.#options.recorder.event('load-stopped', undefined, `${this.sent} requests`)
     return this.summary()
   }
 
   /** Stops issuing and destroys every connection; requests in flight end as they may. */
   abort(): void {
+    this.#aborted = true
     this.#stopIssuing()
-    this.#agent.destroy()
+    this.#closeClients()
   }
 
   summary(): LoadSummary {
-    const seconds = Math.max(1e-3, (this.#stoppedAt - this.#startedAt) / 1_000)
+    const stoppedAt = this.#interval === undefined ? this.#stoppedAt : this.#options.clock.now()
+    const seconds = Math.max(1e-3, (stoppedAt - this.#startedAt) / 1_000)
     const achievedRate = this.sent / seconds
     return {
       targetRate: this.#options.rate,
       achievedRate: Math.round(achievedRate * 10) / 10,
       sent: this.sent,
       startedAt: this.#startedAt,
-      stoppedAt: this.#stoppedAt,
+      stoppedAt,
       maxLagMs: Math.round(this.#maxLagMs),
       hitMaxRequests: this.#hitMaxRequests,
       behind:
         achievedRate < this.#options.rate * BEHIND_RATE_SHARE || this.#maxLagMs > BEHIND_LAG_MS,
     }
+  }
+
+  #closeClients(): void {
+    for (const slot of this.#clients) for (const client of slot.instances) client.close()
   }
 
   #stopIssuing(): void {
@@ -132,95 +156,119 @@ export class LoadGenerator {
   }
 
   #issue(id: number): void {
-    const { clock, port, timeoutMs, recorder, service } = this.#options
-    const path = this.#pickPath()
+    const { clock, timeoutMs, recorder, service } = this.#options
+    const shape = this.#pickPath()
+    const slot = this.#pickClient()
+    const client = slot.instances[Math.floor(Math.random() * slot.instances.length)]!
+    const method = shape.method ?? 'GET'
     const start = clock.now()
     this.inFlight++
-    let socket: Socket | undefined
+    let clientPort: number | undefined
+    let reused: boolean | undefined
+    let status: number | undefined
     let settled = false
-    const finish = (outcome: Outcome, status?: number, message?: string) => {
+    const finish = (outcome: Outcome, message?: string) => {
       if (settled) return
       settled = true
       clearTimeout(timer)
-      const clientPort = socket === undefined ? undefined : this.#ports.get(socket)
+      if (this.#aborted) return
       const info = clientPort === undefined ? undefined : service.connection(clientPort)
-      const record: RequestRecord = { id, path, start, end: clock.now(), outcome }
+      const record: RequestRecord = {
+        id,
+        method,
+        path: shape.path,
+        client: slot.kind,
+        start,
+        end: clock.now(),
+        outcome,
+      }
       if (info?.pod !== undefined) record.pod = info.pod
+      if (reused !== undefined) record.reused = reused
       if (status !== undefined) record.status = status
       if (message !== undefined) record.message = message
-      recorder.request(record)
+      // The Service model accepts every connection at once, whatever the pods do: a request
+      // whose connection it never saw was not delivered by the lab.
+      const undelivered =
+        outcome === 'timeout' && info === undefined && (clientPort !== undefined || !slot.queues)
+      if (undelivered) recorder.undelivered.push(record)
+      else recorder.request(record)
       this.inFlight--
       if (this.inFlight === 0 && this.#interval === undefined) this.#drained?.()
     }
-    const request = http.request({ host: '127.0.0.1', port, path, agent: this.#agent })
+    const abandon = client.send(
+      { id, method, path: shape.path, body: method === 'POST' ? this.#body : undefined },
+      {
+        socket(localPort, wasReused) {
+          clientPort = localPort
+          reused = wasReused
+        },
+        response(code) {
+          status = code
+        },
+        end() {
+          if (status === undefined || status >= 500) finish('http_5xx', `HTTP ${status}`)
+          else if (status >= 400) finish('other', `HTTP ${status}`)
+          else finish('ok')
+        },
+        error: (failure) => {
+          const info = clientPort === undefined ? undefined : service.connection(clientPort)
+          const [outcome, message] = classify(failure, info)
+          finish(outcome, message)
+        },
+      },
+    )
     const timer = setTimeout(() => {
-      finish('timeout', undefined, `no response within ${timeoutMs} ms`)
-      request.destroy()
+      finish('timeout', `no response within ${timeoutMs} ms`)
+      abandon()
     }, timeoutMs)
-    request.on('socket', (s: Socket) => {
-      socket = s
-      if (this.#ports.has(s)) return
-      // The connect() call has been made by now, so the local port is known even while the
-      // socket connects; the Service model may reset the connection before 'connect'.
-      if (s.localPort !== undefined) this.#ports.set(s, s.localPort)
-      else s.once('connect', () => this.#ports.set(s, s.localPort!))
-    })
-    request.on('response', (response) => {
-      const status = response.statusCode ?? 0
-      response.resume()
-      response.on('end', () => {
-        if (status >= 500) finish('http_5xx', status, `HTTP ${status}`)
-        else if (status >= 400) finish('other', status, `HTTP ${status}`)
-        else finish('ok', status)
-      })
-      response.on('error', (error) => {
-        const [outcome, message] = this.#classify(error, socket)
-        finish(outcome, status, message)
-      })
-      response.on('close', () => {
-        if (!response.complete) finish('hang_up', status, 'connection closed during the response')
-      })
-    })
-    request.on('error', (error) => {
-      const [outcome, message] = this.#classify(error, socket)
-      finish(outcome, undefined, message)
-    })
-    request.end()
-  }
-
-  #classify(error: NodeJS.ErrnoException, socket: Socket | undefined): [Outcome, string] {
-    const clientPort = socket === undefined ? undefined : this.#ports.get(socket)
-    const info = clientPort === undefined ? undefined : this.#options.service.connection(clientPort)
-    // The Service model accepted the connection, then reset it because the backend refused
-    // (or there was none): in a cluster the client's connect() itself would have been refused.
-    if (info?.resetCause === 'refused') {
-      return ['refused', `${error.message} (backend ${info.pod} refused the connection)`]
-    }
-    if (info?.resetCause === 'no-endpoint') {
-      return ['refused', `${error.message} (the Service had no ready endpoint)`]
-    }
-    if (error.code === 'ECONNREFUSED') return ['refused', error.message]
-    if (error.message === 'socket hang up' || error.message === 'aborted') {
-      return ['hang_up', error.message]
-    }
-    if (error.code === 'ECONNRESET' || error.code === 'EPIPE') return ['reset', error.message]
-    if (error.code === 'ETIMEDOUT') return ['timeout', error.message]
-    return ['other', error.code === undefined ? error.message : `${error.code}: ${error.message}`]
   }
 }
 
-/** Returns a function picking a path at random in proportion to its weight. */
-export function weightedPicker(
-  paths: readonly WeightedPath[],
+/** How a failed request ended, from the client's error and what the Service model saw. */
+export function classify(
+  failure: ClientFailure,
+  info: ConnectionInfo | undefined,
+): [Outcome, string] {
+  const { message, code } = failure
+  // The Service model accepted the connection, then reset it because the backend refused
+  // (or there was none): in a cluster the client's connect() itself would have been refused.
+  if (info?.resetCause === 'refused') {
+    return ['refused', `${message} (backend ${info.pod} refused the connection)`]
+  }
+  if (info?.resetCause === 'no-endpoint') {
+    return ['refused', `${message} (the Service had no ready endpoint)`]
+  }
+  if (code === 'ECONNREFUSED') return ['refused', message]
+  if (
+    message === 'socket hang up' ||
+    message === 'aborted' ||
+    message === 'connection closed during the response' ||
+    code === 'UND_ERR_SOCKET'
+  ) {
+    return ['hang_up', message]
+  }
+  if (code === 'ECONNRESET' || code === 'EPIPE') return ['reset', message]
+  if (code === 'ETIMEDOUT') return ['timeout', message]
+  return ['other', code === undefined ? message : `${code}: ${message}`]
+}
+
+function describeLoad(options: LoadOptions): string {
+  const clients = options.clients.map((c) => `${c.weight}:${c.kind}`).join(' ')
+  return `${options.rate} req/s; clients ${clients}; ${options.pools} pools of up to ${options.connections} keep-alive connections per pooled kind`
+}
+
+/** Returns a function picking an item at random in proportion to its weight. */
+export function weightedPicker<T extends { weight: number }>(
+  items: readonly T[],
   random: () => number = Math.random,
-): () => string {
-  const total = paths.reduce((sum, p) => sum + p.weight, 0)
+): () => T {
+  const total = items.reduce((sum, item) => sum + item.weight, 0)
   return () => {
     let x = random() * total
-    for (const p of paths) {
-      x -= p.weight
-      if (x < 0) return p.path
+    for (const item of items) {
+      x -= item.weight
+      if (x < 0) return item
     }
-    return paths.at(-1)!.path
+    return items.at(-1)!
   }
 }

@@ -9,9 +9,17 @@ export class LabOptionError extends Error {
 /** `maxSurge` / `maxUnavailable` as written: an absolute count or a percentage of replicas. */
 export type IntOrPercent = { kind: 'count'; value: number } | { kind: 'percent'; value: number }
 
-/** A request path and its relative weight in the load mix. */
+/** A request shape (method and path) and its relative weight in the load mix. */
 export interface WeightedPath {
   path: string
+  weight: number
+  /** GET unless given; a POST carries a body and is never retried. @default 'GET' */
+  method?: 'GET' | 'POST'
+}
+
+/** A client kind (clients/index.ts) and its relative weight in the load mix. */
+export interface WeightedClient {
+  kind: string
   weight: number
 }
 
@@ -48,6 +56,12 @@ export interface LabOptions {
   readinessSuccessThreshold: number
   /** Name of the environment variable that carries each pod's port. @default 'PORT' */
   portEnv: string
+  /**
+   * Name of an environment variable carrying a second port per pod, where the readiness probe
+   * goes instead (probes served by a separate listener, like LAMEDUCK_PROBE_PORT or
+   * LIGHTSHIP_PORT). @default undefined (probes on the pod's port)
+   */
+  probePortEnv: string | undefined
   /** Extra environment for every pod (`--env KEY=VALUE`), applied last. */
   env: Record<string, string>
   /** Mean delay before an endpoint change reaches the Service model, in ms. @default 1 000 */
@@ -56,10 +70,14 @@ export interface LabOptions {
   propagationJitterMs: number
   /** Requests per second, open loop. @default 200 */
   rate: number
-  /** Keep-alive pool size (http.Agent maxSockets). @default 50 */
+  /** Keep-alive connections one client pool may hold (http.Agent maxSockets). @default 50 */
   connections: number
-  /** Request paths and weights. @default [{ path: '/', weight: 1 }] */
+  /** Independent pools per pooled client kind, as several upstream services. @default 4 */
+  pools: number
+  /** Request shapes and weights: GET paths (`--path`) and POSTs (`--post`). @default [{ path: '/', weight: 1 }] */
   paths: WeightedPath[]
+  /** Client kinds and weights. @default every kind, weight 1 each */
+  clients: WeightedClient[]
   /** Per-request deadline from the moment it is issued, in ms. @default 5 000 */
   timeoutMs: number
   /** The load stops after this many requests even if the rollouts are not done. @default 200 000 */
@@ -100,7 +118,16 @@ export const DEFAULTS = {
   propagationJitterMs: 250,
   rate: 200,
   connections: 50,
+  // Several pools and a kind that opens a connection per request spread the load over every
+  // endpoint, so each deleted pod carries traffic across its shutdown even at low rates.
+  pools: 4,
   paths: [{ path: '/', weight: 1 }],
+  clients: [
+    { kind: 'agent-lifo', weight: 1 },
+    { kind: 'agent-fifo', weight: 1 },
+    { kind: 'fetch', weight: 1 },
+    { kind: 'new-connection', weight: 1 },
+  ],
   timeoutMs: 5_000,
   maxRequests: 200_000,
   maxDurationMs: 600_000,
@@ -120,6 +147,7 @@ export const LIMITS = {
   threshold: [1, 100],
   rate: [1, 20_000],
   connections: [1, 10_000],
+  pools: [1, 64],
   maxRequests: [1, 10_000_000],
   maxDurationMs: [1_000, 86_400_000],
   maxFailures: [0, 10_000_000],
@@ -172,16 +200,29 @@ export function parseIntOrPercent(option: string, text: string): IntOrPercent {
 }
 
 /** Parses `--path`: `PATH` (weight 1) or `WEIGHT:PATH`, e.g. `9:/` and `1:/?delay=2000`. */
-export function parseWeightedPath(text: string): WeightedPath {
+export function parseWeightedPath(text: string, option = 'path'): WeightedPath {
   const match = /^(?:(\d+):)?(\/.*)$/.exec(text)
   if (match === null) {
     throw new LabOptionError(
-      `--path expects PATH or WEIGHT:PATH with PATH starting with '/', e.g. 9:/ or 1:/?delay=2000, got '${text}'`,
+      `--${option} expects PATH or WEIGHT:PATH with PATH starting with '/', e.g. 9:/ or 1:/?delay=2000, got '${text}'`,
     )
   }
   const weight = match[1] === undefined ? 1 : Number(match[1])
-  checkRange('path', weight, LIMITS.weight, text, (n) => `weight ${n}`)
-  return { path: match[2]!, weight }
+  checkRange(option, weight, LIMITS.weight, text, (n) => `weight ${n}`)
+  return { path: match[2]!, weight, method: option === 'post' ? 'POST' : 'GET' }
+}
+
+/** Parses `--client [WEIGHT:]KIND` against the kinds the load generator knows. */
+export function parseWeightedClient(text: string, kinds: readonly string[]): WeightedClient {
+  const match = /^(?:(\d+):)?([a-z-]+)$/.exec(text.trim())
+  if (match === null || !kinds.includes(match[2]!)) {
+    throw new LabOptionError(
+      `--client expects KIND or WEIGHT:KIND with KIND one of ${kinds.join(', ')}, got '${text}'`,
+    )
+  }
+  const weight = match[1] === undefined ? 1 : Number(match[1])
+  checkRange('client', weight, LIMITS.weight, text, (n) => `weight ${n}`)
+  return { kind: match[2]!, weight }
 }
 
 /** Parses `--env KEY=VALUE`. */
@@ -269,6 +310,18 @@ export function validate(options: LabOptions): void {
   }
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.portEnv)) {
     throw new LabOptionError(`--port-env expects a variable name, got '${options.portEnv}'`)
+  }
+  if (options.probePortEnv !== undefined) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.probePortEnv)) {
+      throw new LabOptionError(
+        `--probe-port-env expects a variable name, got '${options.probePortEnv}'`,
+      )
+    }
+    if (options.probePortEnv === options.portEnv) {
+      throw new LabOptionError(
+        `--probe-port-env must differ from --port-env (both are '${options.portEnv}')`,
+      )
+    }
   }
   if (!/^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/.test(options.name)) {
     throw new LabOptionError(

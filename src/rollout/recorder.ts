@@ -56,13 +56,18 @@ export interface LabEvent {
 
 export interface RequestRecord {
   id: number
+  method: 'GET' | 'POST'
   path: string
+  /** The client kind that sent it (clients/index.ts). */
+  client: string
   /** ms since the lab started, when the request was issued */
   start: number
   end: number
   outcome: Outcome
   /** The pod its connection was pinned to, when the Service model accepted the connection. */
   pod?: string
+  /** Whether its connection had carried a request before (a reused keep-alive connection). */
+  reused?: boolean
   status?: number
   /** Error message or status line of a failed request. */
   message?: string
@@ -90,6 +95,12 @@ export class Recorder extends EventEmitter {
   readonly events: LabEvent[] = []
   readonly requests: RequestRecord[] = []
   readonly samples: Sample[] = []
+  /**
+   * Requests whose connection never reached the Service model before their deadline: the
+   * lab's own process could not accept it in time (its accept queue overflowed). Not the
+   * service's failures, and not counted among the requests.
+   */
+  readonly undelivered: RequestRecord[] = []
   readonly counts: Record<Outcome, number> = {
     ok: 0,
     http_5xx: 0,

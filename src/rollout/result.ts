@@ -1,4 +1,5 @@
 // The lab's result: one JSON-able object every report is rendered from.
+import { type Diagnosis, diagnose } from './diagnosis.js'
 import type { PodRecord } from './kubelet.js'
 import type { LoadSummary } from './load.js'
 import { type IntOrPercent, type LabOptions, resolveFenceposts } from './options.js'
@@ -16,7 +17,7 @@ import {
 /** At most this many failed requests are listed one by one (all are counted). */
 export const MAX_FAILURES_LISTED = 5_000
 
-export const RESULT_VERSION = 1
+export const RESULT_VERSION = 2
 
 export interface Settings {
   name: string
@@ -38,12 +39,15 @@ export interface Settings {
     successThreshold: number
   }
   portEnv: string
+  probePortEnv?: string
   env: Record<string, string>
   propagationDelayMs: number
   propagationJitterMs: number
   rate: number
   connections: number
-  paths: { path: string; weight: number }[]
+  pools: number
+  paths: { path: string; weight: number; method: 'GET' | 'POST' }[]
+  clients: { kind: string; weight: number }[]
   timeoutMs: number
   maxRequests: number
   maxDurationMs: number
@@ -60,6 +64,45 @@ export interface PodSummary extends PodRecord {
   failed: number
   /** ms from SIGTERM to exit */
   timeToExitMs?: number
+  /** For a pod deleted during the run: the traffic that crossed its shutdown. */
+  shutdown?: PodShutdown
+  /**
+   * ms from the moment the Service stopped routing new connections to the pod to its exit:
+   * how much later than strictly needed it exited. Negative: it exited while still routed.
+   */
+  headroomMs?: number
+}
+
+export interface PodShutdown {
+  /** Requests on connections to the pod that were in flight at its SIGTERM. */
+  inFlightAtSigterm: number
+  /** Requests the pod answered (ok) that were sent after its SIGTERM: its lame duck. */
+  servedInLameDuck: number
+  /** Requests sent to the pod after its SIGTERM that failed. */
+  failedAfterSigterm: number
+  /** Any request in flight at SIGTERM or sent after it: the shutdown was exercised. */
+  exercised: boolean
+}
+
+/** Sent and failed requests for one client kind or one request shape. */
+export interface Breakdown {
+  key: string
+  sent: number
+  failed: number
+}
+
+export type VerdictStatus = 'pass' | 'fail' | 'inconclusive'
+
+export interface Verdict {
+  status: VerdictStatus
+  /** status === 'pass' */
+  pass: boolean
+  failed: number
+  maxFailures: number
+  /** Deleted pods that carried no request across their shutdown (inconclusive when any). */
+  unexercisedPods: string[]
+  /** Requests the lab could not deliver (its own overload; inconclusive when any). */
+  undelivered: number
 }
 
 /** One 100 ms bucket: what the requests did in it, and the lab's state at its end. */
@@ -67,6 +110,13 @@ export interface Bucket extends Sample {
   sent: number
   ok: number
   failed: Partial<Record<FailureClass, number>>
+}
+
+/** Latency of the ok requests of one request shape, per bucket (by completion time); null: none completed. */
+export interface LatencySeries {
+  request: string
+  p50: (number | null)[]
+  p99: (number | null)[]
 }
 
 export interface RolloutSummary {
@@ -94,11 +144,18 @@ export interface LabResult {
   pods: PodSummary[]
   events: LabEvent[]
   failures: RequestRecord[]
-  timeSeries: { bucketMs: number; buckets: Bucket[] }
+  timeSeries: { bucketMs: number; buckets: Bucket[]; latency: LatencySeries[] }
   warnings: string[]
+  /** Sent and failed requests by client kind, and by request shape (method and path). */
+  byClient: Breakdown[]
+  byRequest: Breakdown[]
+  /** One sentence per cluster of failures: mechanism, numbers, fix. */
+  diagnosis: Diagnosis[]
   /** Set when the run stopped early (a pod crashed, a rollout made no progress). */
   error?: string
-  verdict: { pass: boolean; failed: number; maxFailures: number }
+  /** Set when the run was interrupted (Ctrl-C): the result covers the run up to then. */
+  interrupted?: boolean
+  verdict: Verdict
 }
 
 export function describeIntOrPercent(value: IntOrPercent): string {
@@ -125,12 +182,19 @@ export function settingsOf(options: LabOptions): Settings {
       successThreshold: options.readinessSuccessThreshold,
     },
     portEnv: options.portEnv,
+    ...(options.probePortEnv === undefined ? {} : { probePortEnv: options.probePortEnv }),
     env: options.env,
     propagationDelayMs: options.propagationDelayMs,
     propagationJitterMs: options.propagationJitterMs,
     rate: options.rate,
     connections: options.connections,
-    paths: options.paths,
+    pools: options.pools,
+    paths: options.paths.map((p) => ({
+      path: p.path,
+      weight: p.weight,
+      method: p.method ?? 'GET',
+    })),
+    clients: options.clients,
     timeoutMs: options.timeoutMs,
     maxRequests: options.maxRequests,
     maxDurationMs: options.maxDurationMs,
@@ -154,6 +218,7 @@ export function buildResult(input: {
   rollouts: RolloutSummary[]
   warnings: string[]
   error: string | undefined
+  interrupted?: boolean
 }): LabResult {
   const { options, recorder, load } = input
   const requests = recorder.requests
@@ -186,10 +251,33 @@ export function buildResult(input: {
     if (removed !== undefined) summary.endpointRemovedAt = removed.t
     if (record.sigtermAt !== undefined && record.exitedAt !== undefined && !record.stoppedByLab) {
       summary.timeToExitMs = round(record.exitedAt - record.sigtermAt)
+      if (summary.endpointRemovedAt !== undefined) {
+        summary.headroomMs = round(record.exitedAt - summary.endpointRemovedAt)
+      }
+    }
+    if (record.sigtermAt !== undefined && !record.stoppedByLab) {
+      summary.shutdown = shutdownOf(record.name, record.sigtermAt, requests)
     }
     return summary
   })
 
+  // A pod the Service never routed to before its SIGTERM could not carry traffic across its
+  // shutdown, and cannot lose any: only routed pods count.
+  const unexercisedPods = pods
+    .filter(
+      (pod) =>
+        pod.shutdown !== undefined &&
+        !pod.shutdown.exercised &&
+        pod.endpointAddedAt !== undefined &&
+        pod.endpointAddedAt < (pod.sigtermAt ?? Number.POSITIVE_INFINITY),
+    )
+    .map((pod) => pod.name)
+  const status: VerdictStatus =
+    failed > options.maxFailures || input.error !== undefined
+      ? 'fail'
+      : unexercisedPods.length > 0 || recorder.undelivered.length > 0
+        ? 'inconclusive'
+        : 'pass'
   const durationMs = recorder.clock.now()
   const result: LabResult = {
     version: RESULT_VERSION,
@@ -214,15 +302,33 @@ export function buildResult(input: {
     pods,
     events: recorder.events,
     failures: requests.filter((r) => r.outcome !== 'ok').slice(0, MAX_FAILURES_LISTED),
-    timeSeries: { bucketMs: BUCKET_MS, buckets: buckets(recorder, durationMs) },
+    timeSeries: {
+      bucketMs: BUCKET_MS,
+      buckets: buckets(recorder, durationMs),
+      latency: latencySeries(recorder.requests, durationMs),
+    },
     warnings: input.warnings,
+    byClient: breakdown(requests, (r) => r.client),
+    byRequest: breakdown(requests, requestLabel),
+    diagnosis: diagnose(requests, {
+      pods,
+      propagationDelayMs: options.propagationDelayMs,
+      propagationJitterMs: options.propagationJitterMs,
+      gracePeriodMs: options.gracePeriodMs,
+      preStopSleepMs: options.preStopSleepMs,
+      timeoutMs: options.timeoutMs,
+    }),
     verdict: {
-      pass: failed <= options.maxFailures && input.error === undefined,
+      status,
+      pass: status === 'pass',
       failed,
       maxFailures: options.maxFailures,
+      unexercisedPods,
+      undelivered: recorder.undelivered.length,
     },
   }
   if (input.error !== undefined) result.error = input.error
+  if (input.interrupted === true) result.interrupted = true
   return result
 }
 
@@ -250,8 +356,11 @@ function buckets(recorder: Recorder, durationMs: number): Bucket[] {
     if (request.outcome === 'ok') bucket.ok++
     else bucket.failed[request.outcome] = (bucket.failed[request.outcome] ?? 0) + 1
   }
-  // Each sample describes the state at the end of the bucket it falls in.
+  // Each sample describes the state at the end of the bucket it falls in; a bucket without
+  // one (the sampler ran late on a busy machine) keeps the state of the bucket before it.
+  const sampled = new Set<number>()
   for (const sample of recorder.samples) {
+    sampled.add(Math.min(count - 1, Math.max(0, Math.floor((sample.t - 1) / BUCKET_MS))))
     const bucket = at(sample.t - 1)
     bucket.inFlight = sample.inFlight
     bucket.endpoints = sample.endpoints
@@ -260,7 +369,44 @@ function buckets(recorder: Recorder, durationMs: number): Bucket[] {
     bucket.readyPods = sample.readyPods
     bucket.runningPods = sample.runningPods
   }
+  const firstSampled = Math.min(...sampled)
+  for (let i = firstSampled + 1; i < count; i++) {
+    if (sampled.has(i)) continue
+    const previous = out[i - 1]!
+    const bucket = out[i]!
+    bucket.inFlight = previous.inFlight
+    bucket.endpoints = previous.endpoints
+    bucket.endpointsTerminating = previous.endpointsTerminating
+    bucket.endpointsGone = previous.endpointsGone
+    bucket.readyPods = previous.readyPods
+    bucket.runningPods = previous.runningPods
+  }
   return out
+}
+
+function latencySeries(requests: readonly RequestRecord[], durationMs: number): LatencySeries[] {
+  const count = Math.max(1, Math.ceil(durationMs / BUCKET_MS))
+  const byRequest = new Map<string, number[][]>()
+  for (const request of requests) {
+    if (request.outcome !== 'ok') continue
+    const label = requestLabel(request)
+    let slots = byRequest.get(label)
+    if (slots === undefined) {
+      slots = Array.from({ length: count }, () => [])
+      byRequest.set(label, slots)
+    }
+    const i = Math.min(count - 1, Math.max(0, Math.floor(request.end / BUCKET_MS)))
+    slots[i]!.push(request.end - request.start)
+  }
+  const round = (n: number) => Math.round(n * 10) / 10
+  return [...byRequest].map(([request, slots]) => {
+    const sorted = slots.map((values) => Float64Array.from(values).sort())
+    return {
+      request,
+      p50: sorted.map((v) => (v.length === 0 ? null : round(percentile(v, 50)))),
+      p99: sorted.map((v) => (v.length === 0 ? null : round(percentile(v, 99)))),
+    }
+  })
 }
 
 /** Failed requests by class, classes with none left out. */
@@ -268,4 +414,49 @@ export function failuresByClass(result: LabResult): [FailureClass, number][] {
   return FAILURE_CLASSES.map((c) => [c, result.outcomes[c]] as [FailureClass, number]).filter(
     ([, n]) => n > 0,
   )
+}
+
+/** `GET /stream?chunks=5`, `POST /echo`: a request shape as the reports name it. */
+export function requestLabel(request: { method?: string; path: string }): string {
+  return `${request.method ?? 'GET'} ${request.path}`
+}
+
+function breakdown(
+  requests: readonly RequestRecord[],
+  key: (request: RequestRecord) => string,
+): Breakdown[] {
+  const rows = new Map<string, Breakdown>()
+  for (const request of requests) {
+    const k = key(request)
+    const row = rows.get(k) ?? { key: k, sent: 0, failed: 0 }
+    row.sent++
+    if (request.outcome !== 'ok') row.failed++
+    rows.set(k, row)
+  }
+  return [...rows.values()].sort((a, b) => b.sent - a.sent)
+}
+
+/** The traffic that crossed one pod's SIGTERM. */
+function shutdownOf(
+  pod: string,
+  sigtermAt: number,
+  requests: readonly RequestRecord[],
+): PodShutdown {
+  let inFlightAtSigterm = 0
+  let servedInLameDuck = 0
+  let failedAfterSigterm = 0
+  for (const request of requests) {
+    if (request.pod !== pod) continue
+    if (request.start < sigtermAt && request.end > sigtermAt) inFlightAtSigterm++
+    else if (request.start >= sigtermAt) {
+      if (request.outcome === 'ok') servedInLameDuck++
+      else failedAfterSigterm++
+    }
+  }
+  return {
+    inFlightAtSigterm,
+    servedInLameDuck,
+    failedAfterSigterm,
+    exercised: inFlightAtSigterm + servedInLameDuck + failedAfterSigterm > 0,
+  }
 }

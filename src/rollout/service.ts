@@ -31,6 +31,9 @@ export interface ConnectionInfo {
   closedAt: number | undefined
 }
 
+/** listen() backlog; Linux caps it at net.core.somaxconn (4096 since 5.4). */
+const ACCEPT_BACKLOG = 4_096
+
 /** How long a closed connection stays known, so a late client error can still be explained. */
 const CLOSED_CONNECTION_MEMORY_MS = 10_000
 
@@ -76,7 +79,8 @@ export class ServiceModel {
   listen(port = 0): Promise<number> {
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject)
-      this.#server.listen({ host: '127.0.0.1', port }, () => {
+      // A deep accept queue: on a busy machine the lab's event loop may accept late.
+      this.#server.listen({ host: '127.0.0.1', port, backlog: ACCEPT_BACKLOG }, () => {
         this.#server.off('error', reject)
         resolve((this.#server.address() as net.AddressInfo).port)
       })

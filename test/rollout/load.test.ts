@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import http from 'node:http'
-import type net from 'node:net'
+import net from 'node:net'
 import { after, test } from 'node:test'
+import { CLIENT_KINDS } from '../../src/rollout/clients/index.js'
 import { Clock } from '../../src/rollout/clock.js'
-import { LoadGenerator } from '../../src/rollout/load.js'
+import { LoadGenerator, POST_BODY_BYTES } from '../../src/rollout/load.js'
 import { type Outcome, Recorder } from '../../src/rollout/recorder.js'
 import { ServiceModel } from '../../src/rollout/service.js'
 import { within } from '../helpers.js'
 
 // One backend whose path decides how each request ends.
+const posts: number[] = []
 const sockets = new Set<net.Socket>()
 const backend = http.createServer((req, res) => {
   switch (req.url) {
@@ -29,6 +31,17 @@ const backend = http.createServer((req, res) => {
       return
     case '/never':
       return
+    case '/echo': {
+      let bytes = 0
+      req.on('data', (chunk: Buffer) => {
+        bytes += chunk.length
+      })
+      req.on('end', () => {
+        posts.push(bytes)
+        res.end(String(bytes))
+      })
+      return
+    }
     default:
       res.end('ok')
   }
@@ -48,7 +61,12 @@ after(async () => {
   await new Promise((resolve) => backend.close(resolve))
 })
 
-async function load(path: string, endpointPort = backendPort) {
+async function load(
+  path: string,
+  endpointPort = backendPort,
+  client = 'agent-lifo',
+  method: 'GET' | 'POST' = 'GET',
+) {
   const clock = new Clock()
   const recorder = new Recorder(clock)
   const service = new ServiceModel({
@@ -71,8 +89,11 @@ async function load(path: string, endpointPort = backendPort) {
     port,
     rate: 100,
     connections: 2,
-    paths: [{ path, weight: 1 }],
-    timeoutMs: 300,
+    pools: 2,
+    paths: [{ path, weight: 1, method }],
+    clients: [{ kind: client, weight: 1 }],
+    // Long enough for a busy machine, short enough for the request that never gets an answer.
+    timeoutMs: path === '/never' ? 300 : 3_000,
     maxRequests: 4,
     clock,
     recorder,
@@ -102,17 +123,42 @@ const cases: [string, Outcome][] = [
   ['/never', 'timeout'],
 ]
 
-for (const [path, outcome] of cases) {
-  test(`GET ${path} is classified ${outcome}`, async () => {
-    const recorder = await load(path)
+for (const kind of CLIENT_KINDS) {
+  for (const [path, outcome] of cases) {
+    test(`${kind.name}: GET ${path} is classified ${outcome}`, async () => {
+      const recorder = await load(path, backendPort, kind.name)
+      assert.deepEqual(
+        recorder.requests.map((r) => r.outcome),
+        [outcome, outcome, outcome, outcome],
+        JSON.stringify(recorder.requests.map((r) => r.message)),
+      )
+      for (const request of recorder.requests) {
+        assert.equal(request.pod, 'pod', 'the connection is traced to its pod')
+        assert.equal(request.client, kind.name)
+      }
+    })
+  }
+
+  test(`${kind.name}: a POST carries its body once`, async () => {
+    const before = posts.length
+    const recorder = await load('/echo', backendPort, kind.name, 'POST')
     assert.deepEqual(
-      recorder.requests.map((r) => r.outcome),
-      [outcome, outcome, outcome, outcome],
-      JSON.stringify(recorder.requests.map((r) => r.message)),
+      recorder.requests.map((r) => [r.method, r.outcome]),
+      Array(4).fill(['POST', 'ok']),
     )
-    for (const request of recorder.requests) assert.equal(request.pod, 'pod')
+    assert.deepEqual(posts.slice(before), Array(4).fill(POST_BODY_BYTES))
   })
 }
+
+test('connection reuse is recorded: a keep-alive agent reuses, a new connection per request does not', async () => {
+  const agent = await load('/', backendPort, 'agent-lifo')
+  assert.ok(
+    agent.requests.some((r) => r.reused === true),
+    'some request reused a connection',
+  )
+  const fresh = await load('/', backendPort, 'new-connection')
+  assert.ok(fresh.requests.every((r) => r.reused === false))
+})
 
 test('a connection the Service model reset because the backend refused counts as refused', async () => {
   const closed = http.createServer()
@@ -127,4 +173,48 @@ test('a connection the Service model reset because the backend refused counts as
     JSON.stringify(recorder.requests.map((r) => r.message)),
   )
   assert.match(recorder.requests[0]!.message!, /backend pod refused the connection/)
+})
+
+test('a request whose connection never reached the Service model is undelivered, not a failure', async () => {
+  // A listener that accepts and never answers stands for the lab's own listener; the Service
+  // model (another one) never sees the connections, as when the lab is too busy to accept.
+  const silent = net.createServer(() => {})
+  silent.listen(0, '127.0.0.1')
+  await once(silent, 'listening')
+  const clock = new Clock()
+  const recorder = new Recorder(clock)
+  const service = new ServiceModel({
+    clock,
+    recorder,
+    propagationDelayMs: 0,
+    propagationJitterMs: 0,
+  })
+  const generator = new LoadGenerator({
+    port: (silent.address() as net.AddressInfo).port,
+    rate: 100,
+    connections: 2,
+    pools: 1,
+    paths: [{ path: '/', weight: 1 }],
+    clients: [
+      { kind: 'new-connection', weight: 1 },
+      { kind: 'fetch', weight: 1 },
+    ],
+    timeoutMs: 200,
+    maxRequests: 4,
+    clock,
+    recorder,
+    service,
+  })
+  generator.start()
+  await within(
+    '4 requests issued',
+    new Promise<void>((resolve) => {
+      const check = () => (generator.sent >= 4 ? resolve() : setTimeout(check, 5))
+      check()
+    }),
+  )
+  await within('every request has an outcome', generator.stop())
+  silent.close()
+  assert.equal(recorder.requests.length, 0, 'none counted against the service')
+  assert.equal(recorder.undelivered.length, 4)
 })

@@ -14,7 +14,8 @@ import { percentile } from '../../src/rollout/result.js'
 const options = (args: string[]) => {
   const parsed = parseRolloutArgs([...args, '--', 'node', 'app.js'])
   assert.equal(parsed.help, false)
-  return parsed.help ? undefined! : parsed.options
+  assert.ok(!parsed.help && parsed.version !== true)
+  return parsed.options
 }
 
 test('durations take ms, s, m or bare seconds', () => {
@@ -45,15 +46,44 @@ test('maxSurge rounds up and maxUnavailable rounds down, as Kubernetes does', ()
 })
 
 test('the command line: defaults, repeatable options, the command after --', () => {
-  const o = options(['--path', '9:/', '--path', '1:/?delay=2000', '--env', 'A=1', '--env', 'B=x=y'])
+  const o = options([
+    '--path',
+    '9:/',
+    '--path',
+    '1:/?delay=2000',
+    '--post',
+    '2:/echo',
+    '--client',
+    '3:agent-fifo',
+    '--client',
+    'new-connection',
+    '--pools',
+    '2',
+    '--env',
+    'A=1',
+    '--env',
+    'B=x=y',
+  ])
   assert.deepEqual(o.command, ['node', 'app.js'])
   assert.equal(o.replicas, 3)
   assert.equal(o.gracePeriodMs, 30_000)
   assert.deepEqual(o.maxSurge, { kind: 'percent', value: 25 })
   assert.deepEqual(o.paths, [
-    { path: '/', weight: 9 },
-    { path: '/?delay=2000', weight: 1 },
+    { path: '/', weight: 9, method: 'GET' },
+    { path: '/?delay=2000', weight: 1, method: 'GET' },
+    { path: '/echo', weight: 2, method: 'POST' },
   ])
+  assert.deepEqual(o.clients, [
+    { kind: 'agent-fifo', weight: 3 },
+    { kind: 'new-connection', weight: 1 },
+  ])
+  assert.equal(o.pools, 2)
+  const defaults = options([])
+  assert.deepEqual(
+    defaults.clients.map((c) => c.kind),
+    ['agent-lifo', 'agent-fifo', 'fetch', 'new-connection'],
+    'every client kind by default',
+  )
   assert.deepEqual(o.env, { A: '1', B: 'x=y' })
   assert.deepEqual(parseRolloutArgs(['--help']), { help: true })
 })
@@ -70,13 +100,25 @@ test('bad input names the option, the value and what was expected', () => {
       /must not exceed --termination-grace-period/,
     ],
     [['--path', 'nope'], /--path expects PATH or WEIGHT:PATH/],
+    [['--post', '0:/echo'], /--post must be from weight 1/],
+    [
+      ['--client', 'curl'],
+      /--client expects KIND or WEIGHT:KIND with KIND one of agent-lifo, agent-fifo, fetch, new-connection, got 'curl'/,
+    ],
+    [['--pools', '0'], /--pools must be from 1 to 64/],
     [['--env', '1A=b'], /--env expects KEY=VALUE/],
     [['--readiness-path', 'readyz'], /--readiness-path expects a path starting with '\/'/],
     [
       ['--progress-deadline', '5s', '--min-ready', '5s'],
       /--progress-deadline \(5s\) must exceed --min-ready/,
     ],
-    [['--frobnicate'], /unknown option '--frobnicate'/],
+    [['--frobnicate'], /^unknown option '--frobnicate'; run `lameduck rollout --help`/],
+    [
+      ['--replicas'],
+      /^--replicas expects a value, e\.g\. --replicas 3; run `lameduck rollout --help`/,
+    ],
+    [['--quiet=yes'], /^--quiet takes no value; run/],
+    [['--timeout', '-5'], /^--timeout expects a value, e\.g\. --timeout <value>; run/],
     [['--name', 'Not_A_Label'], /--name expects a DNS label/],
   ]
   for (const [args, message] of bad) {
@@ -111,12 +153,16 @@ test('--help explains every option and its default', () => {
     'readiness-success-threshold',
     'env',
     'port-env',
+    'probe-port-env',
     'pod-logs',
     'propagation-delay',
     'propagation-jitter',
     'rate',
     'connections',
     'path',
+    'post',
+    'client',
+    'pools',
     'timeout',
     'max-requests',
     'max-duration',
@@ -129,8 +175,9 @@ test('--help explains every option and its default', () => {
     assert.ok(documented.has(`--${name}`), `--${name} is in --help`)
   }
   // An option's block: its line and the more indented lines under it.
-  const blocks = HELP.split(/\n(?= {2}-)/).filter((block) => /^ {2}-/.test(block))
-  const flags = /^ {2}(--env|--pod-logs|--json|--html|--quiet|-h)\b/
+  const options = HELP.slice(0, HELP.indexOf('\nExamples\n'))
+  const blocks = options.split(/\n(?= {2}-)/).filter((block) => /^ {2}-/.test(block))
+  const flags = /^ {2}(--env|--pod-logs|--json|--html|--quiet|-h|--version)\b/
   const noDefault = blocks.filter((block) => !flags.test(block) && !block.includes('default'))
   assert.deepEqual(noDefault, [], 'every option with a value states its default')
 })
@@ -206,7 +253,10 @@ test('weighted paths and percentiles', () => {
     ],
     () => draws.shift()!,
   )
-  assert.deepEqual([pick(), pick(), pick(), pick()], ['/', '/', '/slow', '/slow'])
+  assert.deepEqual(
+    [pick(), pick(), pick(), pick()].map((p) => p.path),
+    ['/', '/', '/slow', '/slow'],
+  )
   const sorted = Float64Array.from({ length: 100 }, (_, i) => i + 1)
   assert.equal(percentile(sorted, 50), 50)
   assert.equal(percentile(sorted, 99), 99)

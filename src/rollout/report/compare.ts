@@ -45,10 +45,17 @@ export function renderComparison(columns: Column[]): string {
     ],
     ['pod exit after SIGTERM', ...columns.map((c) => exitTimes(c.result))],
     [
+      'deleted pods with traffic across shutdown',
+      ...columns.map((c) => {
+        const deleted = c.result.pods.filter((p) => p.shutdown !== undefined)
+        return `${deleted.filter((p) => p.shutdown!.exercised).length} / ${deleted.length}`
+      }),
+    ],
+    [
       'pods SIGKILLed',
       ...columns.map((c) => String(c.result.pods.filter((p) => p.sigkillAt !== undefined).length)),
     ],
-    ['verdict', ...columns.map((c) => (c.result.verdict.pass ? 'PASS' : 'FAIL'))],
+    ['verdict', ...columns.map((c) => c.result.verdict.status.toUpperCase())],
   ]
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)))
   const lines = rows.map((row) =>

@@ -6,36 +6,46 @@ import { formatDuration } from '../options.js'
 import { type FailureClass, OUTCOME_LABELS, OUTCOMES } from '../recorder.js'
 import { failuresByClass, type LabResult, type PodSummary } from '../result.js'
 import { count, latency, podEnd, rate, seconds } from './format.js'
-import { settingsLines, verdictLine } from './text.js'
+import { headroomLine, settingsLines, verdictLine } from './text.js'
 
 /** Failed requests listed in the table (all are in the JSON). */
 const FAILURES_IN_TABLE = 100
 
-const COLORS = {
-  ok: '#37b24d',
-  http_5xx: '#c2255c',
-  refused: '#e03131',
-  reset: '#f76707',
-  hang_up: '#9c36b5',
-  timeout: '#495057',
-  other: '#1971c2',
-  starting: '#ced4da',
-  ready: '#8ce99a',
-  preStop: '#ffe066',
-  terminating: '#ffa94d',
-  routed: '#2b8a3e',
-  endpoints: '#1971c2',
-  readyPods: '#37b24d',
-  inFlight: '#5c7cfa',
-  rollout: '#e7f5ff',
-  grid: '#e9ecef',
-  axis: '#868e96',
-  text: '#212529',
+// Okabe & Ito's palette, distinct for the common colour-vision deficiencies; failures never
+// differ from ok by red/green alone, and an endpoint of an exited pod is dark grey, not the
+// vermillion of "connection refused".
+export const COLORS = {
+  ok: '#009E73',
+  http_5xx: '#000000',
+  refused: '#D55E00',
+  reset: '#E69F00',
+  hang_up: '#CC79A7',
+  timeout: '#7A7A7A',
+  other: '#0072B2',
+  starting: '#DADADA',
+  ready: '#A6DBCB',
+  preStop: '#F0E442',
+  terminating: '#A9D3F0',
+  exited: '#4D4D4D',
+  routed: '#000000',
+  sigkill: '#000000',
+  inFlight: '#0072B2',
+  rollout: '#F2F2F2',
+  grid: '#E6E6E6',
+  axis: '#808080',
+  text: '#1A1A1A',
+  bad: '#B34700',
 } as const
 
-const WIDTH = 1160
-const LEFT = 200
-const RIGHT = 24
+/** Line colours of the latency panel, one per request shape. */
+const SERIES = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000']
+
+// The chart is drawn for this width and scales with the page; at 800 px its text stays at
+// 10 px or more, and below 720 px the figure scrolls instead of shrinking further.
+const WIDTH = 960
+const MIN_WIDTH = 720
+const LEFT = 180
+const RIGHT = 16
 const PLOT = WIDTH - LEFT - RIGHT
 
 export function escapeHtml(text: string): string {
@@ -109,6 +119,7 @@ function chart(result: LabResult): string {
     }
   }
   y = rateTop + rateHeight + 14
+  y = latencyPanel(result, parts, x, y)
 
   // Panel 2: one tick per failed request, a row per failure class.
   const classes = failuresByClass(result).map(([cls]) => cls)
@@ -129,7 +140,7 @@ function chart(result: LabResult): string {
     )
     for (const f of result.failures.filter((f) => f.outcome === cls)) {
       parts.push(
-        `<line x1="${x(f.end)}" x2="${x(f.end)}" y1="${y + 2}" y2="${y + tickRow - 2}" stroke="${COLORS[cls]}" stroke-width="1.5"><title>${seconds(f.end)} s ${e(OUTCOME_LABELS[cls])}: GET ${e(f.path)} (pod ${e(f.pod ?? '-')}) ${e(f.message ?? '')}</title></line>`,
+        `<line x1="${x(f.end)}" x2="${x(f.end)}" y1="${y + 2}" y2="${y + tickRow - 2}" stroke="${COLORS[cls]}" stroke-width="1.5"><title>${seconds(f.end)} s ${e(OUTCOME_LABELS[cls])}: ${f.method} ${e(f.path)} (${e(f.client)}, pod ${e(f.pod ?? '-')}) ${e(f.message ?? '')}</title></line>`,
       )
     }
     y += tickRow
@@ -149,7 +160,7 @@ function chart(result: LabResult): string {
   const layers: [string, (b: (typeof buckets)[number]) => number, string][] = [
     [COLORS.ready, (b) => b.endpoints - b.endpointsTerminating - b.endpointsGone, 'ready pod'],
     [COLORS.terminating, (b) => b.endpointsTerminating, 'deleted pod, still running'],
-    [COLORS.refused, (b) => b.endpointsGone, 'pod already exited: connections refused'],
+    [COLORS.exited, (b) => b.endpointsGone, 'pod already exited: connections refused'],
   ]
   for (const b of buckets) {
     let base = 0
@@ -215,7 +226,77 @@ function chart(result: LabResult): string {
     )
   }
   y += 30
-  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${WIDTH} ${y}" style="width:100%;height:auto" role="img" aria-label="time series of the run">${shades.join('')}${loadMarks}${parts.join('')}${axis.join('')}</svg>`
+  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${WIDTH} ${y}" style="width:100%;min-width:${MIN_WIDTH}px;height:auto" role="img" aria-label="time series of the run">${shades.join('')}${loadMarks}${parts.join('')}${axis.join('')}</svg>`
+}
+
+/** Latency of the ok requests per request shape, p50 solid and p99 dashed, on a log scale. */
+function latencyPanel(
+  result: LabResult,
+  parts: string[],
+  x: (t: number) => number,
+  top: number,
+): number {
+  const { latency, bucketMs } = result.timeSeries
+  if (latency === undefined || latency.length === 0) return top
+  const values = latency
+    .flatMap((series) => [...series.p50, ...series.p99])
+    .filter((v) => v !== null)
+  const height = 130
+  const plotTop = top + 18
+  const lowExp = Math.floor(Math.log10(Math.max(0.1, Math.min(...values, 1))))
+  const highExp = Math.max(lowExp + 1, Math.ceil(Math.log10(Math.max(...values, 1))))
+  const y = (ms: number) =>
+    r1(
+      plotTop +
+        height -
+        ((Math.log10(Math.max(ms, 10 ** lowExp)) - lowExp) / (highExp - lowExp)) * height,
+    )
+  parts.push(
+    panelTitle(
+      top,
+      'Latency of ok requests per request, p50 (solid) and p99 (dashed), per 100 ms, log scale',
+    ),
+  )
+  for (let exp = lowExp; exp <= highExp; exp++) {
+    const ms = 10 ** exp
+    parts.push(gridLine(y(ms), ms >= 1_000 ? `${ms / 1_000} s` : `${ms} ms`))
+  }
+  const path = (points: (number | null)[]) => {
+    let d = ''
+    let pen = false
+    points.forEach((v, i) => {
+      if (v === null) {
+        pen = false
+        return
+      }
+      d += `${pen ? 'L' : 'M'}${x(i * bucketMs + bucketMs / 2)},${y(v)}`
+      pen = true
+    })
+    return d
+  }
+  latency.forEach((series, i) => {
+    const color = SERIES[i % SERIES.length]!
+    parts.push(
+      `<path d="${path(series.p99)}" fill="none" stroke="${color}" stroke-width="1.2" stroke-dasharray="4 3"><title>${e(series.request)} p99</title></path>`,
+      `<path d="${path(series.p50)}" fill="none" stroke="${color}" stroke-width="1.8"><title>${e(series.request)} p50</title></path>`,
+    )
+  })
+  // The key, under the plot: one swatch per request shape.
+  let keyX = LEFT
+  let keyY = plotTop + height + 18
+  for (const [i, series] of latency.entries()) {
+    const label = series.request.length > 40 ? `${series.request.slice(0, 39)}…` : series.request
+    const width = 28 + label.length * 7.2
+    if (keyX + width > LEFT + PLOT) {
+      keyX = LEFT
+      keyY += 16
+    }
+    parts.push(
+      `<line x1="${keyX}" x2="${keyX + 20}" y1="${keyY - 4}" y2="${keyY - 4}" stroke="${SERIES[i % SERIES.length]}" stroke-width="2.5"/><text x="${keyX + 24}" y="${keyY}" class="small">${e(label)}</text>`,
+    )
+    keyX += width + 12
+  }
+  return keyY + 16
 }
 
 function panelTitle(y: number, text: string): string {
@@ -260,17 +341,17 @@ function podBand(
   for (const f of result.failures) {
     if (f.pod !== pod.name) continue
     out.push(
-      `<line x1="${x(f.end)}" x2="${x(f.end)}" y1="${y}" y2="${y + 18}" stroke="${COLORS[f.outcome as FailureClass]}" stroke-width="1.5"><title>${seconds(f.end)} s ${e(OUTCOME_LABELS[f.outcome])}: GET ${e(f.path)}</title></line>`,
+      `<line x1="${x(f.end)}" x2="${x(f.end)}" y1="${y}" y2="${y + 18}" stroke="${COLORS[f.outcome as FailureClass]}" stroke-width="1.5"><title>${seconds(f.end)} s ${e(OUTCOME_LABELS[f.outcome])}: ${f.method} ${e(f.path)}</title></line>`,
     )
   }
   if (pod.sigkillAt !== undefined) {
     const cx = x(pod.sigkillAt)
     out.push(
-      `<path d="M${cx - 5},${y + 4}L${cx + 5},${y + 14}M${cx + 5},${y + 4}L${cx - 5},${y + 14}" stroke="${COLORS.refused}" stroke-width="2.5"/><text x="${cx + 8}" y="${y + 13}" class="small" fill="${COLORS.refused}">SIGKILL</text>`,
+      `<path d="M${cx - 5},${y + 4}L${cx + 5},${y + 14}M${cx + 5},${y + 4}L${cx - 5},${y + 14}" stroke="${COLORS.sigkill}" stroke-width="2.5"/><text x="${cx - 8}" y="${y + 13}" text-anchor="end" class="small" fill="${COLORS.sigkill}">SIGKILL</text>`,
     )
   }
   const label = `rev ${pod.revision} · ${shortPod(pod.name)}`
-  const failed = pod.failed > 0 ? ` <tspan fill="${COLORS.refused}">✖${pod.failed}</tspan>` : ''
+  const failed = pod.failed > 0 ? ` <tspan fill="${COLORS.bad}">✖${pod.failed}</tspan>` : ''
   out.unshift(
     `<text x="${LEFT - 8}" y="${y + 13}" text-anchor="end" class="label"><title>${e(pod.name)}: ${e(podEnd(pod))}</title>${e(label)}${failed}</text>`,
   )
@@ -283,7 +364,7 @@ function legend(): string {
   return [
     item(COLORS.ok, 'ok'),
     ...OUTCOMES.filter((o) => o !== 'ok').map((o) => item(COLORS[o], OUTCOME_LABELS[o])),
-    item(COLORS.refused, 'endpoint of an exited pod'),
+    item(COLORS.exited, 'endpoint of an exited pod'),
     item(COLORS.starting, 'pod starting'),
     item(COLORS.ready, 'ready'),
     item(COLORS.preStop, 'deleted (preStop)'),
@@ -293,12 +374,22 @@ function legend(): string {
   ].join('')
 }
 
+function breakdownTable(title: string, rows: LabResult['byClient']): string {
+  const body = rows
+    .map(
+      (r) =>
+        `<tr><td class="mono">${e(r.key)}</td><td>${count(r.sent)}</td><td class="${r.failed > 0 ? 'bad' : ''}">${count(r.failed)}</td><td>${r.sent === 0 ? '-' : `${((r.failed / r.sent) * 100).toFixed(2)} %`}</td></tr>`,
+    )
+    .join('')
+  return `<div class="scroll"><table><thead><tr><th>${e(title)}</th><th>sent</th><th>failed</th><th>failed share</th></tr></thead><tbody>${body}</tbody></table></div>`
+}
+
 function card(title: string, value: string, detail = '', tone = ''): string {
   return `<div class="card ${tone}"><div class="card-title">${e(title)}</div><div class="card-value">${value}</div><div class="card-detail">${detail}</div></div>`
 }
 
 export function renderHtml(result: LabResult): string {
-  const pass = result.verdict.pass
+  const status = result.interrupted === true ? 'interrupted' : result.verdict.status
   const s = result.settings
   const byClass = failuresByClass(result)
   const load = result.load
@@ -345,45 +436,65 @@ export function renderHtml(result: LabResult): string {
   const podRows = result.pods
     .map(
       (p) =>
-        `<tr><td class="mono">${e(p.name)}</td><td>${p.revision}</td><td>${seconds(p.startedAt)}</td><td>${seconds(p.readyAt)}</td><td>${seconds(p.endpointAddedAt)}</td><td>${seconds(p.deletedAt)}</td><td>${seconds(p.endpointRemovedAt)}</td><td>${seconds(p.sigtermAt)}</td><td>${seconds(p.exitedAt)}</td><td class="left ${p.sigkillAt === undefined ? '' : 'bad'}">${e(podEnd(p))}</td><td>${p.timeToExitMs === undefined ? '-' : `${seconds(p.timeToExitMs)} s`}</td><td>${count(p.ok)}</td><td class="${p.failed > 0 ? 'bad' : ''}">${count(p.failed)}</td></tr>`,
+        `<tr><td class="mono">${e(p.name)}</td><td>${p.revision}</td><td>${seconds(p.startedAt)}</td><td>${seconds(p.readyAt)}</td><td>${seconds(p.endpointAddedAt)}</td><td>${seconds(p.deletedAt)}</td><td>${seconds(p.endpointRemovedAt)}</td><td>${seconds(p.sigtermAt)}</td><td>${seconds(p.exitedAt)}</td><td class="left ${p.sigkillAt === undefined ? '' : 'bad'}">${e(podEnd(p))}</td><td>${p.timeToExitMs === undefined ? '-' : `${seconds(p.timeToExitMs)} s`}</td><td>${count(p.ok)}</td><td class="${p.failed > 0 ? 'bad' : ''}">${count(p.failed)}</td><td>${p.shutdown === undefined ? '-' : count(p.shutdown.inFlightAtSigterm)}</td><td class="${p.shutdown !== undefined && !p.shutdown.exercised ? 'bad' : ''}">${p.shutdown === undefined ? '-' : count(p.shutdown.servedInLameDuck)}</td><td class="${p.headroomMs !== undefined && p.headroomMs < 0 ? 'bad' : ''}">${p.headroomMs === undefined ? '-' : `${seconds(p.headroomMs)} s`}</td></tr>`,
     )
     .join('')
   const failureRows = result.failures
     .slice(0, FAILURES_IN_TABLE)
     .map(
       (f) =>
-        `<tr><td>${seconds(f.start)}</td><td>${seconds(f.end)}</td><td class="left" style="color:${COLORS[f.outcome as FailureClass]}">${e(OUTCOME_LABELS[f.outcome])}</td><td class="mono">GET ${e(f.path)}</td><td class="mono">${e(f.pod ?? '-')}</td><td class="left">${e(f.message ?? '')}</td></tr>`,
+        `<tr><td>${seconds(f.start)}</td><td>${seconds(f.end)}</td><td class="left" style="color:${COLORS[f.outcome as FailureClass]}">${e(OUTCOME_LABELS[f.outcome])}</td><td class="mono">${f.method} ${e(f.path)}</td><td class="left">${e(f.client)}${f.reused ? ', reused' : ''}</td><td class="mono">${e(f.pod ?? '-')}</td><td class="left">${e(f.message ?? '')}</td></tr>`,
     )
     .join('')
   const notes = [
+    result.interrupted === true
+      ? '<p class="warning">interrupted: this report covers the run up to the interruption</p>'
+      : '',
     ...result.warnings.map((w) => `<p class="warning">warning: ${e(w)}</p>`),
     result.error === undefined ? '' : `<p class="warning">error: ${e(result.error)}</p>`,
   ].join('')
+  const headroom = headroomLine(result)
+  const diagnosis =
+    result.diagnosis.length === 0
+      ? headroom === undefined
+        ? ''
+        : `<h2>Headroom</h2><p>${e(headroom)}.</p>`
+      : `<h2>Diagnosis</h2><ul class="diagnosis">${result.diagnosis
+          .map((d) => {
+            const [what, fix] = d.sentence.split(' → ')
+            return `<li><b>${e(what ?? '')}</b>${fix === undefined ? '' : `<br>→ ${e(fix)}`}</li>`
+          })
+          .join('')}</ul>`
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>lameduck rollout — ${e(s.name)}: ${pass ? 'PASS' : 'FAIL'}</title>
+<title>lameduck rollout — ${e(s.name)}: ${status.toUpperCase()}</title>
 <style>
   body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: ${COLORS.text}; background: #f8f9fa; margin: 0; }
   main { max-width: ${WIDTH}px; margin: 0 auto; padding: 24px 20px 40px; }
   h1 { font-size: 22px; margin: 0 0 4px; display: flex; align-items: center; gap: 12px; }
   h2 { font-size: 16px; margin: 28px 0 8px; }
   .pill { font-size: 13px; font-weight: 700; padding: 3px 10px; border-radius: 999px; color: white; }
-  .pass { background: ${COLORS.ok}; } .fail { background: ${COLORS.refused}; }
+  .pass { background: ${COLORS.ok}; } .fail { background: ${COLORS.bad}; } .inconclusive, .interrupted { background: ${COLORS.timeout}; }
+  .diagnosis { background: white; border: 1px solid #dee2e6; border-radius: 8px; padding: 10px 12px 10px 32px; margin: 0 0 16px; }
+  .diagnosis li { margin: 4px 0; }
   .sub { color: #495057; margin: 0 0 16px; }
-  .cards { display: grid; grid-template-columns: repeat(5, 1fr); gap: 12px; margin-bottom: 16px; }
+  .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(140px, 1fr)); gap: 12px; margin-bottom: 16px; }
   .card { background: white; border: 1px solid #dee2e6; border-radius: 8px; padding: 10px 12px; }
-  .card.bad { border-color: ${COLORS.refused}; } .card.good { border-color: ${COLORS.ok}; }
+  .card.bad { border-color: ${COLORS.bad}; border-width: 2px; } .card.good { border-color: ${COLORS.ok}; border-width: 2px; }
   .card-title { color: #868e96; font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-  .card-value { font-size: 24px; font-weight: 650; }
+  .card-value { font-size: 22px; font-weight: 650; white-space: nowrap; }
   .card-detail { color: #495057; font-size: 12px; }
   .figure { background: white; border: 1px solid #dee2e6; border-radius: 8px; padding: 8px 0; overflow-x: auto; }
   svg text { font-family: system-ui, sans-serif; fill: ${COLORS.text}; }
-  svg .panel { font-size: 12.5px; font-weight: 600; }
-  svg .label { font-size: 11.5px; }
-  svg .small { font-size: 10.5px; fill: #495057; }
+  svg .panel { font-size: 14px; font-weight: 600; }
+  svg .label { font-size: 13px; }
+  svg .small { font-size: 12.5px; fill: #404040; }
+  .scroll { overflow-x: auto; }
+  .nowrap { white-space: nowrap; }
+  .pair { display: grid; grid-template-columns: repeat(auto-fit, minmax(400px, 1fr)); gap: 12px; }
   .legend { display: flex; flex-wrap: wrap; gap: 4px 16px; padding: 8px ${RIGHT}px 4px ${LEFT}px; font-size: 12px; color: #495057; }
   .key i { display: inline-block; width: 12px; height: 10px; margin-right: 5px; vertical-align: -1px; border-radius: 2px; }
   .key i.line { height: 3px; vertical-align: 3px; }
@@ -392,7 +503,7 @@ export function renderHtml(result: LabResult): string {
   th { background: #f1f3f5; font-weight: 600; }
   td:first-child, th:first-child, td.mono, .left { text-align: left; }
   .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
-  td.bad { color: ${COLORS.refused}; font-weight: 600; }
+  td.bad { color: ${COLORS.bad}; font-weight: 600; }
   .warning { background: #fff4e6; border-left: 4px solid ${COLORS.reset}; padding: 8px 12px; }
   pre { background: white; border: 1px solid #dee2e6; border-radius: 8px; padding: 10px 12px; overflow-x: auto; }
   footer { color: #868e96; font-size: 12px; margin-top: 24px; }
@@ -400,18 +511,21 @@ export function renderHtml(result: LabResult): string {
 </head>
 <body>
 <main>
-<h1>lameduck rollout — ${e(s.name)} <span class="pill ${pass ? 'pass' : 'fail'}">${pass ? 'PASS' : 'FAIL'}</span></h1>
-<p class="sub">${e(headline)}. ${e(verdictLine(result))}.</p>
+<h1>lameduck rollout — ${e(s.name)} <span class="pill ${status}">${status.toUpperCase()}</span></h1>
+<p class="sub">${e(headline)}. ${e(verdictLine(result)).replace(/--[a-z-]+/g, (option) => `<span class="nowrap">${option}</span>`)}.</p>
 ${notes}
 <div class="cards">${cards.join('')}</div>
+${diagnosis}
 <div class="figure">${chart(result)}<div class="legend">${legend()}</div></div>
+<h2>Requests by client kind and by shape</h2>
+<div class="pair">${breakdownTable('client kind', result.byClient)}${breakdownTable('request', result.byRequest)}</div>
 <h2>Pods <small>(times in seconds since the lab started)</small></h2>
-<table><thead><tr><th>pod</th><th>rev</th><th>start</th><th>ready</th><th>routed</th><th>deleted</th><th>unrouted</th><th>SIGTERM</th><th>exit</th><th class="left">how it ended</th><th>exit after SIGTERM</th><th>ok</th><th>failed</th></tr></thead><tbody>${podRows}</tbody></table>
+<div class="scroll"><table><thead><tr><th>pod</th><th>rev</th><th>start</th><th>ready</th><th>routed</th><th>deleted</th><th>unrouted</th><th>SIGTERM</th><th>exit</th><th class="left">how it ended</th><th>exit after SIGTERM</th><th>ok</th><th>failed</th><th title="requests in flight on connections to the pod at its SIGTERM">in flight at SIGTERM</th><th title="requests sent to the pod after its SIGTERM that it answered">served in lame duck</th><th title="exit minus the moment the Service stopped routing new connections to it">headroom</th></tr></thead><tbody>${podRows}</tbody></table></div>
 ${
   result.failures.length === 0
     ? ''
     : `<h2>Failed requests <small>(${result.failures.length > FAILURES_IN_TABLE ? `first ${FAILURES_IN_TABLE} of ${count(result.failed)}` : 'all'}; every one is in the JSON report)</small></h2>
-<table><thead><tr><th>sent</th><th>failed</th><th class="left">outcome</th><th class="left">request</th><th class="left">pod</th><th class="left">error</th></tr></thead><tbody>${failureRows}</tbody></table>`
+<div class="scroll"><table><thead><tr><th>sent</th><th>failed</th><th class="left">outcome</th><th class="left">request</th><th class="left">client</th><th class="left">pod</th><th class="left">error</th></tr></thead><tbody>${failureRows}</tbody></table></div>`
 }
 <h2>Run</h2>
 <pre>${e([`command   ${result.command.join(' ')}`, ...settingsLines(result).map((l, i) => `${i === 0 ? 'settings  ' : '          '}${l}`), `started   ${result.startedAt}, ran ${seconds(result.durationMs, 1)} s`, `model     propagation ${formatDuration(s.propagationDelayMs)} ± ${formatDuration(s.propagationJitterMs)}; see docs/lab.md for what the lab models and what it does not`].join('\n'))}</pre>

@@ -6,21 +6,50 @@ import { count, latency, podEnd, rate, seconds } from './format.js'
 
 export function settingsLines(result: LabResult): string[] {
   const s = result.settings
-  const paths = s.paths.map((p) => (s.paths.length === 1 ? p.path : `${p.weight}:${p.path}`))
+  const paths = s.paths.map(
+    (p) =>
+      `${s.paths.length === 1 ? '' : `${p.weight}:`}${p.method === 'POST' ? 'POST ' : ''}${p.path}`,
+  )
+  const clients = s.clients.map((c) => (s.clients.length === 1 ? c.kind : `${c.weight}:${c.kind}`))
   return [
     `${s.replicas} replicas, ${s.rollouts} rolling update${s.rollouts === 1 ? '' : 's'}, maxSurge ${s.maxSurge} (${s.resolved.maxSurge}), maxUnavailable ${s.maxUnavailable} (${s.resolved.maxUnavailable}), minReady ${formatDuration(s.minReadyMs)}`,
     `grace period ${formatDuration(s.gracePeriodMs)}, preStop sleep ${formatDuration(s.preStopSleepMs)}, readiness GET ${s.readiness.path} every ${formatDuration(s.readiness.periodMs)}, propagation ${formatDuration(s.propagationDelayMs)} ± ${formatDuration(s.propagationJitterMs)}`,
-    `${count(s.rate)} req/s over up to ${s.connections} keep-alive connections, paths ${paths.join(' ')}, timeout ${formatDuration(s.timeoutMs)}`,
+    `${count(s.rate)} req/s, requests ${paths.join(' ')}, timeout ${formatDuration(s.timeoutMs)}`,
+    `clients ${clients.join(' ')}; ${s.pools} pool${s.pools === 1 ? '' : 's'} of up to ${s.connections} keep-alive connections per pooled kind`,
   ]
 }
 
 export function verdictLine(result: LabResult): string {
   const { verdict } = result
   const failed = `${count(verdict.failed)} failed request${verdict.failed === 1 ? '' : 's'}`
+  if (result.interrupted === true) return `INTERRUPTED: ${failed} until then`
   if (result.error !== undefined) return `FAIL: the run stopped early (${failed} until then)`
+  if (verdict.status === 'inconclusive') {
+    const n = verdict.unexercisedPods.length
+    const reasons: string[] = []
+    if (n > 0) {
+      reasons.push(
+        `${n} deleted pod${n === 1 ? '' : 's'} carried no request across ${n === 1 ? 'its' : 'their'} shutdown (${verdict.unexercisedPods.join(', ')}); raise --rate or add --client new-connection`,
+      )
+    }
+    if (verdict.undelivered > 0) {
+      reasons.push(
+        `the lab could not deliver ${count(verdict.undelivered)} request${verdict.undelivered === 1 ? '' : 's'} (its own process was too busy to accept the connections); lower --rate or use a less busy machine`,
+      )
+    }
+    return `INCONCLUSIVE: ${failed}, but ${reasons.join('; and ')}`
+  }
   return verdict.pass
     ? `PASS: ${failed} (--max-failures ${verdict.maxFailures})`
     : `FAIL: ${failed}, more than --max-failures ${verdict.maxFailures}`
+}
+
+/** PASS only: the smallest headroom, the time between the Service's last routed connection and the exit. */
+export function headroomLine(result: LabResult): string | undefined {
+  const pods = result.pods.filter((p) => p.headroomMs !== undefined)
+  if (!result.verdict.pass || pods.length === 0) return undefined
+  const least = pods.reduce((a, b) => (a.headroomMs! <= b.headroomMs! ? a : b))
+  return `every deleted pod exited after the Service stopped routing to it; least headroom ${seconds(least.headroomMs)} s (${least.name})`
 }
 
 function table(rows: string[][], rightAligned: ReadonlySet<number>): string[] {
@@ -47,6 +76,9 @@ export function podRows(pods: PodSummary[]): string[] {
       'exit after',
       'ok',
       'failed',
+      'in flight@TERM',
+      'lame duck ok',
+      'headroom',
     ],
     ...pods.map((pod) => [
       pod.name,
@@ -60,9 +92,12 @@ export function podRows(pods: PodSummary[]): string[] {
       pod.timeToExitMs === undefined ? '-' : `${seconds(pod.timeToExitMs)} s`,
       count(pod.ok),
       count(pod.failed),
+      pod.shutdown === undefined ? '-' : count(pod.shutdown.inFlightAtSigterm),
+      pod.shutdown === undefined ? '-' : count(pod.shutdown.servedInLameDuck),
+      pod.headroomMs === undefined ? '-' : `${seconds(pod.headroomMs)} s`,
     ]),
   ]
-  return table(rows, new Set([1, 2, 3, 4, 5, 6, 8, 9, 10]))
+  return table(rows, new Set([1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13]))
 }
 
 /** The whole text report. */
@@ -96,8 +131,27 @@ export function renderText(result: LabResult): string {
       `latency (ok)  p50 ${latency(l.p50)}   p99 ${latency(l.p99)}   max ${latency(l.max)}`,
     )
   }
+  const kinds = (title: string, rows: LabResult['byClient']) => {
+    const width = Math.max(...rows.map((r) => r.key.length))
+    lines.push(title)
+    for (const row of rows) {
+      lines.push(
+        `  ${row.key.padEnd(width)}  ${count(row.failed).padStart(numberWidth)} failed of ${count(row.sent)}`,
+      )
+    }
+  }
   lines.push('')
-  lines.push('pods (times in s since the lab started)')
+  kinds('by client kind', result.byClient)
+  kinds('by request', result.byRequest)
+  if (result.diagnosis.length > 0) {
+    lines.push('')
+    lines.push('diagnosis')
+    for (const d of result.diagnosis) lines.push(`  - ${d.sentence}`)
+  }
+  lines.push('')
+  lines.push(
+    'pods (times in s since the lab started; in flight@TERM: requests in flight at its SIGTERM; lame duck ok: requests sent after SIGTERM it answered; headroom: exit minus the moment the Service stopped routing to it)',
+  )
   lines.push(...podRows(result.pods).map((line) => `  ${line}`))
   if (result.rollouts.length > 0) {
     lines.push('')
@@ -113,12 +167,14 @@ export function renderText(result: LabResult): string {
     lines.push(`first failed requests (all ${count(result.failed)} are in --json)`)
     for (const f of failures) {
       lines.push(
-        `  ${seconds(f.start)}–${seconds(f.end)} s  ${OUTCOME_LABELS[f.outcome]}  GET ${f.path}  pod ${f.pod ?? '-'}  ${f.message ?? ''}`.trimEnd(),
+        `  ${seconds(f.start)}–${seconds(f.end)} s  ${OUTCOME_LABELS[f.outcome]}  ${f.method} ${f.path}  ${f.client}${f.reused ? ' (reused connection)' : ''}  pod ${f.pod ?? '-'}  ${f.message ?? ''}`.trimEnd(),
       )
     }
   }
   for (const warning of result.warnings) lines.push('', `warning: ${warning}`)
   if (result.error !== undefined) lines.push('', `error: ${result.error}`)
+  const headroom = headroomLine(result)
+  if (headroom !== undefined) lines.push('', headroom)
   lines.push('')
   lines.push(`verdict   ${verdictLine(result)}`)
   return lines.join('\n')

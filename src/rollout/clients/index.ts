@@ -1,0 +1,14 @@
+// The client kinds the load generator can mix. Add a kind: write its module (implementing
+// ClientKind from types.ts) and list it here.
+import { AGENT_FIFO, AGENT_LIFO } from './agent.js'
+import { FETCH } from './fetch.js'
+import { NEW_CONNECTION } from './new-connection.js'
+import type { ClientKind } from './types.js'
+
+export const CLIENT_KINDS: readonly ClientKind[] = [AGENT_LIFO, AGENT_FIFO, FETCH, NEW_CONNECTION]
+
+export function clientKind(name: string): ClientKind | undefined {
+  return CLIENT_KINDS.find((kind) => kind.name === name)
+}
+
+export type { Attempt, ClientFailure, ClientKind, LoadClient, RequestSpec } from './types.js'

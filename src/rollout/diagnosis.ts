@@ -1,0 +1,231 @@
+// Diagnosis: each failed request is put in the one cluster whose mechanism explains it (the
+// first rule that matches, in the order below), and each cluster becomes one sentence that
+// names the mechanism, gives the numbers and says what fixes it.
+//
+//   1. sigkill     the pod was SIGKILLed at the grace period while the request was in flight
+//   2. refused     routed to a pod whose listener had closed, before the Service stopped routing
+//   3. no-endpoint the Service had no ready endpoint
+//   4. keep-alive  a request sent on a reused keep-alive connection the pod closed
+//   5. cut         in flight when the pod's process exited
+//   6. http-5xx    an error status from a pod after SIGTERM
+//   7. overload    timed out on a pod that was not being deleted: not a shutdown failure, but
+//                  the pods (or the lab) could not keep up with the rate on this machine
+//   8. timeout     no complete response within --timeout, around a pod's shutdown
+//   9. other       whatever is left, by outcome
+import type { PodRecord } from './kubelet.js'
+import { formatDuration } from './options.js'
+import { OUTCOME_LABELS, type RequestRecord } from './recorder.js'
+
+export type Mechanism =
+  | 'sigkill'
+  | 'refused'
+  | 'no-endpoint'
+  | 'keep-alive'
+  | 'cut'
+  | 'http-5xx'
+  | 'overload'
+  | 'timeout'
+  | 'other'
+
+export interface Diagnosis {
+  mechanism: Mechanism
+  /** Failed requests in this cluster. */
+  count: number
+  /** Of those, POSTs: a client must not retry them, so each is an error seen by a user. */
+  posts: number
+  /** Pods the cluster's requests were routed to. */
+  pods: string[]
+  /** One sentence: the mechanism, the numbers, then `→` and the fix. */
+  sentence: string
+}
+
+/** The pod timestamps the diagnosis reads, with when the Service stopped routing to it. */
+export interface DiagnosedPod extends PodRecord {
+  endpointRemovedAt?: number
+}
+
+export interface DiagnosisContext {
+  pods: readonly DiagnosedPod[]
+  propagationDelayMs: number
+  propagationJitterMs: number
+  gracePeriodMs: number
+  preStopSleepMs: number
+  timeoutMs: number
+}
+
+/** A request ending this close to a pod's exit (or SIGKILL) was ended by it. */
+const EXIT_PROXIMITY_MS = 250
+/** Margin added to the propagation delay plus jitter in the advised drain delay. */
+const DRAIN_MARGIN_MS = 250
+
+const s1 = (ms: number) => (ms / 1_000).toFixed(1)
+
+function range(values: number[]): string {
+  if (values.length === 0) return '?'
+  const low = Math.min(...values)
+  const high = Math.max(...values)
+  return s1(low) === s1(high) ? `${s1(low)} s` : `${s1(low)}–${s1(high)} s`
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`
+}
+
+/** The drain delay advised: above the propagation delay plus jitter, rounded up to 0.5 s. */
+export function advisedDrainMs(context: DiagnosisContext): number {
+  const needed = context.propagationDelayMs + context.propagationJitterMs + DRAIN_MARGIN_MS
+  return Math.ceil(needed / 500) * 500
+}
+
+function classifyOne(f: RequestRecord, pod: DiagnosedPod | undefined): Mechanism {
+  if (f.outcome === 'refused' && f.pod === undefined) return 'no-endpoint'
+  if (f.outcome === 'refused' && /no ready endpoint/.test(f.message ?? '')) return 'no-endpoint'
+  if (pod === undefined) return f.outcome === 'timeout' ? 'timeout' : 'other'
+  if (
+    pod.sigkillAt !== undefined &&
+    f.start < pod.sigkillAt &&
+    f.end >= pod.sigkillAt - 1 &&
+    f.end <= pod.sigkillAt + EXIT_PROXIMITY_MS
+  ) {
+    return 'sigkill'
+  }
+  if (f.outcome === 'refused') return 'refused'
+  const terminating = pod.sigtermAt !== undefined && f.end >= pod.sigtermAt
+  if ((f.outcome === 'hang_up' || f.outcome === 'reset') && terminating) {
+    // No response had started on a connection that had carried requests before: the pod
+    // closed a keep-alive connection the client had just sent a request on.
+    if (f.reused === true && f.status === undefined && f.start >= pod.sigtermAt!) {
+      return 'keep-alive'
+    }
+    if (pod.exitedAt !== undefined && Math.abs(f.end - pod.exitedAt) <= EXIT_PROXIMITY_MS) {
+      return 'cut'
+    }
+    if (f.reused === true && f.status === undefined) return 'keep-alive'
+    return 'cut'
+  }
+  if (f.outcome === 'http_5xx' && terminating) return 'http-5xx'
+  if (f.outcome === 'timeout' && (pod.deletedAt === undefined || f.end < pod.deletedAt)) {
+    return 'overload'
+  }
+  if (f.outcome === 'timeout') return 'timeout'
+  return 'other'
+}
+
+/** Clusters the failed requests and writes one sentence per cluster, largest first. */
+export function diagnose(
+  requests: readonly RequestRecord[],
+  context: DiagnosisContext,
+): Diagnosis[] {
+  const pods = new Map(context.pods.map((pod) => [pod.name, pod]))
+  const okLatencies = requests
+    .filter((r) => r.outcome === 'ok')
+    .map((r) => r.end - r.start)
+    .sort((a, b) => a - b)
+  const p99 = okLatencies[Math.max(0, Math.ceil(okLatencies.length * 0.99) - 1)] ?? 0
+  const clusters = new Map<Mechanism, RequestRecord[]>()
+  for (const request of requests) {
+    if (request.outcome === 'ok') continue
+    const mechanism = classifyOne(
+      request,
+      request.pod === undefined ? undefined : pods.get(request.pod),
+    )
+    const list = clusters.get(mechanism) ?? []
+    list.push(request)
+    clusters.set(mechanism, list)
+  }
+  const out: Diagnosis[] = []
+  for (const [mechanism, failures] of clusters) {
+    const podNames = [...new Set(failures.flatMap((f) => (f.pod === undefined ? [] : [f.pod])))]
+    const clusterPods = podNames.map((name) => pods.get(name)!).filter((p) => p !== undefined)
+    const posts = failures.filter((f) => f.method === 'POST').length
+    let sentence = sentenceFor(mechanism, failures, clusterPods, { ...context, p99 })
+    if (posts > 0) {
+      sentence = sentence.replace(
+        ' →',
+        `; ${posts} of them POST${posts === 1 ? '' : 's'}, which no client may retry →`,
+      )
+    }
+    out.push({ mechanism, count: failures.length, posts, pods: podNames, sentence })
+  }
+  return out.sort((a, b) => b.count - a.count)
+}
+
+/** Outcomes of a cluster, e.g. "socket hang up" or "5 socket hang up, 2 connection reset". */
+function outcomes(failures: readonly RequestRecord[]): string {
+  const counts = new Map<string, number>()
+  for (const f of failures) counts.set(f.outcome, (counts.get(f.outcome) ?? 0) + 1)
+  if (counts.size === 1) return `${failures.length} ${OUTCOME_LABELS[failures[0]!.outcome]}`
+  return [...counts]
+    .map(([o, n]) => `${n} ${OUTCOME_LABELS[o as keyof typeof OUTCOME_LABELS]}`)
+    .join(', ')
+}
+
+function sentenceFor(
+  mechanism: Mechanism,
+  failures: readonly RequestRecord[],
+  pods: readonly DiagnosedPod[],
+  context: DiagnosisContext & { p99: number },
+): string {
+  const n = failures.length
+  const onPods = plural(pods.length, 'pod')
+  switch (mechanism) {
+    case 'sigkill': {
+      const after = pods.flatMap((p) =>
+        p.sigkillAt !== undefined && p.sigtermAt !== undefined ? [p.sigkillAt - p.sigtermAt] : [],
+      )
+      return `SIGKILL at the grace period cut ${plural(n, 'request')} on ${onPods}, ${range(after)} after SIGTERM → finish the shutdown within terminationGracePeriodSeconds (${formatDuration(context.gracePeriodMs)}, preStop included), or raise it above the drain delay plus the longest request`
+    }
+    case 'refused': {
+      // Per pod: its first refused connection (the listener was closed by then) and how long
+      // the Service kept routing new connections to it afterwards.
+      const closed: number[] = []
+      const routed: number[] = []
+      for (const pod of pods) {
+        const first = Math.min(...failures.filter((f) => f.pod === pod.name).map((f) => f.end))
+        if (pod.sigtermAt !== undefined) closed.push(Math.max(0, first - pod.sigtermAt))
+        if (pod.endpointRemovedAt !== undefined) {
+          routed.push(Math.max(0, pod.endpointRemovedAt - first))
+        }
+      }
+      const drain = formatDuration(advisedDrainMs(context))
+      return `${n} refused: sent to ${onPods} whose listener had closed ${range(closed)} after SIGTERM while the Service still routed new connections to them for ${range(routed)} more → keep the listener open and serving for longer than the propagation delay (drainDelay ≥ ${drain} here: ${formatDuration(context.propagationDelayMs)} ± ${formatDuration(context.propagationJitterMs)} plus a margin)`
+    }
+    case 'no-endpoint': {
+      const times = failures.map((f) => f.end)
+      return `${n} refused: the Service had no ready endpoint at ${range(times)} → keep enough pods ready during the update (maxUnavailable below replicas, readiness that passes as soon as the pod serves)`
+    }
+    case 'keep-alive': {
+      const after: number[] = []
+      let whileRouted = 0
+      for (const f of failures) {
+        const pod = pods.find((p) => p.name === f.pod)
+        if (pod?.sigtermAt !== undefined) after.push(f.end - pod.sigtermAt)
+        if (pod?.endpointRemovedAt === undefined || f.end < pod.endpointRemovedAt) whileRouted++
+      }
+      const head = `${outcomes(failures)} on reused keep-alive connections that ${onPods} closed ${range(after)} after SIGTERM just as the client sent a request on them`
+      if (whileRouted > 0) {
+        return `${head}, ${whileRouted} while the Service still routed to the pod → send \`Connection: close\` on every response during the drain and keep serving until the Service stops routing to the pod`
+      }
+      return `${head}, after the Service stopped routing to the pod: closing a connection the client may reuse races with its next request → send \`Connection: close\` on every response during the drain so clients stop reusing connections, and close a connection that stayed idle only once it has been idle longer than the keep-alive timeout the server advertises (Keep-Alive: timeout=N), so the client drops it first`
+    }
+    case 'cut': {
+      const exits = pods.flatMap((p) =>
+        p.exitedAt !== undefined && p.sigtermAt !== undefined ? [p.exitedAt - p.sigtermAt] : [],
+      )
+      const responding = failures.filter((f) => f.status !== undefined).length
+      const detail = responding > 0 ? `, ${responding} of them mid-response (streamed or slow)` : ''
+      return `${outcomes(failures)}: in flight when ${onPods} exited ${range(exits)} after SIGTERM${detail} → stop accepting new connections first, then wait for every in-flight request, streamed responses included, before exiting`
+    }
+    case 'http-5xx':
+      return `${n} HTTP 5xx answered by ${onPods} after SIGTERM → keep answering requests normally during the drain; only the readiness probe should answer 503`
+    case 'overload':
+      return `${n} timed out on ${onPods} that ${pods.length === 1 ? 'was' : 'were'} not being deleted (no complete response within ${formatDuration(context.timeoutMs)}; p99 latency of the ok requests ${s1(context.p99)} s): not a shutdown failure — the pods or the lab could not keep up with the rate on this machine → lower --rate, or run on a less busy machine`
+    case 'timeout':
+      return `${n} timed out: no complete response within ${formatDuration(context.timeoutMs)} (--timeout)${pods.length > 0 ? ` from ${onPods}` : ''} → a pod that stops reading or answering without closing leaves clients waiting; close connections you will not serve`
+    case 'other':
+      return `${outcomes(failures)} not explained by a pod's shutdown (${failures
+        .slice(0, 2)
+        .map((f) => f.message ?? f.outcome)
+        .join('; ')}) → see the failed requests below`
+  }
+}
