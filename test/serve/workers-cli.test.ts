@@ -16,7 +16,6 @@ test('--help explains the command with examples and exits 0', async () => {
 })
 
 const bad: [string, string[], RegExp][] = [
-  ['no --workers', [app], /--workers is required/],
   ['zero workers', ['--workers', '0', app], /--workers must be from 1 to 1024, got '0'/],
   ['no app', ['--workers', '2'], /missing the app to run/],
   ['a missing script', ['--workers', '2', 'nope.js'], /cannot find the app script 'nope.js'/],
@@ -55,6 +54,10 @@ test('a bad LAMEDUCK_* variable is reported like the library reports it', async 
   })
   assert.equal((await exited(run.child, 'bad env')).code, 2)
   assert.match(run.stderr(), /LAMEDUCK_DRAIN_DELAY_MS to be a non-negative integer/)
+})
+
+test('serveWorkers without --workers says it is required (lameduck serve sends it only with --workers)', () => {
+  assert.throws(() => parseWorkersArgs([app], {}), /--workers is required/)
 })
 
 test('flags win over LAMEDUCK_* variables, and every worker gets the resolved settings', () => {
