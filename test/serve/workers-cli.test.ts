@@ -57,6 +57,10 @@ test('a bad LAMEDUCK_* variable is reported like the library reports it', async 
   assert.match(run.stderr(), /LAMEDUCK_DRAIN_DELAY_MS to be a non-negative integer/)
 })
 
+test('serveWorkers without --workers says it is required (lameduck serve sends it only with --workers)', () => {
+  assert.throws(() => parseWorkersArgs([app], {}), /--workers is required/)
+})
+
 test('flags win over LAMEDUCK_* variables, and every worker gets the resolved settings', () => {
   const parsed = parseWorkersArgs(
     [
