@@ -170,7 +170,11 @@ test('a stdlib Python service and a naive Node server lose nothing under lameduc
       served(command),
       RUN_MS,
     )
-    assert.equal(run.exit.code, 0, `${name}: exit ${run.exit.code}: ${run.stdout.slice(-1500)} ${run.stderr}`)
+    assert.equal(
+      run.exit.code,
+      0,
+      `${name}: exit ${run.exit.code}: ${run.stdout.slice(-1500)} ${run.stderr}`,
+    )
     assert.equal(run.result?.failed, 0, `${name}: ${summary(run.result)}`)
   }
 })
