@@ -19,6 +19,9 @@ export const SETTLE_MAX_MS = 250
  * done so since v0.x and the http client and server rely on it internally. */
 interface HttpSocket extends Socket {
   _httpMessage?: ServerResponse | null
+  /** The connection's HTTP parser; `incoming` is the request it parsed last. Internal since
+   * v0.x (node's own server code reads both). */
+  parser?: { incoming?: IncomingMessage | null } | null
 }
 
 /** Node sets `_last` on a response once its headers say the connection closes after it
@@ -79,14 +82,17 @@ function closeHeaders(headers: unknown): unknown {
 /**
  * Tracks one server's connections and moves its clients off them during shutdown.
  *
- * Per connection it costs one Map entry and one shared 'close' listener; per request, in
- * steady state, one probe-path lookup and one property read. Everything else happens only
- * after the signal.
+ * Per connection it costs one Map entry and one shared 'close' listener. Per request, in
+ * steady state: with probes served on this server, a wrapper around `server.emit` that
+ * pre-checks the probe path; with probes elsewhere, nothing (the wrapper is installed when
+ * the drain starts). Everything else happens only after the signal.
  *
  * The rules it follows while draining, for HTTP/1.1:
  * - A response whose headers are not out yet gets `Connection: close`, decided when its
  *   headers are written, whatever the application set; unless more pipelined requests wait
- *   behind it on the same connection: then the last of them carries the close.
+ *   behind it on the same connection: then the last of them carries the close. (With
+ *   probes on a separate port, requests pipelined before the signal are not seen: they keep
+ *   keep-alive, and their connection is closed as idle in the close phase.)
  * - A request that arrives on a connection after a response that said `close` is not
  *   passed to the application (RFC 9112 §9.6: it is not processed; the client retries it).
  * - A connection is never closed right after a response that told the client keep-alive:
@@ -102,14 +108,14 @@ export class ConnectionTracker {
   readonly #httpSockets: Set<Socket> | undefined
   /** For https: the TLS socket running on each TCP socket, once its handshake is done. */
   readonly #tlsOf = new WeakMap<Socket, Socket>()
-  /** Pipelined responses not finished yet, per connection, in the order of their requests. */
-  readonly #queued = new WeakMap<Socket, Set<ServerResponse>>()
   /** Responses whose headers decide `Connection: close` when they are written. */
   readonly #marked = new WeakSet<ServerResponse>()
   /** Connections that have been answered with `Connection: close`. */
   readonly #closeSent = new WeakSet<Socket>()
   readonly #destroyed = new WeakSet<Socket>()
   readonly #close: HttpServer['close']
+  readonly #probes: Probes | undefined
+  #intercepting = false
   #accepted = 0
   #draining = false
   #closing = false
@@ -163,61 +169,16 @@ export class ConnectionTracker {
     for (const parser of connectionsList(server)?.all() ?? []) {
       const socket = parser.socket
       if (socket == null || socket.destroyed) continue
-      const tcp = tls ? ((socket as unknown as { _parent?: Socket })._parent ?? socket) : socket
+      const tcp = tls ? this.#tcpOf(socket) : socket
       if (sockets.has(tcp)) continue
       addSocket(tcp, Number.NEGATIVE_INFINITY)
       if (tls) addHttpSocket(socket)
     }
 
-    // Intercept requests before any listener sees them, so probe paths never reach the app
-    // and responses can be marked `Connection: close` before the app writes headers. The
-    // 'request' path passes its two arguments on directly: forwarding `arguments` costs
-    // measurably more per request.
-    const emit = server.emit as (
-      this: HttpServer,
-      event: string | symbol,
-      ...args: unknown[]
-    ) => boolean
-    server.emit = function (
-      this: HttpServer,
-      event: string | symbol,
-      req?: unknown,
-      res?: unknown,
-    ): boolean {
-      if (event === 'request') {
-        // A pipelined request's response waits for the one before it: no socket yet.
-        if (
-          (tracker.#draining || (res as ServerResponse).socket === null) &&
-          tracker.#intercept(req as IncomingMessage, res as ServerResponse)
-        )
-          return true
-        if (probes !== undefined) {
-          const kind = probes.match((req as IncomingMessage).url)
-          if (kind !== undefined) {
-            probes.handle(kind, req as IncomingMessage, res as ServerResponse)
-            return true
-          }
-        }
-        return emit.call(this, event, req, res)
-      }
-      if (event === 'checkContinue' || event === 'checkExpectation') {
-        // Requests with `Expect:` go to these listeners instead of 'request', when there are any.
-        if (tracker.#intercept(req as IncomingMessage, res as ServerResponse)) return true
-        const kind = probes?.match((req as IncomingMessage).url)
-        if (kind !== undefined) {
-          probes?.handle(kind, req as IncomingMessage, res as ServerResponse)
-          return true
-        }
-      } else if (event === 'upgrade' && probes !== undefined) {
-        const kind = probes.match((req as IncomingMessage).url)
-        if (kind !== undefined) {
-          answerOnSocket(probes, kind, req as IncomingMessage, res as Duplex)
-          return true
-        }
-      }
-      // biome-ignore lint/complexity/noArguments: forwards every argument of other events as they came
-      return Reflect.apply(emit, this, arguments) as boolean
-    } as typeof server.emit
+    this.#probes = probes
+    // With probes on this server, requests are intercepted from the start; otherwise only
+    // from the drain on, so that the request path costs nothing until then.
+    if (probes !== undefined) this.#intercept()
 
     // An application that closes the server itself (its own SIGTERM handler, fastify.close())
     // refuses new connections while the Service may still route to the pod: record it.
@@ -245,13 +206,10 @@ export class ConnectionTracker {
   drain(): void {
     if (this.#draining) return
     this.#draining = true
+    this.#intercept()
     for (const socket of this.#httpSockets ?? this.#sockets.keys()) {
       const res = (socket as HttpSocket)._httpMessage
-      if (res != null && !res.writableFinished) {
-        if (!res.headersSent) this.#mark(res)
-        else this.#watchKeptAlive(res)
-      }
-      for (const queued of this.#queued.get(socket) ?? []) this.#mark(queued)
+      if (res != null && !res.writableFinished) this.#follow(res)
     }
   }
 
@@ -320,29 +278,81 @@ export class ConnectionTracker {
   }
 
   /**
-   * The slow path of a request: pipelined, or arriving while draining. Returns true when
-   * the request must not reach the application.
+   * Intercepts requests before any listener sees them, so that probe paths never reach the
+   * application and responses are marked before the application writes their headers.
+   * The 'request' path passes its two arguments on directly: forwarding `arguments` costs
+   * measurably more per request.
    */
-  #intercept(req: IncomingMessage, res: ServerResponse): boolean {
-    const socket = req.socket
-    if (this.#draining && this.#closeSent.has(socket)) {
-      // Behind a response that said `Connection: close`: not processed (RFC 9112 §9.6).
-      // node closes the connection once that response is sent.
-      return true
-    }
-    if (res.socket === null) {
-      let queue = this.#queued.get(socket)
-      if (queue === undefined) {
-        queue = new Set()
-        this.#queued.set(socket, queue)
+  #intercept(): void {
+    if (this.#intercepting) return
+    this.#intercepting = true
+    const tracker = this
+    const probes = this.#probes
+    const server = this.server
+    const emit = server.emit as (
+      this: HttpServer,
+      event: string | symbol,
+      ...args: unknown[]
+    ) => boolean
+    server.emit = function (
+      this: HttpServer,
+      event: string | symbol,
+      req?: unknown,
+      res?: unknown,
+    ): boolean {
+      if (event === 'request') {
+        if (tracker.#draining) {
+          if (tracker.#swallow(req as IncomingMessage, res as ServerResponse)) return true
+        } else if ((res as ServerResponse).socket === null) {
+          // A pipelined request: its response waits for the one before it, out of reach
+          // once the drain starts, so it is marked now (rare: Node's Agent, browsers and
+          // most proxies do not pipeline).
+          tracker.#mark(res as ServerResponse)
+        }
+        if (probes !== undefined) {
+          const kind = probes.match((req as IncomingMessage).url)
+          if (kind !== undefined) {
+            probes.handle(kind, req as IncomingMessage, res as ServerResponse)
+            return true
+          }
+        }
+        return emit.call(this, event, req, res)
       }
-      queue.add(res)
-      const done = () => queue.delete(res)
-      res.once('finish', done)
-      res.once('close', done)
-    }
-    if (this.#draining) this.#mark(res)
+      if (event === 'checkContinue' || event === 'checkExpectation') {
+        // Requests with `Expect:` go to these listeners instead of 'request', when there are any.
+        if (tracker.#draining && tracker.#swallow(req as IncomingMessage, res as ServerResponse))
+          return true
+        const kind = probes?.match((req as IncomingMessage).url)
+        if (kind !== undefined) {
+          probes?.handle(kind, req as IncomingMessage, res as ServerResponse)
+          return true
+        }
+      } else if (event === 'upgrade' && probes !== undefined) {
+        const kind = probes.match((req as IncomingMessage).url)
+        if (kind !== undefined) {
+          answerOnSocket(probes, kind, req as IncomingMessage, res as Duplex)
+          return true
+        }
+      }
+      // biome-ignore lint/complexity/noArguments: forwards every argument of other events as they came
+      return Reflect.apply(emit, this, arguments) as boolean
+    } as typeof server.emit
+  }
+
+  /** A request that arrives while draining: true when it must not reach the application,
+   * because it came behind a response that said `Connection: close` (RFC 9112 §9.6: not
+   * processed; the client retries it; node closes the connection after that response). */
+  #swallow(req: IncomingMessage, res: ServerResponse): boolean {
+    if (this.#closeSent.has(req.socket)) return true
+    this.#mark(res)
     return false
+  }
+
+  /** Follows a response in progress when the drain starts: marks it if its headers are not
+   * out yet, else waits for it to end and follows the next one on its connection. */
+  #follow(res: ServerResponse): void {
+    if (!res.headersSent) this.#mark(res)
+    else this.#watchKeptAlive(res)
   }
 
   /** Decides `Connection: close` for `res` when its headers are written. */
@@ -352,10 +362,17 @@ export class ConnectionTracker {
     const tracker = this
     const writeHead = res.writeHead
     res.writeHead = function (this: ServerResponse) {
-      const socket = this.req.socket
+      if (!tracker.#draining) {
+        // biome-ignore lint/complexity/noArguments: the status, message and headers as given
+        return Reflect.apply(writeHead, this, arguments) as ServerResponse
+      }
+      const socket = this.req.socket as HttpSocket
       // biome-ignore lint/complexity/noArguments: the status, message and headers as given
       const args = Array.prototype.slice.call(arguments) as unknown[]
-      if (!tracker.#pipelinedBehind(socket, this)) {
+      // Another request parsed after this one on the connection is a pipelined request
+      // waiting for its turn: the close goes on the last response, not this one.
+      const incoming = socket.parser?.incoming
+      if (incoming == null || incoming === this.req) {
         this.shouldKeepAlive = false
         if (this.hasHeader('connection')) this.setHeader('connection', 'close')
         const at = typeof args[1] === 'string' ? 2 : 1
@@ -368,24 +385,19 @@ export class ConnectionTracker {
     } as typeof res.writeHead
   }
 
-  /** True when requests that arrived after `res` on `socket` are still waiting. */
-  #pipelinedBehind(socket: Socket, res: ServerResponse): boolean {
-    const queue = this.#queued.get(socket)
-    if (queue === undefined) return false
-    let after = !queue.has(res)
-    for (const other of queue) {
-      if (other === res) after = true
-      else if (after && !other.writableFinished) return true
-    }
-    return false
-  }
-
-  /** A response that went out with keep-alive during the drain: once it ends in the close
-   * phase, its connection gets NEW_CONNECTION_GRACE_MS to send its next request (which is
-   * answered with `Connection: close`) before it is closed as idle. */
+  /** A response that went out with keep-alive during the drain. When it ends, node moves
+   * to the next pipelined response on its connection, if any: that one is followed in turn.
+   * Once the last one ends in the close phase, the connection gets NEW_CONNECTION_GRACE_MS
+   * to send its next request (answered with `Connection: close`) before it is closed as
+   * idle. */
   #watchKeptAlive(res: ServerResponse): void {
+    const socket = res.req.socket as HttpSocket
+    // node's own 'finish' listener (added when the response was created) runs first and
+    // hands the connection to the next response.
     res.once('finish', () => {
-      if (this.#closing) this.#sweepIdleLater()
+      const next = socket._httpMessage
+      if (next != null && next !== res && !next.writableFinished) this.#follow(next)
+      else if (this.#closing) this.#sweepIdleLater()
     })
   }
 

@@ -15,6 +15,10 @@ function stopped(app: AppProcess): Record<string, unknown> | undefined {
   return app.logs().find((line) => line.event === 'state' && line.state === 'stopped')
 }
 
+function probeOption(where: 'same port' | 'own port'): Record<string, unknown> {
+  return where === 'own port' ? { probes: { port: 0, host: '127.0.0.1' } } : {}
+}
+
 let flushes = 0
 /** Waits until the app's output so far has reached the test: it prints a line for one more
  * request, and lines arrive in order. The listener must still be open. */
@@ -105,9 +109,14 @@ describe('HTTP/1.1 shapes across the shutdown', () => {
     })
   }
 
-  for (const via of ['setHeader', 'writeHead', 'pairs']) {
-    test(`an app that sets Connection: keep-alive (${via}) still answers with Connection: close during the lame duck`, async (t) => {
-      const app = await startApp({ options: { drainDelay: 60_000 } })
+  for (const [via, probes] of [
+    ['setHeader', 'same port'],
+    ['writeHead', 'same port'],
+    ['pairs', 'same port'],
+    ['writeHead', 'own port'],
+  ] as const) {
+    test(`an app that sets Connection: keep-alive (${via}) still answers with Connection: close during the lame duck (probes on the ${probes})`, async (t) => {
+      const app = await startApp({ options: { drainDelay: 60_000, ...probeOption(probes) } })
       t.after(() => app.child.kill('SIGKILL'))
       app.signal('SIGTERM')
       await app.state('draining')
@@ -120,29 +129,31 @@ describe('HTTP/1.1 shapes across the shutdown', () => {
     })
   }
 
-  test('pipelined requests sent during the lame duck: each one the app runs is answered, in order, the last with Connection: close', async (t) => {
-    const app = await startApp({ options: { drainDelay: 60_000 } })
-    t.after(() => app.child.kill('SIGKILL'))
-    app.signal('SIGTERM')
-    await app.state('draining')
-    const connection = new RawConnection(app.port)
-    await connection.connected
-    const get = (n: number) =>
-      `GET /?delay=20&pipe=${n} HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n`
-    connection.send(get(1) + get(2) + get(3))
-    await within('the connection to close', connection.closed)
-    await flushed(app)
-    const responses = parseResponses(connection.data)
-    assert.equal(responses.length, ran(app, '/?delay=20&pipe=').length)
-    assert.deepEqual(
-      responses.map((r) => r.body),
-      ['GET / 20', 'GET / 20', 'GET / 20'],
-    )
-    assert.deepEqual(
-      responses.map((r) => r.headers.connection),
-      ['keep-alive', 'keep-alive', 'close'],
-    )
-  })
+  for (const probes of ['same port', 'own port'] as const) {
+    test(`pipelined requests sent during the lame duck: each one the app runs is answered, in order, the last with Connection: close (probes on the ${probes})`, async (t) => {
+      const app = await startApp({ options: { drainDelay: 60_000, ...probeOption(probes) } })
+      t.after(() => app.child.kill('SIGKILL'))
+      app.signal('SIGTERM')
+      await app.state('draining')
+      const connection = new RawConnection(app.port)
+      await connection.connected
+      const get = (n: number) =>
+        `GET /?delay=20&pipe=${n} HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n`
+      connection.send(get(1) + get(2) + get(3))
+      await within('the connection to close', connection.closed)
+      await flushed(app)
+      const responses = parseResponses(connection.data)
+      assert.equal(responses.length, ran(app, '/?delay=20&pipe=').length)
+      assert.deepEqual(
+        responses.map((r) => r.body),
+        ['GET / 20', 'GET / 20', 'GET / 20'],
+      )
+      assert.deepEqual(
+        responses.map((r) => r.headers.connection),
+        ['keep-alive', 'keep-alive', 'close'],
+      )
+    })
+  }
 
   test('pipelined requests in flight at the signal are all answered, the last with Connection: close', async (t) => {
     const app = await startApp({ options: { drainDelay: 60_000 } })
