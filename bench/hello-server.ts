@@ -3,22 +3,48 @@
 //   node dist/bench/hello-server.js bare                plain node:http
 //   node dist/bench/hello-server.js lameduck            the same with lameduck(server), default
 //                                                       options, drainDelay 0
+//   node dist/bench/hello-server.js lameduck-probe-port lameduck with its probes on a separate
+//                                                       port: probes: { port: 0 }
 //   node dist/bench/hello-server.js lameduck-noprobes   lameduck with probes: false
 //   node dist/bench/hello-server.js wrapper-copy        bare plus a copy of the 'request'
-//                                                       interception lameduck installs
-//                                                       (src/connections.ts), nothing else
+//                                                       interception lameduck installed before
+//                                                       issue 7 (src/connections.ts), nothing else
 //   node dist/bench/hello-server.js wrapper-fixed       the same interception without rest
 //                                                       parameters and array spread
 //
-// The last three are ablations: they tell which part of lameduck costs what per request.
+// and the same server with one of the peer libraries (devDependencies of the benchmarks only),
+// each set up as its README shows for a plain node:http server and stopped on SIGTERM:
+//
+//   terminus                  @godaddy/terminus: createTerminus(server, { healthChecks:
+//                             { '/healthcheck': ... }, useExit0: true }), the README's usage
+//                             plus its Kubernetes advice (useExit0) so the process exits with
+//                             0 instead of re-raising the signal
+//   http-terminator           createHttpTerminator({ server }); SIGTERM calls terminate()
+//   stoppable                 stoppable(server); SIGTERM calls server.stop()
+//   http-graceful-shutdown    gracefulShutdown(server) right after listen(); it handles
+//                             SIGTERM itself and ends with process.exit
+//
+// The wrapper-* forms are ablations: they tell which part of lameduck costs what per request.
+// A peer library is loaded only in its own form, so the others do not pay for loading it.
 // It listens on 127.0.0.1 on a free port and prints `listening PORT`. SIGTERM stops it: without
-// lameduck it closes its listener and connections and exits once nothing is left; with
-// lameduck, lameduck handles the signal. On exit it prints `served N` (requests that reached
-// the handler).
+// a library it closes its listener and connections and exits once nothing is left; with one,
+// the library handles the signal. On exit it prints `served N` (requests that reached the
+// handler).
 import http from 'node:http'
 import { lameduck } from 'lameduck'
 
-const MODES = ['bare', 'lameduck', 'lameduck-noprobes', 'wrapper-copy', 'wrapper-fixed'] as const
+const MODES = [
+  'bare',
+  'lameduck',
+  'lameduck-probe-port',
+  'lameduck-noprobes',
+  'wrapper-copy',
+  'wrapper-fixed',
+  'terminus',
+  'http-terminator',
+  'stoppable',
+  'http-graceful-shutdown',
+] as const
 type Mode = (typeof MODES)[number]
 
 const mode = process.argv[2] as Mode
@@ -51,11 +77,47 @@ function probe(res: http.ServerResponse): void {
   res.end('{"status":"ready"}')
 }
 
-if (mode === 'lameduck' || mode === 'lameduck-noprobes') {
-  lameduck(server, { drainDelay: 0, ...(mode === 'lameduck-noprobes' ? { probes: false } : {}) })
+/** Without a library: close the listener and every connection, and let the loop run out. */
+function stopOnSigterm(): void {
+  process.on('SIGTERM', () => {
+    server.close()
+    server.closeAllConnections()
+  })
+}
+
+let afterListen: (() => void) | undefined
+if (mode === 'lameduck') {
+  lameduck(server, { drainDelay: 0 })
+} else if (mode === 'lameduck-probe-port') {
+  lameduck(server, { drainDelay: 0, probes: { port: 0 } })
+} else if (mode === 'lameduck-noprobes') {
+  lameduck(server, { drainDelay: 0, probes: false })
+} else if (mode === 'terminus') {
+  const { createTerminus } = await import('@godaddy/terminus')
+  createTerminus(server, {
+    healthChecks: { '/healthcheck': () => Promise.resolve() },
+    useExit0: true,
+  })
+} else if (mode === 'http-terminator') {
+  const { createHttpTerminator } = await import('http-terminator')
+  const httpTerminator = createHttpTerminator({ server })
+  process.on('SIGTERM', () => {
+    void httpTerminator.terminate()
+  })
+} else if (mode === 'stoppable') {
+  const { default: stoppable } = await import('stoppable')
+  stoppable(server)
+  process.on('SIGTERM', () => {
+    ;(server as http.Server & { stop: () => void }).stop()
+  })
+} else if (mode === 'http-graceful-shutdown') {
+  const { default: gracefulShutdown } = await import('http-graceful-shutdown')
+  afterListen = () => {
+    gracefulShutdown(server)
+  }
 } else {
   if (mode === 'wrapper-copy') {
-    // As in ConnectionTracker's constructor.
+    // As in ConnectionTracker's constructor before issue 7 (rest parameters, a copied array).
     const emit = server.emit
     server.emit = function (this: http.Server, event: string | symbol, ...args: unknown[]) {
       if (event === 'request') {
@@ -86,10 +148,7 @@ if (mode === 'lameduck' || mode === 'lameduck-noprobes') {
       return Reflect.apply(emit, this, arguments) as boolean
     } as typeof server.emit
   }
-  process.on('SIGTERM', () => {
-    server.close()
-    server.closeAllConnections()
-  })
+  stopOnSigterm()
 }
 
 process.on('exit', () => {
@@ -99,3 +158,4 @@ process.on('exit', () => {
 server.listen(0, '127.0.0.1', () => {
   process.stdout.write(`listening ${(server.address() as { port: number }).port}\n`)
 })
+afterListen?.()

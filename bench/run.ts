@@ -1,10 +1,12 @@
-// Runs the benchmarks of issue 2 and prints their figures as markdown; the raw results go to
+// Runs the benchmarks of issues 2 and 7 and prints their figures as markdown; the raw results go to
 // bench/out/results-DATE.json. Benchmarks, not tests: CI does not run them.
 //
 //   npm run bench                       overhead, wrk, exit, close (about 6 minutes on 2 cores)
 //   npm run bench -- overhead exit      only some of them
 //   npm run bench -- ablation           which part of lameduck costs what per request
 //   npm run bench -- overhead --reps 1  fewer repetitions
+//   npm run bench -- overhead --variants lameduck,lameduck-probe-port --window steady
+//                                       only some variants (bare always runs), one window
 //
 // Run with another node (e.g. Node 24) after `npm run build`: `/path/to/node dist/bench/run.js`;
 // every child process uses the same node.
@@ -19,8 +21,10 @@ import {
   overhead,
   reportOverhead,
   STEADY_WINDOW,
+  selectVariants,
   VARIANTS,
   WARM_UP_WINDOW,
+  type Window,
 } from './overhead.js'
 import { reportWrk, wrk } from './wrk.js'
 
@@ -31,7 +35,9 @@ const DEFAULT_BENCHMARKS: readonly Benchmark[] = ['overhead', 'wrk', 'exit', 'cl
 const HELP = `Usage: npm run bench -- [overhead] [wrk] [exit] [close] [ablation] [options]
 
 Benchmarks (the first four when none is named):
-  overhead  instructions per request under callgrind, bare vs lameduck (issue 2: >= 0.97)
+  overhead  instructions per request under callgrind: bare vs lameduck (probes on the app's
+            port and on their own port) vs the peer libraries, in one run
+            (issue 2: >= 0.97; issue 7: >= 0.99, and >= 0.998 with probes on their own port)
   wrk       requests/s with wrk, alternating bare and lameduck runs (noisy, secondary)
   exit      last response flushed -> process exit, lameduck vs process.exit floor (< 10 ms)
   close     closing 10 000 idle keep-alive connections (< 200 ms), memory per connection
@@ -41,6 +47,12 @@ Options:
   --reps N         repetitions (default: overhead 2, wrk 5 pairs, exit 30, close 3,
                    ablation 2)
   --jobs N         overhead, ablation: valgrind runs at once (default 2)
+  --variants LIST  overhead, ablation: only these variants, comma-separated; bare always
+                   runs, since every ratio is bare ÷ variant from the same run.
+                   overhead: ${VARIANTS.map((v) => v.id).join(', ')}
+                   ablation: ${ABLATION_VARIANTS.map((v) => v.id).join(', ')}
+  --window W       overhead: steady (requests 20 000 -> 40 000), warm-up (1 000 -> 5 000)
+                   or both (default); ablation always runs steady
   --connections N  close: idle keep-alive connections (default 10000)
   --duration S     wrk: seconds per run (default 3)
   -h, --help       this text
@@ -63,6 +75,8 @@ const { values, positionals } = parseArgs({
     jobs: { type: 'string' },
     connections: { type: 'string' },
     duration: { type: 'string' },
+    variants: { type: 'string' },
+    window: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 })
@@ -77,6 +91,29 @@ for (const name of positionals) {
   }
 }
 const selected = positionals.length === 0 ? DEFAULT_BENCHMARKS : (positionals as Benchmark[])
+
+const WINDOWS: Record<string, Window[]> = {
+  steady: [STEADY_WINDOW],
+  'warm-up': [WARM_UP_WINDOW],
+  both: [WARM_UP_WINDOW, STEADY_WINDOW],
+}
+const overheadWindows = WINDOWS[values.window ?? 'both']
+if (overheadWindows === undefined) {
+  console.error(
+    `bench: expected --window to be one of ${Object.keys(WINDOWS).join(', ')}, got '${values.window}'`,
+  )
+  process.exit(2)
+}
+function variantsOf(name: 'overhead' | 'ablation') {
+  try {
+    return selectVariants(name === 'overhead' ? VARIANTS : ABLATION_VARIANTS, values.variants)
+  } catch (error) {
+    console.error(`bench: ${name}: ${(error as Error).message}`)
+    process.exit(2)
+  }
+}
+// Fail on a bad --variants before any benchmark has run.
+for (const name of selected) if (name === 'overhead' || name === 'ablation') variantsOf(name)
 const reps = values.reps
 
 const info = machine()
@@ -89,11 +126,11 @@ for (const name of selected) {
   if (name === 'overhead' || name === 'ablation') {
     const result = await overhead({
       label: name,
-      windows: name === 'overhead' ? [WARM_UP_WINDOW, STEADY_WINDOW] : [STEADY_WINDOW],
+      windows: name === 'overhead' ? overheadWindows : [STEADY_WINDOW],
       connections: 1,
       repetitions: positiveInt('reps', reps, 2),
       jobs: positiveInt('jobs', values.jobs, 2),
-      variants: name === 'overhead' ? VARIANTS : ABLATION_VARIANTS,
+      variants: variantsOf(name),
     })
     results[name] = result
     report = reportOverhead(result)
