@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-import { main } from '../dist/src/cli/main.js'
+// The CLI as bundled by scripts/bundle.mjs (its libraries inside, so the package has no
+// dependencies). `npm run build` makes it.
+import { main } from '../dist/bundle/cli/main.js'
 
 main(process.argv.slice(2)).then(
   (code) => {

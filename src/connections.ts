@@ -458,6 +458,17 @@ export class ConnectionTracker {
     }
   }
 
+  /** Connections with a response in progress, not counting `except`'s own. Walks every
+   * connection: for a metrics scrape, never on the request path. */
+  inFlight(except?: ServerResponse): number {
+    let count = 0
+    for (const socket of this.#httpSockets ?? this.#sockets.keys()) {
+      const res = (socket as HttpSocket)._httpMessage
+      if (res != null && res !== except && !res.writableFinished) count++
+    }
+    return count
+  }
+
   #httpSocketOf(socket: Socket): HttpSocket | undefined {
     if (this.#httpSockets === undefined) return socket as HttpSocket
     return this.#tlsOf.get(socket) as HttpSocket | undefined

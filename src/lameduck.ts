@@ -3,6 +3,7 @@ import { Server as HttpsServer } from 'node:https'
 import { ConnectionTracker } from './connections.js'
 import { describeValue, LameduckError } from './errors.js'
 import { Lameduck } from './lifecycle.js'
+import { renderMetrics } from './metrics.js'
 import { type LameduckOptions, resolveOptions } from './options.js'
 import { Checks, type ProbeState, Probes } from './probes.js'
 
@@ -68,11 +69,13 @@ export function lameduck(
   }
   let probes: Probes | undefined
   let probeServer: HttpServer | undefined
+  let trackers: ConnectionTracker[] = []
   if (resolved.probes !== false) {
     probes = new Probes(
       resolved.probes,
       state,
       new Checks(resolved.checks, resolved.checkTimeout, resolved.logger),
+      (res) => renderMetrics({ lifecycle: lifecycle as Lameduck, trackers }, res),
     )
   }
   if (probes !== undefined && resolved.probes !== false && resolved.probes.port !== undefined) {
@@ -82,7 +85,7 @@ export function lameduck(
       if (kind !== undefined) own.handle(kind, req, res)
       else {
         res.writeHead(404, { 'content-type': 'application/json' })
-        res.end('{"status":"not found"}')
+        res.end('{"status":"not found"}\n')
       }
     })
     probeServer.on('error', (error) => {
@@ -98,7 +101,7 @@ export function lameduck(
     probeServer.listen(resolved.probes.port, resolved.probes.host)
   }
 
-  const trackers = list.map(
+  trackers = list.map(
     (server) => new ConnectionTracker(server, probeServer === undefined ? probes : undefined),
   )
   for (const server of list) managed.add(server)

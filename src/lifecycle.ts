@@ -81,6 +81,8 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
   #forceCause: ForceCause | undefined
   #forceExitTimer: NodeJS.Timeout | undefined
   #removeSignalHandlers: () => void
+  /** performance.now() at the start of the shutdown and at the end of each phase. */
+  readonly #phaseMarks: number[] = []
 
   constructor(parts: LifecycleParts) {
     super()
@@ -116,6 +118,21 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
   get probeAddress(): AddressInfo | undefined {
     const address = this.#probeServer?.address()
     return address !== null && typeof address === 'object' ? address : undefined
+  }
+
+  /** How long each phase of the shutdown has taken so far (the running one until now), in
+   * milliseconds; undefined before the shutdown starts. */
+  get phaseDurations(): { drainMs: number; closeMs: number; hooksMs: number } | undefined {
+    const [start, drainEnd, closeEnd, hooksEnd] = this.#phaseMarks
+    if (start === undefined) return undefined
+    const now = performance.now()
+    const span = (from: number | undefined, to: number | undefined) =>
+      from === undefined ? 0 : (to ?? now) - from
+    return {
+      drainMs: span(start, drainEnd),
+      closeMs: span(drainEnd, closeEnd),
+      hooksMs: span(closeEnd, hooksEnd),
+    }
   }
 
   /** Why the application said it is not ready, if it did. */
@@ -298,6 +315,7 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
   async #run(reason: ShutdownReason): Promise<ShutdownOutcome> {
     const options = this.#options
     const started = performance.now()
+    this.#phaseMarks.push(started)
     const drains = this.#started
     const hookBudget =
       this.#shutdownHooks.reduce((sum, hook) => sum + hook.timeoutMs, 0) +
@@ -316,7 +334,9 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       this.#setState(
         'draining',
         { reason: why, drainDelayMs: options.drainDelay, connections: this.#connections() },
-        `lameduck: draining (${why}): readiness 503, serving for ${options.drainDelay} ms with Connection: close`,
+        options.drainDelay === 0
+          ? `lameduck: draining (${why}): readiness 503, no lame-duck delay (drainDelay 0), closing now`
+          : `lameduck: draining (${why}): readiness 503, serving for ${options.drainDelay} ms with Connection: close`,
       )
       for (const tracker of this.#trackers) tracker.drain()
       drainResults = Promise.all(
@@ -325,6 +345,7 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       await this.#wait(options.drainDelay)
     }
     const drainMs = performance.now() - started
+    this.#phaseMarks.push(started + drainMs)
 
     // 3. Close, once what waits in the kernel (after a blocked event loop: new connections
     // in the accept queue, requests in socket buffers) has been accepted and read.
@@ -350,16 +371,20 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       let destroyed = 0
       for (const tracker of this.#trackers) destroyed += tracker.destroyAll()
       const cause = this.#forceCause
-      this.#log(
-        'warn',
-        { event: 'forced', connections: destroyed, cause: cause?.by },
-        cause?.by === 'signal'
-          ? `lameduck: forced ${destroyed} connection(s) closed on ${cause.signal}`
-          : `lameduck: forced ${destroyed} connection(s) still open after shutdownTimeout ${options.shutdownTimeout} ms`,
-      )
+      // A second signal can arrive when every connection is already gone: nothing to report.
+      if (destroyed > 0) {
+        this.#log(
+          'warn',
+          { event: 'forced', connections: destroyed, cause: cause?.by },
+          cause?.by === 'signal'
+            ? `lameduck: forced ${destroyed} connection(s) closed on ${cause.signal}`
+            : `lameduck: forced ${destroyed} connection(s) still open after shutdownTimeout ${options.shutdownTimeout} ms`,
+        )
+      }
       await closed
     }
     const closeMs = performance.now() - started - drainMs
+    this.#phaseMarks.push(started + drainMs + closeMs)
 
     // 4. Hooks.
     const hooks = await drainResults
@@ -405,6 +430,7 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       }
     }
     const hooksMs = performance.now() - started - drainMs - closeMs
+    this.#phaseMarks.push(started + drainMs + closeMs + hooksMs)
 
     // 5. Exit.
     const forced = this.#forceCause

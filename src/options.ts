@@ -1,3 +1,4 @@
+import { Console } from 'node:console'
 import { constants } from 'node:os'
 import { describeValue, LameduckError } from './errors.js'
 
@@ -36,6 +37,10 @@ export interface ProbeOptions {
   liveness?: string | false
   /** Startup path; `false` to not serve it. @default '/startupz' */
   startup?: string | false
+  /** Path of a Prometheus text exposition (state, in-flight requests, open connections,
+   * the shutdown's phase durations and forced connections), computed when scraped; `false`
+   * to not serve it. @default false */
+  metrics?: string | false
   /** Serve probes on a separate server on this port instead of on each managed server.
    * Env `LAMEDUCK_PROBE_PORT`. @default undefined (probes on the managed servers) */
   port?: number
@@ -79,6 +84,7 @@ export interface ResolvedProbes {
   readiness: string | false
   liveness: string | false
   startup: string | false
+  metrics: string | false
   port: number | undefined
   host: string
 }
@@ -108,7 +114,7 @@ const KNOWN_OPTIONS = new Set([
   'checkTimeout',
   'logger',
 ])
-const KNOWN_PROBE_OPTIONS = new Set(['readiness', 'liveness', 'startup', 'port', 'host'])
+const KNOWN_PROBE_OPTIONS = new Set(['readiness', 'liveness', 'startup', 'metrics', 'port', 'host'])
 /** SIGKILL and SIGSTOP cannot be caught. */
 const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP'])
 
@@ -116,6 +122,45 @@ function invalid(option: string, expected: string, value: unknown): never {
   throw new LameduckError(
     'LAMEDUCK_ERR_INVALID_OPTION',
     `Expected the \`${option}\` option to be ${expected}, got ${describeValue(value)}`,
+  )
+}
+
+/** Edit distance between two short strings (insertions, deletions, substitutions). */
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1]?.toLowerCase() === b[j - 1]?.toLowerCase() ? 0 : 1
+      current[j] = Math.min(
+        (previous[j] as number) + 1,
+        (current[j - 1] as number) + 1,
+        (previous[j - 1] as number) + cost,
+      )
+    }
+    previous = current
+  }
+  return previous[b.length] as number
+}
+
+/** Rejects an unknown option, suggesting the known one it is closest to (a typo). */
+function unknownOption(option: string, key: string, known: ReadonlySet<string>, value: unknown) {
+  let best: string | undefined
+  let bestDistance = Number.POSITIVE_INFINITY
+  for (const candidate of known) {
+    const d = distance(key, candidate)
+    if (d < bestDistance) {
+      best = candidate
+      bestDistance = d
+    }
+  }
+  const hint =
+    best !== undefined && bestDistance <= Math.max(2, Math.floor(key.length / 3))
+      ? `did you mean \`${best}\`? `
+      : ''
+  throw new LameduckError(
+    'LAMEDUCK_ERR_INVALID_OPTION',
+    `Unknown option \`${option}\` (${describeValue(value)}): ${hint}expected one of ${[...known].join(', ')}`,
   )
 }
 
@@ -162,7 +207,7 @@ function signalList(values: readonly unknown[], fail: (expected: string) => neve
   return out
 }
 
-function probePath(option: string, value: unknown, fallback: string): string | false {
+function probePath(option: string, value: unknown, fallback: string | false): string | false {
   if (value === undefined) return fallback
   if (value === false) return false
   if (typeof value !== 'string' || !value.startsWith('/') || /[?#\s]/.test(value)) {
@@ -189,17 +234,14 @@ function resolveProbes(value: unknown, env: NodeJS.ProcessEnv): ResolvedProbes |
   const given = (value ?? {}) as Record<string, unknown>
   for (const key of Object.keys(given)) {
     if (!KNOWN_PROBE_OPTIONS.has(key)) {
-      invalid(
-        `probes.${key}`,
-        `one of ${[...KNOWN_PROBE_OPTIONS].join(', ')} (unknown option)`,
-        given[key],
-      )
+      unknownOption(`probes.${key}`, key, KNOWN_PROBE_OPTIONS, given[key])
     }
   }
   const probes: ResolvedProbes = {
     readiness: probePath('probes.readiness', given.readiness, DEFAULT_PROBE_PATHS.readiness),
     liveness: probePath('probes.liveness', given.liveness, DEFAULT_PROBE_PATHS.liveness),
     startup: probePath('probes.startup', given.startup, DEFAULT_PROBE_PATHS.startup),
+    metrics: probePath('probes.metrics', given.metrics, false),
     port: given.port === undefined ? undefined : port('probes.port', given.port),
     host: '0.0.0.0',
   }
@@ -219,9 +261,15 @@ function resolveProbes(value: unknown, env: NodeJS.ProcessEnv): ResolvedProbes |
       invalid('probes.host', 'set only together with probes.port', given.host)
     probes.host = given.host
   }
-  const paths = [probes.readiness, probes.liveness, probes.startup].filter((p) => p !== false)
+  const paths = [probes.readiness, probes.liveness, probes.startup, probes.metrics].filter(
+    (p) => p !== false,
+  )
   if (new Set(paths).size !== paths.length) {
-    invalid('probes', 'an object whose readiness, liveness and startup paths differ', value)
+    invalid(
+      'probes',
+      'an object whose readiness, liveness, startup and metrics paths differ',
+      value,
+    )
   }
   return probes
 }
@@ -229,6 +277,8 @@ function resolveProbes(value: unknown, env: NodeJS.ProcessEnv): ResolvedProbes |
 function resolveLogger(value: unknown): LoggerLike | false {
   if (value === undefined) return jsonLogger
   if (value === false) return false
+  if (value instanceof Console || value === globalThis.console)
+    return consoleLogger(value as Console)
   const logger = value as Record<string, unknown> | null
   if (
     typeof logger !== 'object' ||
@@ -259,11 +309,7 @@ export function resolveOptions(
   }
   for (const key of Object.keys(options)) {
     if (!KNOWN_OPTIONS.has(key)) {
-      invalid(
-        key,
-        `one of ${[...KNOWN_OPTIONS].join(', ')} (unknown option)`,
-        (options as Record<string, unknown>)[key],
-      )
+      unknownOption(key, key, KNOWN_OPTIONS, (options as Record<string, unknown>)[key])
     }
   }
 
@@ -373,4 +419,31 @@ export const jsonLogger: LoggerLike = {
   info: (fields, message) => writeJsonLine('info', fields, message),
   warn: (fields, message) => writeJsonLine('warn', fields, message),
   error: (fields, message) => writeJsonLine('error', fields, message),
+}
+
+/** `key=value` for a log field: strings as they are unless they need quotes, the rest as
+ * compact JSON, so an event stays on one line. */
+function field(key: string, value: unknown): string {
+  const text = typeof value === 'string' && /^[^\s="]+$/.test(value) ? value : JSON.stringify(value)
+  return `${key}=${text}`
+}
+
+/**
+ * `logger: console` (or any node:console Console): one readable line per event, the
+ * message then its fields as `key=value`, through console.info, console.warn and
+ * console.error. Passing `(fields, message)` to console as they are would print the fields
+ * object first, over several lines.
+ */
+function consoleLogger(target: Console): LoggerLike {
+  const line = (fields: Record<string, unknown>, message: string) => {
+    const rest = Object.entries(fields)
+      .filter(([, value]) => value !== undefined)
+      .map(([key, value]) => field(key, value))
+    return rest.length === 0 ? message : `${message} ${rest.join(' ')}`
+  }
+  return {
+    info: (fields, message) => target.info(line(fields, message)),
+    warn: (fields, message) => target.warn(line(fields, message)),
+    error: (fields, message) => target.error(line(fields, message)),
+  }
 }

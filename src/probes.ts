@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Check, LoggerLike, ResolvedProbes } from './options.js'
 
-export type ProbeKind = 'readiness' | 'liveness' | 'startup'
+export type ProbeKind = 'readiness' | 'liveness' | 'startup' | 'metrics'
 
 const SLASH = 47
 
@@ -112,22 +112,28 @@ export class Checks {
   }
 }
 
-/** Answers readiness, liveness and startup probes with small JSON bodies. */
+/** Renders the metrics exposition for one scrape; `res` is the scrape's own response. */
+export type MetricsRenderer = (res: ServerResponse) => string
+
+/** Answers readiness, liveness and startup probes with small JSON bodies, and metrics. */
 export class Probes {
   readonly #paths = new Map<string, ProbeKind>()
   /** 1 at the char code of each probe path's second character: a cheap first filter. */
   readonly #second = new Uint8Array(128)
   readonly #state: ProbeState
+  readonly #metrics: MetricsRenderer | undefined
   readonly checks: Checks
 
-  constructor(paths: ResolvedProbes, state: ProbeState, checks: Checks) {
+  constructor(paths: ResolvedProbes, state: ProbeState, checks: Checks, metrics?: MetricsRenderer) {
     if (paths.readiness !== false) this.#paths.set(paths.readiness, 'readiness')
     if (paths.liveness !== false) this.#paths.set(paths.liveness, 'liveness')
     if (paths.startup !== false) this.#paths.set(paths.startup, 'startup')
+    if (paths.metrics !== false && metrics !== undefined) this.#paths.set(paths.metrics, 'metrics')
     // `& 127` folds every code into the table (NaN, for a path of '/' alone, becomes 0);
     // a collision only lets a target through to the exact lookup.
     for (const path of this.#paths.keys()) this.#second[path.charCodeAt(1) & 127] = 1
     this.#state = state
+    this.#metrics = metrics
     this.checks = checks
   }
 
@@ -155,7 +161,15 @@ export class Probes {
       send(res, 405, { status: 'method not allowed' })
       return
     }
-    if (kind === 'liveness') {
+    if (kind === 'metrics') {
+      const text = (this.#metrics as MetricsRenderer)(res)
+      res.writeHead(200, {
+        'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+        'content-length': Buffer.byteLength(text),
+        'cache-control': 'no-store',
+      })
+      res.end(text)
+    } else if (kind === 'liveness') {
       send(res, 200, { status: 'alive' })
     } else if (kind === 'startup') {
       if (this.#state.started()) send(res, 200, { status: 'started' })
@@ -192,9 +206,10 @@ export class Probes {
   }
 }
 
+/** A JSON answer, newline-terminated like any text a terminal or `curl` prints. */
 function send(res: ServerResponse, statusCode: number, body: Record<string, unknown>): void {
   if (res.writableEnded || res.destroyed) return
-  const text = JSON.stringify(body)
+  const text = `${JSON.stringify(body)}\n`
   res.writeHead(statusCode, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(text),

@@ -35,14 +35,29 @@ test('invalid options throw LAMEDUCK_ERR_INVALID_OPTION naming the option and th
     [{ probes: { readiness: '/x', liveness: '/x' } }, [/`probes`/, /differ/]],
     [{ probes: { port: 70_000 } }, [/`probes.port`/, /70000/]],
     [{ probes: { host: '::1' } }, [/`probes.host`/, /only together with probes.port/]],
-    [{ probes: { readyness: '/r' } }, [/`probes.readyness`/, /unknown option/]],
+    [
+      { probes: { readyness: '/r' } },
+      [/Unknown option `probes.readyness`/, /did you mean `readiness`\?/],
+    ],
+    [{ probes: { metrics: 'metrics' } }, [/`probes.metrics`/, /'metrics'/]],
     [{ checks: { db: 'select 1' } }, [/`checks.db`/, /a function/]],
     [{ logger: {} }, [/`logger`/, /info, warn and error/]],
-    [{ drainDelays: 5 }, [/`drainDelays`/, /unknown option/]],
+    [{ drainDelays: 5 }, [/Unknown option `drainDelays`/, /did you mean `drainDelay`\?/]],
+    [{ draindelay: 5 }, [/did you mean `drainDelay`\?/]],
+    [{ timeout: 5 }, [/Unknown option `timeout`/, /expected one of drainDelay, /]],
   ]
   for (const [options, patterns] of cases) {
     rejects(() => resolveOptions(options, {}), 'LAMEDUCK_ERR_INVALID_OPTION', ...patterns)
   }
+  // No suggestion when nothing is close: `timeout` is not a typo of `hookTimeout`.
+  const typo: Record<string, unknown> = { timeout: 5 }
+  assert.throws(
+    () => resolveOptions(typo, {}),
+    (error: Error) => {
+      assert.doesNotMatch(error.message, /did you mean/)
+      return true
+    },
+  )
 })
 
 test('invalid environment values throw LAMEDUCK_ERR_INVALID_ENV naming the variable and the value', () => {
@@ -72,6 +87,7 @@ test('defaults: drainDelay is 10 s on Kubernetes and 0 elsewhere; environment ov
     readiness: '/readyz',
     liveness: '/livez',
     startup: '/startupz',
+    metrics: false,
     port: undefined,
     host: '0.0.0.0',
   })

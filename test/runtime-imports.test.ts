@@ -1,7 +1,7 @@
 // The runtime goes into production images: it must import nothing but Node built-ins, and
 // never the CLI tools (whose libraries, like yaml, stay out of the application's graph).
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { test } from 'node:test'
 import { fromRoot } from './helpers.js'
@@ -9,7 +9,8 @@ import { fromRoot } from './helpers.js'
 test('the runtime imports only node: built-ins and its own modules, never the tools', () => {
   const root = fromRoot('dist/src')
   const seen = new Set<string>()
-  const queue = [join(root, 'index.js')]
+  // Every entry point the package exports: the main one and the framework adapters.
+  const queue = [join(root, 'index.js'), join(root, 'integrations', 'fastify.js')]
   const external: string[] = []
   while (queue.length > 0) {
     const file = queue.pop() as string
@@ -33,8 +34,14 @@ test('the runtime imports only node: built-ins and its own modules, never the to
   assert.ok(seen.size >= 8, `followed ${seen.size} modules`)
 })
 
-test('package.json exports the runtime from dist/src for Node >= 20', () => {
+test('package.json: exports point at built files, Node >= 20.19, no runtime dependencies', () => {
   const pkg = JSON.parse(readFileSync(fromRoot('package.json'), 'utf8'))
   assert.equal(pkg.exports['.'].default, './dist/src/index.js')
-  assert.ok(pkg.engines.node.includes('20'))
+  for (const [subpath, target] of Object.entries(pkg.exports)) {
+    const files = typeof target === 'string' ? [target] : Object.values(target as object)
+    for (const file of files) assert.ok(existsSync(fromRoot(file)), `${subpath} → ${file}`)
+  }
+  // require(esm), which CommonJS users of this ESM package rely on, is on by default from 20.19.
+  assert.equal(pkg.engines.node, '>=20.19')
+  assert.equal(pkg.dependencies, undefined, 'the runtime installs nothing else')
 })

@@ -1,6 +1,13 @@
 // The checker: sources in, findings and timelines out. No I/O, so tests call it with text.
-import { type ManifestObject, type Path, parseSource, type Source } from './load.js'
-import { buildModel, type Container, describe, REPORTED_KINDS, type Workload } from './model.js'
+import { InputError, type ManifestObject, type Path, parseSource, type Source } from './load.js'
+import {
+  buildModel,
+  type Container,
+  describe,
+  REPORTED_KINDS,
+  type Skipped,
+  type Workload,
+} from './model.js'
 import { RULE_IDS, RULES } from './rules/index.js'
 import type { Finding, Report, RuleContext } from './rules/types.js'
 import { timelines as allTimelines, type Timeline, timelineOf } from './timeline.js'
@@ -8,6 +15,26 @@ import { timelines as allTimelines, type Timeline, timelineOf } from './timeline
 export interface CheckOptions {
   /** Rule ids not to report anywhere (the CLI's `--ignore`). */
   ignore?: Iterable<string>
+  /** Take every container for a lameduck app unless annotated otherwise (`--assume-lameduck`). */
+  assumeLameduck?: boolean
+}
+
+/** An input that could not be read or parsed; the others are still checked. */
+export interface InputProblem {
+  file: string
+  line: number | undefined
+  column: number | undefined
+  /** The whole message: `file:line:column: reason`. */
+  message: string
+}
+
+export function inputProblem(error: InputError): InputProblem {
+  return {
+    file: error.file,
+    line: error.location?.line,
+    column: error.location?.column,
+    message: error.message,
+  }
 }
 
 export interface CheckResult {
@@ -21,6 +48,10 @@ export interface CheckResult {
   timelines: Timeline[]
   /** Things the user should know that are not findings (unknown ids in annotations). */
   notices: string[]
+  /** Inputs that could not be read or parsed (the CLI exits 2 when there are any). */
+  errors: InputProblem[]
+  /** Objects of kinds the checker does not read. */
+  skipped: Skipped[]
 }
 
 /** `spec.template.spec.containers[0].env[2].value`; odd keys as `["app.kubernetes.io/name"]`. */
@@ -34,12 +65,27 @@ export function formatPath(path: Path): string {
   return out
 }
 
-/** Checks the given sources; throws InputError when one cannot be parsed. */
-export function check(sources: readonly Source[], options: CheckOptions = {}): CheckResult {
+/**
+ * Checks the given sources. A source that cannot be parsed becomes an entry in `errors`
+ * (with `readErrors`, the ones met while reading files) and the others are still checked.
+ */
+export function check(
+  sources: readonly Source[],
+  options: CheckOptions = {},
+  readErrors: readonly InputProblem[] = [],
+): CheckResult {
   const objects: ManifestObject[] = []
+  const errors: InputProblem[] = [...readErrors]
   const retain = (kind: string) => REPORTED_KINDS.has(kind)
-  for (const source of sources) objects.push(...parseSource(source, { retain }))
-  const model = buildModel(objects)
+  for (const source of sources) {
+    try {
+      objects.push(...parseSource(source, { retain }))
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error
+      errors.push(inputProblem(error))
+    }
+  }
+  const model = buildModel(objects, { assumeLameduck: options.assumeLameduck === true })
   const timelines = allTimelines(model)
   const ignore = new Set(options.ignore ?? [])
   const notices: string[] = []
@@ -86,6 +132,7 @@ export function check(sources: readonly Source[], options: CheckOptions = {}): C
           object: describe(report.object),
           namespace: report.object.namespace,
           container: report.container?.name,
+          lameduck: report.container?.lameduck !== undefined,
         })
       },
     }
@@ -108,5 +155,7 @@ export function check(sources: readonly Source[], options: CheckOptions = {}): C
     findings,
     timelines,
     notices,
+    errors,
+    skipped: model.skipped,
   }
 }

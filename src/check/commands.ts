@@ -209,3 +209,21 @@ export function pm2(
     )
   return { killTimeoutMs, ecosystemFile, raw }
 }
+
+/**
+ * A main process that only waits (`sleep infinity`, `tail -f /dev/null`): the container
+ * serves nothing, whatever Service selects its pod (a client pod in a service mesh sample).
+ */
+export function idleCommand(argv: readonly string[] | undefined): boolean {
+  if (argv === undefined) return false
+  const path = signalPath(argv)
+  const words =
+    path.kind === 'direct'
+      ? path.argv
+      : path.kind === 'shell'
+        ? (simpleCommands(path.script).at(-1) ?? [])
+        : []
+  const program = programName(words[0])
+  if (program === 'sleep') return true
+  return program === 'tail' && words.includes('-f') && words.includes('/dev/null')
+}

@@ -1,5 +1,14 @@
 // lameduck check: the Kubernetes manifest checker. The CLI is src/cli/check.ts.
-export { type CheckOptions, type CheckResult, check, formatPath } from './check.js'
+export { LAMEDUCK_ANNOTATION, type LameduckUse, lameduckUse } from './adoption.js'
+export {
+  type CheckOptions,
+  type CheckResult,
+  check,
+  formatPath,
+  type InputProblem,
+  inputProblem,
+} from './check.js'
+export { type ImageInfo, imageInfo } from './images.js'
 export {
   InputError,
   type Location,
@@ -15,13 +24,15 @@ export {
   STDIN_NAME,
 } from './load.js'
 export { formatJson, JSON_FORMAT_VERSION } from './reporters/json.js'
-export { formatSarif, SARIF_SCHEMA } from './reporters/sarif.js'
-export { formatText, timelineBar } from './reporters/text.js'
+export { FINGERPRINT_KEY, formatSarif, INPUT_ERROR_RULE, SARIF_SCHEMA } from './reporters/sarif.js'
+export { formatText, type TextOptions, timelineBar } from './reporters/text.js'
 export {
   type Finding,
   RULE_IDS,
   RULES,
   type Rule,
+  SCOPE_TEXT,
+  type Scope,
   SEVERITIES,
   type Severity,
   severityRank,

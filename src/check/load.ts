@@ -329,27 +329,42 @@ export async function readStdin(stream: AsyncIterable<Uint8Array | string>): Pro
 export async function readSources(
   paths: readonly string[],
   stdin: AsyncIterable<Uint8Array | string>,
+  errors?: InputError[],
 ): Promise<Source[]> {
   const sources: Source[] = []
   const seen = new Set<string>()
   let stdinRead = false
+  // With `errors`, an input that cannot be read is recorded there and the rest still read.
+  const attempt = async (read: () => Promise<void>) => {
+    if (errors === undefined) return read()
+    try {
+      await read()
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error
+      errors.push(error)
+    }
+  }
   for (const path of paths) {
     if (path === '-') {
-      if (!stdinRead) sources.push(await readStdin(stdin))
+      if (!stdinRead) await attempt(async () => void sources.push(await readStdin(stdin)))
       stdinRead = true
       continue
     }
-    const info = await stat(path).catch((cause: NodeJS.ErrnoException) => {
-      throw new InputError(path, describeFsError(cause), undefined, { cause })
+    await attempt(async () => {
+      const info = await stat(path).catch((cause: NodeJS.ErrnoException) => {
+        throw new InputError(path, describeFsError(cause), undefined, { cause })
+      })
+      if (info.isDirectory()) {
+        for (const file of await listManifests(path, seen)) {
+          await attempt(async () => void sources.push(await readSource(file)))
+        }
+      } else {
+        const real = await realpath(path)
+        if (seen.has(real)) return
+        seen.add(real)
+        sources.push(await readSource(path))
+      }
     })
-    if (info.isDirectory()) {
-      for (const file of await listManifests(path, seen)) sources.push(await readSource(file))
-    } else {
-      const real = await realpath(path)
-      if (seen.has(real)) continue
-      seen.add(real)
-      sources.push(await readSource(path))
-    }
   }
   return sources
 }

@@ -1,6 +1,10 @@
 // The objects the checker reasons about, built from parsed manifests: workloads with their
-// pod template and containers, the Services that send them traffic, the
-// PodDisruptionBudgets that cover them, and ConfigMaps that may hold LAMEDUCK_* settings.
+// pod template and containers, the Services that send them traffic (and through which
+// ports), the PodDisruptionBudgets that cover them, the HorizontalPodAutoscalers that set
+// their replica count, and ConfigMaps that may hold LAMEDUCK_* settings.
+import { type LameduckUse, lameduckUse } from './adoption.js'
+import { containerArgv, idleCommand } from './commands.js'
+import { imageInfo } from './images.js'
 import { isRecord, type ManifestObject, type Path } from './load.js'
 
 export const WORKLOAD_KINDS = [
@@ -8,6 +12,8 @@ export const WORKLOAD_KINDS = [
   'StatefulSet',
   'DaemonSet',
   'ReplicaSet',
+  'ReplicationController',
+  'Rollout',
   'Pod',
 ] as const
 export type WorkloadKind = (typeof WORKLOAD_KINDS)[number]
@@ -17,6 +23,16 @@ export const REPORTED_KINDS: ReadonlySet<string> = new Set<string>([
   ...WORKLOAD_KINDS,
   'Service',
   'PodDisruptionBudget',
+  'HorizontalPodAutoscaler',
+])
+
+/**
+ * Port numbers that Prometheus and its exporters use by convention (Prometheus 9090, node
+ * exporter 9100, CoreDNS's metrics 9153, ingress-nginx's 10254, the usual exporters).
+ * A Service port aimed only at these carries scrapes, not user traffic.
+ */
+export const METRICS_PORTS: ReadonlySet<number> = new Set([
+  9090, 9100, 9102, 9104, 9113, 9121, 9153, 9187, 9402, 10254,
 ])
 
 /** Annotation listing rule ids (comma or space separated) not to report for the object. */
@@ -28,8 +44,11 @@ const GROUPS: Record<string, readonly string[]> = {
   StatefulSet: ['apps'],
   DaemonSet: ['apps', 'extensions'],
   ReplicaSet: ['apps', 'extensions'],
+  ReplicationController: [''],
+  Rollout: ['argoproj.io'],
   Pod: [''],
   Service: [''],
+  HorizontalPodAutoscaler: ['autoscaling'],
   ConfigMap: [''],
   PodDisruptionBudget: ['policy'],
 }
@@ -56,6 +75,31 @@ export interface Container {
   spec: Record<string, unknown>
   image: string | undefined
   ports: Port[]
+  /** Why the container is taken for a lameduck app (see adoption.ts); undefined: it is not. */
+  lameduck: LameduckUse | undefined
+  /** The Service ports that send it user traffic (metrics ports excluded). */
+  routes: Route[]
+}
+
+/** One Service port that reaches a container. */
+export interface Route {
+  service: Service
+  port: ServicePort
+}
+
+export interface ServicePort {
+  index: number
+  name: string | undefined
+  port: number | undefined
+  /** targetPort as written (number or port name); the Service port when absent. */
+  target: number | string | undefined
+  /** TCP (the default), UDP or SCTP. */
+  protocol: string
+}
+
+export interface Autoscaler extends ObjectInfo {
+  minReplicas: number
+  minWritten: boolean
 }
 
 export interface Workload extends ObjectInfo {
@@ -64,19 +108,26 @@ export interface Workload extends ObjectInfo {
   podPath: Path
   pod: Record<string, unknown>
   podLabels: Record<string, string>
-  /** Desired replicas (spec.replicas, default 1); undefined for DaemonSets and Pods. */
+  /**
+   * Replicas the workload runs with: an autoscaler's minReplicas when one targets it, else
+   * spec.replicas (default 1); undefined for DaemonSets and Pods, and when spec.replicas is
+   * not an integer (the invalid-field rule reports that).
+   */
   replicas: number | undefined
-  /** Whether spec.replicas is written (an autoscaler may own it when it is not). */
+  /** Whether spec.replicas is written. */
   replicasWritten: boolean
+  /** The HorizontalPodAutoscaler in the input that scales this workload. */
+  autoscaler: Autoscaler | undefined
   containers: Container[]
   /** Services in the input whose selector matches the pod template. */
   services: Service[]
   budgets: Budget[]
-  /** Selected by a Service, or some container declares a port. */
+  /** Some container is serving (see below). */
   takesTraffic: boolean
   /**
-   * The containers that receive traffic and get a termination timeline: those declaring a
-   * port, or all of them when the workload takes traffic and none declares one.
+   * The containers that receive user traffic and get a termination timeline: those a
+   * Service sends traffic to through a port that is not only a metrics port, and the
+   * lameduck containers that declare a port or whose pod a Service selects.
    */
   serving: Container[]
 }
@@ -84,6 +135,21 @@ export interface Workload extends ObjectInfo {
 export interface Service extends ObjectInfo {
   /** spec.selector; undefined when absent or empty (such a Service selects no pods). */
   selector: Record<string, string> | undefined
+  ports: ServicePort[]
+  /** Named `metrics` or `*-metrics`: only scrapes go through it. */
+  metricsOnly: boolean
+  /** clusterIP: None: clients find the pods through DNS, not through kube-proxy. */
+  headless: boolean
+  /** The workloads it sends user traffic to. */
+  backends: Workload[]
+}
+
+/** An object of a kind the checker does not read, listed by --verbose. */
+export interface Skipped {
+  kind: string
+  name: string
+  file: string
+  reason: string
 }
 
 export interface LabelSelector {
@@ -107,6 +173,8 @@ export interface Model {
   workloads: Workload[]
   services: Service[]
   budgets: Budget[]
+  autoscalers: Autoscaler[]
+  skipped: Skipped[]
   configMaps: ConfigMap[]
   /** ConfigMaps by name (any namespace), for env lookups. */
   configMapsByName: Map<string, ConfigMap[]>
@@ -247,28 +315,38 @@ function containers(pod: Record<string, unknown>, podPath: Path): Container[] {
         spec,
         image: text(spec['image']),
         ports,
+        lameduck: undefined,
+        routes: [],
       },
     ]
   })
 }
 
+/** Where each kind keeps its pod template; undefined: the kind has none to read. */
+function podPathOf(kind: WorkloadKind): Path {
+  return kind === 'Pod' ? ['spec'] : ['spec', 'template', 'spec']
+}
+
 function workload(source: ManifestObject, kind: WorkloadKind): Workload | undefined {
   const value = source.value
-  const podPath: Path = kind === 'Pod' ? ['spec'] : ['spec', 'template', 'spec']
+  const podPath = podPathOf(kind)
   const pod = record(get(value, podPath))
   if (pod === undefined) return undefined
   const labelsPath: Path =
     kind === 'Pod' ? ['metadata', 'labels'] : ['spec', 'template', 'metadata', 'labels']
-  const written = integer(get(value, ['spec', 'replicas']))
-  const hasReplicas = kind === 'Deployment' || kind === 'StatefulSet' || kind === 'ReplicaSet'
+  const raw = get(value, ['spec', 'replicas'])
+  const written = integer(raw)
+  const hasReplicas = kind !== 'DaemonSet' && kind !== 'Pod'
   return {
     ...info(source),
     kind,
     podPath,
     pod,
     podLabels: stringMap(get(value, labelsPath)),
-    replicas: hasReplicas ? (written ?? 1) : undefined,
+    // A replicas value that is not an integer is unknown, not the default.
+    replicas: !hasReplicas ? undefined : raw === undefined ? 1 : written,
     replicasWritten: written !== undefined,
+    autoscaler: undefined,
     containers: containers(pod, podPath),
     services: [],
     budgets: [],
@@ -277,26 +355,115 @@ function workload(source: ManifestObject, kind: WorkloadKind): Workload | undefi
   }
 }
 
-export function buildModel(objects: readonly ManifestObject[]): Model {
+function servicePorts(value: unknown): ServicePort[] {
+  return list(get(value, ['spec', 'ports'])).flatMap((entry, index) => {
+    if (!isRecord(entry)) return []
+    const port = integer(entry['port'])
+    const targetRaw = entry['targetPort']
+    const target =
+      typeof targetRaw === 'number'
+        ? targetRaw
+        : typeof targetRaw === 'string'
+          ? /^\d+$/.test(targetRaw)
+            ? Number(targetRaw)
+            : targetRaw
+          : port
+    return [
+      {
+        index,
+        name: text(entry['name']),
+        port,
+        target,
+        protocol: text(entry['protocol']) ?? 'TCP',
+      },
+    ]
+  })
+}
+
+/** A port name that says it carries metrics (`metrics`, `http-metrics`, `metrics-tls`). */
+function metricsName(name: string | undefined): boolean {
+  return name !== undefined && /(^|[-_])metrics($|[-_])/i.test(name)
+}
+
+/**
+ * The containers a Service port reaches. A named target is the container port with that
+ * name; a number is the container declaring it, or, since a container need not declare a
+ * port to listen on it, the only container of the pod, or the only one that declares none.
+ */
+function reached(w: Workload, target: number | string | undefined): Container[] {
+  if (target === undefined) return []
+  if (typeof target === 'string') {
+    return w.containers.filter((c) => c.ports.some((p) => p.name === target))
+  }
+  const declaring = w.containers.filter((c) => c.ports.some((p) => p.containerPort === target))
+  if (declaring.length > 0) return declaring
+  if (w.containers.length === 1) return w.containers
+  const silent = w.containers.filter((c) => c.ports.length === 0)
+  return silent.length === 1 ? silent : []
+}
+
+/** Whether a Service port carries only scrapes to `container`. */
+function isMetricsRoute(service: Service, port: ServicePort, container: Container): boolean {
+  if (service.metricsOnly) return true
+  if (metricsName(port.name) || (typeof port.target === 'string' && metricsName(port.target))) {
+    return true
+  }
+  const declared =
+    typeof port.target === 'string'
+      ? container.ports.find((p) => p.name === port.target)
+      : container.ports.find((p) => p.containerPort === port.target)
+  if (metricsName(declared?.name)) return true
+  const number =
+    declared?.containerPort ?? (typeof port.target === 'number' ? port.target : port.port)
+  if (number !== undefined && METRICS_PORTS.has(number)) return true
+  return imageInfo(container.image)?.metricsOnly === true
+}
+
+export interface ModelOptions {
+  /** Take every container for a lameduck app (the CLI's --assume-lameduck). */
+  assumeLameduck?: boolean
+}
+
+export function buildModel(objects: readonly ManifestObject[], options: ModelOptions = {}): Model {
   const model: Model = {
     objects,
     workloads: [],
     services: [],
     budgets: [],
+    autoscalers: [],
+    skipped: [],
     configMaps: [],
     configMapsByName: new Map(),
   }
+  const targets: { hpa: Autoscaler; kind: string; name: string }[] = []
   for (const source of objects) {
     const value = source.value
     const kind = WORKLOAD_KINDS.find((k) => isKind(value, k))
     if (kind !== undefined) {
       const found = workload(source, kind)
       if (found !== undefined) model.workloads.push(found)
+      else {
+        const about = info(source)
+        model.skipped.push({
+          kind: about.kind,
+          name: about.name,
+          file: source.file,
+          reason:
+            kind === 'Rollout' && get(value, ['spec', 'workloadRef']) !== undefined
+              ? 'its pod template is in the Deployment named by spec.workloadRef'
+              : 'no pod template',
+        })
+      }
     } else if (isKind(value, 'Service')) {
       const selector = stringMap(get(value, ['spec', 'selector']))
+      const about = info(source)
       model.services.push({
-        ...info(source),
+        ...about,
         selector: Object.keys(selector).length > 0 ? selector : undefined,
+        ports: servicePorts(value),
+        metricsOnly: about.name === 'metrics' || about.name.endsWith('-metrics'),
+        headless: get(value, ['spec', 'clusterIP']) === 'None',
+        backends: [],
       })
     } else if (isKind(value, 'PodDisruptionBudget')) {
       model.budgets.push({
@@ -305,13 +472,47 @@ export function buildModel(objects: readonly ManifestObject[]): Model {
         minAvailable: intOrString(get(value, ['spec', 'minAvailable'])),
         maxUnavailable: intOrString(get(value, ['spec', 'maxUnavailable'])),
       })
+    } else if (isKind(value, 'HorizontalPodAutoscaler')) {
+      const raw = get(value, ['spec', 'minReplicas'])
+      const min = integer(raw)
+      const hpa: Autoscaler = {
+        ...info(source),
+        minReplicas: min ?? 1,
+        minWritten: min !== undefined,
+      }
+      model.autoscalers.push(hpa)
+      const kind = text(get(value, ['spec', 'scaleTargetRef', 'kind']))
+      const name = text(get(value, ['spec', 'scaleTargetRef', 'name']))
+      // A minReplicas that is not an integer is reported by invalid-field; the target's own
+      // replicas are then used.
+      if (kind !== undefined && name !== undefined && (raw === undefined || min !== undefined)) {
+        targets.push({ hpa, kind, name })
+      }
     } else if (isKind(value, 'ConfigMap')) {
       const map = { ...info(source), data: stringMap(value['data']) }
       model.configMaps.push(map)
       const named = model.configMapsByName.get(map.name)
       if (named === undefined) model.configMapsByName.set(map.name, [map])
       else named.push(map)
+    } else {
+      const about = info(source)
+      model.skipped.push({
+        kind: about.kind,
+        name: about.name,
+        file: source.file,
+        reason: WORKLOAD_KINDS.includes(about.kind as WorkloadKind)
+          ? `API group of ${text(value['apiVersion']) ?? '?'} is not the Kubernetes one`
+          : 'not a kind the checker reads',
+      })
     }
+  }
+  for (const { hpa, kind, name } of targets) {
+    const w = model.workloads.find(
+      (w) => w.kind === kind && w.name === name && sameNamespace(hpa, w),
+    )
+    if (w === undefined || w.kind === 'DaemonSet' || w.kind === 'Pod') continue
+    w.autoscaler = hpa
+    w.replicas = hpa.minReplicas
   }
   // Workloads by each of their pod labels, so selecting is not services × workloads.
   const byLabel = new Map<string, Workload[]>()
@@ -341,9 +542,25 @@ export function buildModel(objects: readonly ManifestObject[]): Model {
     }
   }
   for (const w of model.workloads) {
-    const withPorts = w.containers.filter((c) => c.ports.length > 0)
-    w.takesTraffic = w.services.length > 0 || withPorts.length > 0
-    w.serving = !w.takesTraffic ? [] : withPorts.length > 0 ? withPorts : w.containers
+    for (const c of w.containers) c.lameduck = lameduckUse(model, w, c, options)
+    for (const service of w.services) {
+      for (const port of service.ports) {
+        for (const c of reached(w, port.target)) {
+          if (isMetricsRoute(service, port, c) || idleCommand(containerArgv(c.spec))) continue
+          c.routes.push({ service, port })
+          if (!service.backends.includes(w)) service.backends.push(w)
+        }
+      }
+    }
+    // A lameduck app serves HTTP by definition: its declared ports (or, when no container
+    // declares one, the pod a Service selects) are enough, as before lameduck was opt-in.
+    const anyPorts = w.containers.some((c) => c.ports.length > 0)
+    w.serving = w.containers.filter(
+      (c) =>
+        c.routes.length > 0 ||
+        (c.lameduck !== undefined && (c.ports.length > 0 || (!anyPorts && w.services.length > 0))),
+    )
+    w.takesTraffic = w.serving.length > 0
   }
   return model
 }

@@ -10,7 +10,9 @@
 // exits. The margin covers process start-up of the force-exit timer, logging and the
 // kubelet's own latency.
 
+import type { LameduckUse } from './adoption.js'
 import { preStopSleep } from './commands.js'
+import { imageInfo } from './images.js'
 import type { Path } from './load.js'
 import {
   type ConfigMap,
@@ -42,7 +44,8 @@ export const SHUTDOWN_ENV = 'LAMEDUCK_SHUTDOWN_TIMEOUT_MS'
 export const HOOK_ENV = 'LAMEDUCK_HOOK_TIMEOUT_MS'
 export const TIMING_ENV: readonly string[] = [DRAIN_ENV, SHUTDOWN_ENV, HOOK_ENV]
 
-export type SettingSource = 'env' | 'configmap' | 'default'
+/** `none`: the container does not run lameduck, so the setting does not apply (0). */
+export type SettingSource = 'env' | 'configmap' | 'default' | 'none'
 
 /** One lameduck timing as the container will see it. */
 export interface Setting {
@@ -74,16 +77,34 @@ export interface PreStop {
   path: Path
 }
 
+/** The app's own drain, for programs the image table knows (CoreDNS's `lameduck`). */
+export interface SelfDrain {
+  seconds: number
+  /** Where the checker read it. */
+  where: string
+}
+
 export interface Timeline {
   workload: Workload
   container: Container
-  grace: { seconds: number; written: boolean; path: Path }
+  /**
+   * Why the container counts as a lameduck app; undefined for any other app, whose own
+   * shutdown time the checker cannot know (drain, shutdown and hooks are then 0, `none`).
+   */
+  lameduck: LameduckUse | undefined
+  /**
+   * The grace period; `invalid` when the field is written but is not an integer (the
+   * invalid-field rule reports it and the grace rules stay silent).
+   */
+  grace: { seconds: number; written: boolean; invalid: boolean; path: Path }
   preStop: PreStop
+  /** A drain the program does on its own after SIGTERM (see images.ts). */
+  selfDrain: SelfDrain | undefined
   drain: Setting
   shutdown: Setting
   hooks: Setting
   marginSeconds: number
-  /** preStop + drain + shutdown + hooks + margin. */
+  /** preStop + self drain + drain + shutdown + hooks + margin. */
   totalSeconds: number
   /** Assumptions the reader should know about. */
   notes: string[]
@@ -214,13 +235,27 @@ function readPreStop(container: Container): PreStop {
   return { ...base, kind: 'exec', known: false }
 }
 
+function none(variable: string): Setting {
+  return {
+    variable,
+    ms: 0,
+    seconds: 0,
+    source: 'none',
+    path: undefined,
+    invalid: undefined,
+    unknown: undefined,
+  }
+}
+
 export function timelineOf(model: Model, workload: Workload, container: Container): Timeline {
   const notes: string[] = []
   const gracePath: Path = [...workload.podPath, 'terminationGracePeriodSeconds']
-  const written = integer(get(workload.pod, ['terminationGracePeriodSeconds']))
+  const raw = get(workload.pod, ['terminationGracePeriodSeconds'])
+  const written = integer(raw)
   const grace = {
     seconds: written ?? DEFAULT_GRACE_SECONDS,
     written: written !== undefined,
+    invalid: raw !== undefined && raw !== null && written === undefined,
     path: gracePath,
   }
   const preStop = readPreStop(container)
@@ -228,8 +263,15 @@ export function timelineOf(model: Model, workload: Workload, container: Containe
     notes.push('preStop httpGet takes an unknown time; counted as 0 s')
   if (preStop.kind === 'exec')
     notes.push('preStop exec does not sleep that the checker can see; counted as 0 s')
+  const lameduck = container.lameduck
+  const selfDrain =
+    lameduck === undefined
+      ? imageInfo(container.image)?.drainSeconds?.(model, workload, container)
+      : undefined
   const read = (variable: string, fallback: number, min: number) =>
-    readSetting(model, workload, container, variable, fallback, min, notes)
+    lameduck === undefined
+      ? none(variable)
+      : readSetting(model, workload, container, variable, fallback, min, notes)
   const drain = read(DRAIN_ENV, DEFAULT_DRAIN_DELAY_MS, 0)
   const shutdown = read(SHUTDOWN_ENV, DEFAULT_SHUTDOWN_TIMEOUT_MS, 0)
   const hooks = read(HOOK_ENV, DEFAULT_HOOK_TIMEOUT_MS, 1)
@@ -240,13 +282,25 @@ export function timelineOf(model: Model, workload: Workload, container: Containe
       )
     }
   }
+  if (lameduck === undefined) {
+    notes.push(
+      'not a lameduck app: the time it takes to stop after SIGTERM is its own, only the margin is counted',
+    )
+  }
   const totalSeconds =
-    preStop.seconds + drain.seconds + shutdown.seconds + hooks.seconds + SAFETY_MARGIN_SECONDS
+    preStop.seconds +
+    (selfDrain?.seconds ?? 0) +
+    drain.seconds +
+    shutdown.seconds +
+    hooks.seconds +
+    SAFETY_MARGIN_SECONDS
   return {
     workload,
     container,
+    lameduck,
     grace,
     preStop,
+    selfDrain,
     drain,
     shutdown,
     hooks,
@@ -277,11 +331,14 @@ export function budgetSum(t: Timeline): string {
         : 'preStop ? s',
     )
   }
-  parts.push(
-    `drain ${seconds(t.drain.seconds)}`,
-    `shutdown ${seconds(t.shutdown.seconds)}`,
-    `hooks ${seconds(t.hooks.seconds)}`,
-    `margin ${seconds(t.marginSeconds)}`,
-  )
+  if (t.selfDrain !== undefined) parts.push(`its own drain ${seconds(t.selfDrain.seconds)}`)
+  if (t.lameduck !== undefined) {
+    parts.push(
+      `drain ${seconds(t.drain.seconds)}`,
+      `shutdown ${seconds(t.shutdown.seconds)}`,
+      `hooks ${seconds(t.hooks.seconds)}`,
+    )
+  }
+  parts.push(`margin ${seconds(t.marginSeconds)}`)
   return `${parts.join(' + ')} = ${seconds(t.totalSeconds)}`
 }

@@ -12,6 +12,8 @@ interface Options {
   spec?: string
   namespace?: string
   name?: string
+  /** Annotate the workload lameduck/app: "true" (default true: most tests are about lameduck apps). */
+  lameduck?: boolean
 }
 
 /** A Deployment whose one container is `container` (YAML lines under `- name: app`). */
@@ -22,6 +24,7 @@ function deployment(o: Options = {}): string {
     'kind: Deployment',
     'metadata:',
     `  name: ${name}`,
+    ...(o.lameduck === false ? [] : ['  annotations: {lameduck/app: "true"}']),
     ...(o.namespace === undefined ? [] : [`  namespace: ${o.namespace}`]),
     'spec:',
     `  replicas: ${o.replicas ?? 3}`,
@@ -50,7 +53,10 @@ const serving = [
 ]
 
 function run(...texts: string[]): CheckResult {
-  return check(texts.map((text, i) => ({ name: `m${i}.yaml`, text })))
+  return check(
+    texts.map((text, i) => ({ name: `m${i}.yaml`, text })),
+    { ignore: ['no-spread'] },
+  )
 }
 
 function rules(result: CheckResult): string[] {
@@ -70,7 +76,7 @@ describe('timeline', () => {
     assert.deepEqual(rules(r), ['grace-period-too-short'])
     assert.match(
       r.findings[0]!.message,
-      /^container app: preStop 10 s \+ drain 10 s \+ shutdown 20 s \+ hooks 5 s \+ margin 5 s = 50 s > grace 30 s: /,
+      /^preStop 10 s \+ drain 10 s \+ shutdown 20 s \+ hooks 5 s \+ margin 5 s = 50 s > grace 30 s$/,
     )
     assert.match(r.findings[0]!.fix, /terminationGracePeriodSeconds: 50/)
     assert.equal(r.findings[0]!.path, 'spec.template.spec.terminationGracePeriodSeconds')
@@ -226,7 +232,7 @@ describe('timeline', () => {
     assert.deepEqual(rules(r), ['env-value-unknown'])
     assert.match(
       r.findings[0]!.message,
-      /comes from a fieldRef; the checker cannot read it and assumes lameduck's default 20 s/,
+      /comes from a fieldRef; lameduck's default 20 s is assumed/,
     )
     assert.deepEqual(r.timelines[0]!.notes, [
       'envFrom Secret tuning is not in the input; LAMEDUCK_* settings in it are not seen',
@@ -288,10 +294,15 @@ describe('which workloads take traffic', () => {
     const pod = [
       'apiVersion: v1',
       'kind: Pod',
-      'metadata: {name: p}',
+      'metadata: {name: p, labels: {app: p}}',
       'spec:',
       '  terminationGracePeriodSeconds: 0',
-      '  containers: [{name: a, image: x}]',
+      '  containers: [{name: a, image: x, readinessProbe: {tcpSocket: {port: 80}}}]',
+      '---',
+      'apiVersion: v1',
+      'kind: Service',
+      'metadata: {name: p}',
+      'spec: {selector: {app: p}, ports: [{port: 80}]}',
     ].join('\n')
     const daemonSet = deployment({
       name: 'ds',
@@ -320,8 +331,8 @@ describe('rollouts', () => {
         spec: '  strategy: {rollingUpdate: {maxSurge: 0, maxUnavailable: 25%}}',
       }),
     )
-    assert.deepEqual(rules(r), ['max-unavailable-all'])
-    assert.match(r.findings[0]!.message, /both round to 0, so the controller uses maxUnavailable 1/)
+    assert.deepEqual(rules(r), ['single-replica', 'max-unavailable-all'])
+    assert.match(r.findings[1]!.message, /both round to 0, so the controller uses maxUnavailable 1/)
   })
 
   test('the default 25% of 3 replicas rounds to 0 unavailable and 1 surge: fine', () => {
@@ -357,21 +368,21 @@ describe('rollouts', () => {
 describe('suppression and paths', () => {
   test('the lameduck/ignore annotation drops rules for one object; unknown ids are noticed', () => {
     const annotated = deployment({ container: '          command: [npm, start]' }).replace(
-      'metadata:\n',
-      'metadata:\n  annotations: {lameduck/ignore: "npm-start, no-such-rule"}\n',
+      '  annotations: {lameduck/app: "true"}\n',
+      '  annotations: {lameduck/app: "true", lameduck/ignore: "npm-start, no-such-rule"}\n',
     )
     const r = run(annotated)
     assert.deepEqual(rules(r), [])
     assert.equal(r.notices.length, 1)
     assert.match(
       r.notices[0]!,
-      /^m0\.yaml:4:3: unknown rule id 'no-such-rule' in the lameduck\/ignore annotation of Deployment\/app$/,
+      /^m0\.yaml:5:3: unknown rule id 'no-such-rule' in the lameduck\/ignore annotation of Deployment\/app$/,
     )
   })
 
   test('the ignore option drops rules everywhere', () => {
     const r = check([{ name: 'm.yaml', text: deployment() }], {
-      ignore: ['grace-period-too-short'],
+      ignore: ['grace-period-too-short', 'no-spread'],
     })
     assert.deepEqual(rules(r), [])
   })
@@ -385,8 +396,8 @@ describe('suppression and paths', () => {
     assert.deepEqual(
       r.findings.map((f) => [f.rule, f.path, f.line]),
       [
-        ['grace-period-too-short', 'items[0].spec.template.spec.terminationGracePeriodSeconds', 13],
-        ['no-readiness-probe', 'items[0].spec.template.spec.containers[0]', 15],
+        ['grace-period-too-short', 'items[0].spec.template.spec.terminationGracePeriodSeconds', 14],
+        ['no-readiness-probe', 'items[0].spec.template.spec.containers[0]', 16],
       ],
     )
   })

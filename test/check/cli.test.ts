@@ -67,15 +67,19 @@ describe('lameduck check: output and exit codes', () => {
     assert.match(ran.stdout, /^0 errors, 0 warnings, 0 info \(2 files, 2 objects, 1 workload\)$/m)
   })
 
-  test('a finding is file:line:col severity rule-id message, then the fix; exit 1', async () => {
+  test('a finding is file:line:col severity rule-id object › container, the numbers, the fix; exit 1', async () => {
     const ran = await lameduckCheck([bad])
     assert.equal(ran.code, 1)
     const lines = ran.stdout.split('\n')
-    assert.match(
-      lines[0]!,
-      /^test\/fixtures\/check\/rules\/grace-period-too-short\/bad\.yaml:15:5 error grace-period-too-short container web: drain 10 s \+ shutdown 20 s \+ hooks 5 s \+ margin 5 s = 40 s > grace 30 s \(the default\)/,
-    )
-    assert.match(lines[1]!, /^ {2}fix: set terminationGracePeriodSeconds: 40/)
+    // Longer than 100 columns on one line, so the object goes on the next.
+    assert.deepEqual(lines.slice(0, 3), [
+      'test/fixtures/check/rules/grace-period-too-short/bad.yaml:16:5  error  grace-period-too-short',
+      '  Deployment/web › web',
+      '    drain 10 s + shutdown 20 s + hooks 5 s + margin 5 s = 40 s > grace 30 s (the default)',
+    ])
+    assert.match(lines[3]!, /^ {4}fix: set terminationGracePeriodSeconds: 40/)
+    // The rationale comes once, after the findings.
+    assert.match(ran.stdout, /^Why these matter\n {2}grace-period-too-short: the kubelet SIGKILLs/m)
     // The bar: 10 s drain, 20 s close, then SIGKILL at 30 s cuts hooks and margin.
     assert.match(ran.stdout, /^ {4}d{10}c{20}\|h{5}m{5}$/m)
   })
@@ -83,6 +87,10 @@ describe('lameduck check: output and exit codes', () => {
   test('--fail-on decides the exit code', async () => {
     assert.equal((await lameduckCheck([seed])).code, 0)
     assert.equal((await lameduckCheck(['--fail-on', 'warning', seed])).code, 0)
+    assert.equal(
+      (await lameduckCheck(['--fail-on', 'info', '--min-severity', 'warning', seed])).code,
+      0,
+    )
     assert.equal((await lameduckCheck(['--fail-on', 'info', seed])).code, 1)
     assert.equal((await lameduckCheck(['--fail-on=none', bad])).code, 0)
   })
@@ -96,7 +104,7 @@ describe('lameduck check: output and exit codes', () => {
   })
 
   test('--format json: findings with their fields, timelines in seconds', async () => {
-    const ran = await lameduckCheck(['--format', 'json', bad])
+    const ran = await lameduckCheck(['--format', 'json', '--ignore', 'no-spread', bad])
     assert.equal(ran.code, 1)
     const out = JSON.parse(ran.stdout)
     assert.equal(out.version, 1)
@@ -107,12 +115,16 @@ describe('lameduck check: output and exit codes', () => {
       files: 1,
       objects: 2,
       workloads: 1,
+      inputErrors: 0,
+      skipped: 0,
     })
+    assert.deepEqual(out.errors, [])
+    assert.match(out.rules['grace-period-too-short'].rationale, /SIGKILLs/)
     assert.deepEqual(out.findings[0], {
       rule: 'grace-period-too-short',
       severity: 'error',
       file: bad,
-      line: 15,
+      line: 16,
       column: 5,
       path: 'spec.template.spec.terminationGracePeriodSeconds',
       message: out.findings[0].message,
@@ -120,9 +132,11 @@ describe('lameduck check: output and exit codes', () => {
       object: 'Deployment/web',
       namespace: null,
       container: 'web',
+      lameduck: true,
     })
     const [t] = out.timelines
     assert.equal(t.container, 'web')
+    assert.deepEqual(t.lameduck, { reason: 'annotation', detail: 'lameduck/app on the Deployment' })
     assert.deepEqual(t.grace, { seconds: 30, source: 'default' })
     assert.deepEqual(t.preStop, { kind: 'none', seconds: 0, known: true, atLeast: false })
     assert.deepEqual(t.drain, {
@@ -147,29 +161,40 @@ describe('lameduck check: output and exit codes', () => {
     assert.equal(driver.name, 'lameduck check')
     assert.deepEqual(
       driver.rules.map((r: { id: string }) => r.id),
-      RULES.map((r) => r.id),
+      [...RULES.map((r) => r.id), 'input-error'],
     )
     for (const rule of driver.rules) {
       assert.ok(['error', 'warning', 'note'].includes(rule.defaultConfiguration.level))
       assert.equal(typeof rule.shortDescription.text, 'string')
+      assert.match(
+        rule.helpUri,
+        /^https:\/\/unpkg\.com\/lameduck@[^/]+\/docs\/rules\.md#[a-z0-9-]+$/,
+      )
     }
+    assert.equal(sarif.runs[0].invocations[0].executionSuccessful, true)
     const results = sarif.runs[0].results
     assert.deepEqual(
       results.map((r: { ruleId: string; level: string }) => [r.ruleId, r.level]),
       [
+        ['no-spread', 'note'],
         ['readiness-path', 'note'],
         ['readiness-slower-than-drain', 'note'],
         ['grace-period-too-short', 'error'],
+        ['no-spread', 'note'],
       ],
     )
+    const prints = new Set()
     for (const r of results) {
       assert.equal(driver.rules[r.ruleIndex].id, r.ruleId)
-      assert.match(r.message.text, /Fix: /)
+      assert.match(r.message.text, /^Deployment\/[a-z-]+( › [a-z-]+)?: .*Fix: /)
+      assert.match(r.partialFingerprints['lameduckFinding/v1'], /^[0-9a-f]{32}$/)
+      prints.add(r.partialFingerprints['lameduckFinding/v1'])
       const location = r.locations[0].physicalLocation
       assert.match(location.artifactLocation.uri, /^test\/fixtures\/check\//)
       assert.ok(Number.isInteger(location.region.startLine) && location.region.startLine >= 1)
       assert.ok(Number.isInteger(location.region.startColumn) && location.region.startColumn >= 1)
     }
+    assert.equal(prints.size, results.length, 'one fingerprint per finding')
   })
 
   test('--help explains every option with its default; --list-rules lists every rule', async () => {
@@ -209,19 +234,19 @@ describe('lameduck check: input', () => {
     const ran = await withStdin(['-'], `${first}${deployment.replaceAll('web', 'api')}`)
     assert.equal(ran.code, 1)
     const secondStart = first.split('\n').length - 1
-    assert.deepEqual(ran.stdout.match(/^<stdin>:\d+:\d+ error grace-period-too-short/gm), [
-      '<stdin>:15:5 error grace-period-too-short',
-      `<stdin>:${15 + secondStart}:5 error grace-period-too-short`,
+    assert.deepEqual(ran.stdout.match(/^<stdin>:\d+:\d+ {2}error {2}grace-period-too-short/gm), [
+      '<stdin>:16:5  error  grace-period-too-short',
+      `<stdin>:${16 + secondStart}:5  error  grace-period-too-short`,
     ])
   })
 
   test('with no argument, piped input is read', async () => {
     const ran = await withStdin(
       [],
-      'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers: [{name: a, image: x}]\n',
+      'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - {name: a, image: x, command: [npm, start]}\n',
     )
     assert.equal(ran.code, 1)
-    assert.match(ran.stdout, /^<stdin>:5:3 error grace-period-zero /m)
+    assert.match(ran.stdout, /^<stdin>:6:\d+ {2}error {2}npm-start {2}Pod\/p › a$/m)
   })
 
   test('with no argument on a real terminal: usage, exit 2', {
@@ -255,14 +280,19 @@ describe('lameduck check: input', () => {
   test('kind: List in JSON', async () => {
     const ran = await lameduckCheck(['test/fixtures/check/input/list.json'])
     assert.equal(ran.code, 1)
-    assert.match(ran.stdout, /list\.json:21:63 error npm-start /)
+    assert.match(ran.stdout, /list\.json:21:63 {2}error {2}npm-start /)
   })
 
-  test('a missing path: exit 2 naming it', async () => {
+  test('a missing path: exit 2 naming it; the other inputs are still checked', async () => {
     const ran = await lameduckCheck(['examples/k8s', 'no/such/dir.yaml'])
     assert.equal(ran.code, 2)
     assert.equal(ran.stderr, 'lameduck check: no/such/dir.yaml: no such file or directory\n')
-    assert.equal(ran.stdout, '')
+    assert.match(
+      ran.stdout,
+      /^no\/such\/dir\.yaml {2}error {2}input\n {4}no such file or directory$/m,
+    )
+    assert.match(ran.stdout, /= 40 s ≤ grace 45 s/)
+    assert.match(ran.stdout, /1 input could not be read\)$/m)
   })
 
   test('malformed YAML: exit 2 with file, line and column', async () => {
@@ -282,9 +312,9 @@ describe('lameduck check: input', () => {
     noStackTrace(ran)
   })
 
-  test('an empty file: exit 0, and a note that nothing was found', async () => {
+  test('an empty file: exit 2, nothing was found', async () => {
     const ran = await lameduckCheck(['test/fixtures/check/input/empty.yaml'])
-    assert.equal(ran.code, 0)
+    assert.equal(ran.code, 2)
     assert.match(
       ran.stderr,
       /no Kubernetes objects found in test\/fixtures\/check\/input\/empty\.yaml/,
@@ -296,13 +326,15 @@ describe('lameduck check: input', () => {
     const rendered = await import('node:fs/promises').then((fs) =>
       fs.readFile(fromRoot('test/fixtures/check/input/helm-render.yaml'), 'utf8'),
     )
-    const ran = await withStdin(['--format', 'json'], rendered)
+    // A chart for an app that uses lameduck without saying so in the manifest.
+    const ran = await withStdin(['--format', 'json', '--assume-lameduck'], rendered)
     assert.equal(ran.code, 1)
     const out = JSON.parse(ran.stdout)
     assert.deepEqual(
       out.findings.map((f: { rule: string }) => f.rule),
       [
         'grace-period-too-short',
+        'no-spread',
         'npm-start',
         'liveness-same-as-readiness',
         'readiness-slower-than-drain',

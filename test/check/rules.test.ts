@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
 import { describe, test } from 'node:test'
-import { check, RULES } from '../../src/check/index.js'
+import { check, RULES, SCOPE_TEXT } from '../../src/check/index.js'
 import { fromRoot } from '../helpers.js'
 
 // Every rule has test/fixtures/check/rules/<id>/bad.yaml, which triggers it, and good.yaml,
@@ -20,9 +20,11 @@ function expected(text: string): string[] {
         .sort()
 }
 
-function ruleIds(file: string): string[] {
+// no-spread reports nearly every multi-replica workload; other rules' fixtures are checked
+// without it so that each stays about its own rule.
+function ruleIds(file: string, id: string): string[] {
   const text = readFileSync(file, 'utf8')
-  const result = check([{ name: file, text }])
+  const result = check([{ name: file, text }], { ignore: id === 'no-spread' ? [] : ['no-spread'] })
   return [...new Set(result.findings.map((f) => f.rule))].sort()
 }
 
@@ -36,13 +38,13 @@ describe('rule fixtures', () => {
       const file = `${fixtures}/${rule.id}/bad.yaml`
       const want = expected(readFileSync(file, 'utf8'))
       assert.ok(want.includes(rule.id), 'bad.yaml must expect its own rule')
-      assert.deepEqual(ruleIds(file), want)
+      assert.deepEqual(ruleIds(file, rule.id), want)
     })
     test(`${rule.id}: good.yaml does not`, () => {
       const file = `${fixtures}/${rule.id}/good.yaml`
       const want = expected(readFileSync(file, 'utf8'))
       assert.ok(!want.includes(rule.id), 'good.yaml must not expect its own rule')
-      assert.deepEqual(ruleIds(file), want)
+      assert.deepEqual(ruleIds(file, rule.id), want)
     })
   }
 })
@@ -68,6 +70,10 @@ describe('rule metadata', () => {
     for (const rule of RULES) {
       const section = docs.split(`## \`${rule.id}\``)[1]!.split('\n## ')[0]!
       assert.match(section, new RegExp(`Severity: \\*\\*${rule.severity}\\*\\*`), rule.id)
+      assert.ok(
+        section.includes(`Applies to: ${SCOPE_TEXT[rule.scope]}.`),
+        `${rule.id} says what it applies to`,
+      )
       assert.match(section, /```yaml\n/, `${rule.id} has a fixing YAML example`)
     }
   })

@@ -1,14 +1,16 @@
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { describe, test } from 'node:test'
-import { check } from '../../src/check/index.js'
+import { check, RULES } from '../../src/check/index.js'
 import { fromRoot } from '../helpers.js'
 
 // The Deployment from the seed article (shared/seed): grace 60 s, readiness GET /health
 // every 10 s with failureThreshold 3, liveness tcpSocket, no preStop, no strategy, 3 replicas.
 // The article's premise is that readiness failures take the pod out of the Service after
 // 3 × 10 s; in fact the endpoint is marked not ready as soon as the pod terminates. What a
-// careful reviewer would say, assuming the app uses lameduck:
+// careful reviewer would say, assuming the app uses lameduck (the fixture carries the
+// lameduck/app annotation that says so):
+//   - no-spread (info): 3 replicas and nothing that keeps them off a single node;
 //   - readiness-path (info): /health is not lameduck's /readyz; it must flip to 503 on
 //     SIGTERM the way /readyz does.
 //   - readiness-slower-than-drain (info): 10 s × 3 = 30 s before a load balancer that
@@ -30,16 +32,17 @@ describe('the seed Deployment', () => {
     assert.deepEqual(
       result.findings.map((f) => [f.rule, f.severity, f.line, f.path]),
       [
+        ['no-spread', 'info', 21, 'spec.template.spec.affinity'],
         [
           'readiness-path',
           'info',
-          29,
+          30,
           'spec.template.spec.containers[0].readinessProbe.httpGet.path',
         ],
         [
           'readiness-slower-than-drain',
           'info',
-          32,
+          33,
           'spec.template.spec.containers[0].readinessProbe.periodSeconds',
         ],
       ],
@@ -50,9 +53,12 @@ describe('the seed Deployment', () => {
     const slower = result.findings.find((f) => f.rule === 'readiness-slower-than-drain')!
     assert.match(slower.message, /10 s × 3 = 30 s/)
     assert.match(slower.message, /drains 10 s after SIGTERM/)
-    assert.match(slower.message, /in-cluster routing does not wait for the probe/)
+    assert.match(
+      RULES.find((r) => r.id === 'readiness-slower-than-drain')!.rationale,
+      /in-cluster routing does not wait for the probe/,
+    )
     const path = result.findings.find((f) => f.rule === 'readiness-path')!
-    assert.match(path.message, /GET \/health on port 8080, not lameduck's \/readyz/)
+    assert.match(path.message, /GET \/health on port 8080, not lameduck's \/readyz$/)
   })
 
   test('its timeline fits the 60 s grace period', () => {
@@ -66,6 +72,7 @@ describe('the seed Deployment', () => {
     assert.deepEqual(t!.grace, {
       seconds: 60,
       written: true,
+      invalid: false,
       path: ['spec', 'template', 'spec', 'terminationGracePeriodSeconds'],
     })
   })

@@ -1,6 +1,7 @@
 // Machine output: findings as they are, timelines in seconds.
 import type { CheckResult } from '../check.js'
 import { formatPath } from '../check.js'
+import { RULES } from '../rules/index.js'
 import type { Setting, Timeline } from '../timeline.js'
 
 /** Bumped when a field changes meaning or disappears; new fields may appear without it. */
@@ -26,7 +27,13 @@ export function timelineJson(t: Timeline) {
     object: `${t.workload.kind}/${t.workload.name}`,
     namespace: t.workload.namespace ?? null,
     container: t.container.name,
-    grace: { seconds: t.grace.seconds, source: t.grace.written ? 'manifest' : 'default' },
+    // Why the container counts as a lameduck app; null: it does not, and drain, close and
+    // hooks are 0 with source "none".
+    lameduck: t.lameduck === undefined ? null : t.lameduck,
+    grace: {
+      seconds: t.grace.seconds,
+      source: t.grace.invalid ? 'invalid' : t.grace.written ? 'manifest' : 'default',
+    },
     preStop: {
       kind: t.preStop.kind,
       // JSON has no Infinity: an endless sleep is null with known: true.
@@ -34,6 +41,7 @@ export function timelineJson(t: Timeline) {
       known: t.preStop.known,
       atLeast: t.preStop.atLeast,
     },
+    ownDrain: t.selfDrain === undefined ? null : t.selfDrain,
     drain: setting(t.drain),
     close: setting(t.shutdown),
     hooks: setting(t.hooks),
@@ -55,16 +63,28 @@ export function formatJson(result: CheckResult): string {
       files: result.files.length,
       objects: result.objects,
       workloads: result.workloads,
+      inputErrors: result.errors.length,
+      skipped: result.skipped.length,
     },
     files: result.files,
+    // Inputs that could not be read or parsed; the others were checked.
+    errors: result.errors.map((e) => ({ ...e, line: e.line ?? null, column: e.column ?? null })),
     // Absent namespace and container are null, so every finding has the same keys.
     findings: result.findings.map((f) => ({
       ...f,
       namespace: f.namespace ?? null,
       container: f.container ?? null,
     })),
+    // Why each rule that fired matters (text output prints this once per rule).
+    rules: Object.fromEntries(
+      RULES.filter((r) => result.findings.some((f) => f.rule === r.id)).map((r) => [
+        r.id,
+        { severity: r.severity, summary: r.summary, rationale: r.rationale, scope: r.scope },
+      ]),
+    ),
     timelines: result.timelines.map(timelineJson),
     notices: result.notices,
+    skipped: result.skipped,
   }
   return `${JSON.stringify(out, null, 2)}\n`
 }

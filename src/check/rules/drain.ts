@@ -1,5 +1,8 @@
 // The time between the pod's deletion and the listener closing (KUBERNETES.md pitfall 1).
+import { imageInfo, lacksShell } from '../images.js'
+import type { Workload } from '../model.js'
 import { seconds, type Timeline } from '../timeline.js'
+import { canHandOver } from './rollout.js'
 import type { Rule } from './types.js'
 
 /**
@@ -12,29 +15,82 @@ export const MIN_DRAIN_SECONDS = 5
 /** Below this, a LAMEDUCK_DRAIN_DELAY_MS value was probably meant as seconds. */
 const LIKELY_SECONDS_MS = 1_000
 
-/** preStop sleep + app drain, the time traffic has to move away before the listener closes. */
+/** preStop sleep + the app's own drain: how long traffic has to move away before the listener closes. */
 export function drainWindow(t: Timeline): number {
-  return t.preStop.seconds + t.drain.seconds
+  return t.preStop.seconds + (t.selfDrain?.seconds ?? 0) + t.drain.seconds
 }
 
 function drainPath(t: Timeline) {
   return t.drain.path ?? t.preStop.path
 }
 
+/**
+ * The preStop sleep to add, in a form that works: the native action (1.30+), or exec sleep
+ * where the image has one, and the grace period it then needs (a sleep action longer than
+ * the grace period is rejected by the API server).
+ */
+export function preStopSleepFix(t: Timeline, sleep: number): string {
+  const exec = lacksShell(t.container.image)
+    ? ` (${t.container.image} has no shell, so not exec sleep)`
+    : `; before 1.30, exec: {command: [sleep, "${sleep}"]} if the image has sleep`
+  const needed = sleep + (t.selfDrain?.seconds ?? 0) + t.marginSeconds
+  const grace =
+    t.grace.seconds < needed
+      ? ` and raise terminationGracePeriodSeconds to at least ${needed} (it is ${seconds(t.grace.seconds)}; the sleep counts against it)`
+      : ''
+  return `lifecycle: {preStop: {sleep: {seconds: ${sleep}}}} (Kubernetes 1.30+${exec})${grace}`
+}
+
 export const noDrainDelay: Rule = {
   id: 'no-drain-delay',
   severity: 'error',
+  scope: 'lameduck',
   summary:
     'neither a preStop sleep nor lameduck’s drain delay: the listener closes while traffic still arrives',
+  rationale:
+    'the listener closes at SIGTERM while kube-proxy, ingress controllers and load balancers, which learn of the pod’s removal a little later, still send it new connections',
   check({ timelines, report }) {
     for (const t of timelines) {
+      if (t.lameduck === undefined) continue
       if (!t.preStop.known || t.preStop.seconds > 0 || t.drain.ms > 0) continue
       report({
         object: t.workload,
         container: t.container,
         path: drainPath(t),
-        message: `container ${t.container.name}: no drain delay (no preStop sleep, ${t.drain.variable}=0): the listener closes at SIGTERM while kube-proxy, ingress controllers and load balancers still send new connections`,
-        fix: `remove ${t.drain.variable} (lameduck drains 10 s by default on Kubernetes), or add lifecycle: {preStop: {sleep: {seconds: 10}}}`,
+        message: `no drain delay: no preStop sleep and ${t.drain.variable}=0`,
+        fix: `remove ${t.drain.variable} (lameduck drains 10 s by default on Kubernetes), or add ${preStopSleepFix(t, 10)}`,
+      })
+    }
+  },
+}
+
+function routedBy(w: Workload, t: Timeline): string {
+  const names = [...new Set(t.container.routes.map((r) => `Service/${r.service.name}`))]
+  return names.length > 0 ? names.join(', ') : `${w.services.length} Service(s)`
+}
+
+export const noPrestopDelay: Rule = {
+  id: 'no-prestop-delay',
+  severity: 'warning',
+  scope: 'serving-other',
+  summary:
+    'a Service routes to the container but nothing delays SIGTERM until the endpoint removal has spread',
+  rationale:
+    'when a pod is deleted, SIGTERM and the removal from the Service start together; kube-proxy, ingress controllers and load balancers learn of the removal up to seconds later and keep sending new connections, which are refused once the app closes its listener; a preStop sleep keeps the app serving until they have caught up (an app that keeps serving for a few seconds after SIGTERM on its own needs none: lameduck/ignore it)',
+  check({ timelines, report }) {
+    for (const t of timelines) {
+      if (t.lameduck !== undefined || t.container.routes.length === 0) continue
+      // Through a headless Service clients resolve pod addresses themselves (StatefulSet
+      // peers, cluster-aware clients); kube-proxy's race is not theirs.
+      if (t.container.routes.every((r) => r.service.headless)) continue
+      if (t.preStop.kind !== 'none' && t.preStop.kind !== 'tcpSocket') continue
+      if (t.selfDrain !== undefined || !canHandOver(t.workload)) continue
+      report({
+        object: t.workload,
+        container: t.container,
+        path: t.preStop.kind === 'none' ? t.container.path : t.preStop.path,
+        message: `no preStop hook: SIGTERM arrives at deletion while ${routedBy(t.workload, t)} may still send it new connections`,
+        fix: preStopSleepFix(t, MIN_DRAIN_SECONDS),
       })
     }
   },
@@ -43,22 +99,42 @@ export const noDrainDelay: Rule = {
 export const drainDelayShort: Rule = {
   id: 'drain-delay-short',
   severity: 'warning',
+  scope: 'serving',
   summary: `the drain window (preStop sleep + drain delay) is under ${MIN_DRAIN_SECONDS} s`,
+  rationale:
+    'endpoint removal reaches kube-proxy in about 1 s and ingress controllers and cloud load balancers later; a shorter drain still refuses some of their connections',
   check({ timelines, report }) {
     for (const t of timelines) {
       const window = drainWindow(t)
       if (!t.preStop.known || window <= 0 || window >= MIN_DRAIN_SECONDS) continue
-      const parts = [`preStop ${seconds(t.preStop.seconds)}`, `drain ${seconds(t.drain.seconds)}`]
+      // Without lameduck the drain only matters when another endpoint can take the traffic.
+      if (t.lameduck === undefined && (t.container.routes.length === 0 || !canHandOver(t.workload)))
+        continue
+      const parts = [`preStop ${seconds(t.preStop.seconds)}`]
+      if (t.selfDrain !== undefined)
+        parts.push(`${t.selfDrain.where} ${seconds(t.selfDrain.seconds)}`)
+      if (t.lameduck !== undefined) parts.push(`drain ${seconds(t.drain.seconds)}`)
       const unit =
-        t.drain.source !== 'default' && t.drain.ms > 0 && t.drain.ms < LIKELY_SECONDS_MS
+        t.lameduck !== undefined &&
+        t.drain.source !== 'default' &&
+        t.drain.ms > 0 &&
+        t.drain.ms < LIKELY_SECONDS_MS
           ? ` (${t.drain.variable} is in milliseconds: ${t.drain.ms} means ${seconds(t.drain.seconds)})`
           : ''
+      const image = imageInfo(t.container.image)
       report({
         object: t.workload,
         container: t.container,
-        path: drainPath(t),
-        message: `container ${t.container.name}: drain window ${seconds(window)} (${parts.join(' + ')}) < ${MIN_DRAIN_SECONDS} s${unit}: endpoint removal reaches kube-proxy in about 1 s and ingress controllers and cloud load balancers later`,
-        fix: `${t.drain.variable}: "10000" (lameduck's default), or a preStop sleep of 5-10 s`,
+        path: t.lameduck !== undefined ? drainPath(t) : t.preStop.path,
+        message: `drain window ${seconds(window)} (${parts.join(' + ')}) < ${MIN_DRAIN_SECONDS} s${unit}`,
+        fix:
+          t.lameduck !== undefined
+            ? `${t.drain.variable}: "10000" (lameduck's default), or a preStop sleep of 5-10 s`
+            : t.selfDrain?.where.includes('ConfigMap')
+              ? `raise ${image?.name ?? 'the app'}'s own drain (${t.selfDrain.where}) to ${MIN_DRAIN_SECONDS} s or more`
+              : t.selfDrain !== undefined
+                ? `add the rest before SIGTERM (${t.selfDrain.where} is fixed): ${preStopSleepFix(t, Math.ceil(MIN_DRAIN_SECONDS - window + t.preStop.seconds))}`
+                : `a preStop sleep of ${MIN_DRAIN_SECONDS}-10 s: ${preStopSleepFix(t, MIN_DRAIN_SECONDS)}`,
       })
     }
   },

@@ -1,5 +1,6 @@
 // Every rule, in the order docs/rules.md lists them.
-import { drainDelayShort, noDrainDelay } from './drain.js'
+import { drainDelayShort, noDrainDelay, noPrestopDelay } from './drain.js'
+import { invalidField } from './fields.js'
 import { gracePeriodTooShort, gracePeriodZero, prestopExceedsGrace } from './grace.js'
 import { prestopExecNoShell, prestopExecSleep, prestopUnknownDuration } from './prestop.js'
 import {
@@ -12,9 +13,12 @@ import {
 } from './probes.js'
 import {
   maxUnavailableAll,
+  noSpread,
+  pdbBlocksEviction,
   pdbNotRolloutGuard,
   progressDeadlineTooShort,
   recreateStrategy,
+  singleReplica,
 } from './rollout.js'
 import { envValueUnknown, lameduckEnvInvalid } from './settings.js'
 import { npmStart, pm2KillTimeout, shellCommand, stopSignalUnhandled } from './signals.js'
@@ -26,6 +30,7 @@ export const RULES: readonly Rule[] = [
   prestopExceedsGrace,
   gracePeriodZero,
   noDrainDelay,
+  noPrestopDelay,
   drainDelayShort,
   prestopExecNoShell,
   prestopExecSleep,
@@ -39,7 +44,10 @@ export const RULES: readonly Rule[] = [
   recreateStrategy,
   maxUnavailableAll,
   progressDeadlineTooShort,
+  singleReplica,
+  pdbBlocksEviction,
   pdbNotRolloutGuard,
+  noSpread,
   // probes
   noReadinessProbe,
   livenessSameAsReadiness,
@@ -50,9 +58,11 @@ export const RULES: readonly Rule[] = [
   // lameduck settings
   lameduckEnvInvalid,
   envValueUnknown,
+  // the manifest itself
+  invalidField,
 ]
 
 export const RULE_IDS: ReadonlySet<string> = new Set(RULES.map((rule) => rule.id))
 
-export type { Finding, Report, Rule, RuleContext, Severity } from './types.js'
-export { SEVERITIES, severityRank } from './types.js'
+export type { Finding, Report, Rule, RuleContext, Scope, Severity } from './types.js'
+export { SCOPE_TEXT, SEVERITIES, severityRank } from './types.js'

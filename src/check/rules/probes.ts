@@ -73,20 +73,40 @@ function describeHandler(c: Container, p: Record<string, unknown>): string {
   return 'no handler'
 }
 
+/** The port a fix may name: one the Service targets, or one the container declares; never made up. */
+function knownPort(c: Container): string | number | undefined {
+  const routed = c.routes[0]?.port.target
+  if (routed !== undefined) return routed
+  return c.ports[0]?.name ?? c.ports[0]?.containerPort
+}
+
 export const noReadinessProbe: Rule = {
   id: 'no-readiness-probe',
   severity: 'error',
+  scope: 'serving',
   summary: 'a container that takes traffic has no readinessProbe',
+  rationale:
+    'without a readiness probe Kubernetes routes to a container as soon as it starts, before it listens, and a rollout stops old pods without waiting for the new ones to serve',
   check({ model, report }) {
     for (const w of model.workloads) {
       for (const c of w.serving) {
         if (probe(c, 'readinessProbe') !== undefined) continue
+        const port = knownPort(c)
+        const portText = port === undefined ? '<the port the app listens on>' : String(port)
+        // A TCP connect cannot check a UDP port: only the app's own check can.
+        const udp =
+          c.routes.length > 0 && c.routes.every((r) => r.port.protocol.toUpperCase() !== 'TCP')
         report({
           object: w,
           container: c,
           path: c.path,
-          message: `container ${c.name} takes traffic but has no readinessProbe: Kubernetes routes to it as soon as it starts, before it listens, and rollouts stop old pods without waiting for the new ones to serve`,
-          fix: `readinessProbe: {httpGet: {path: ${READINESS_PATH}, port: ${c.ports[0]?.name ?? c.ports[0]?.containerPort ?? 8080}}, periodSeconds: 5, failureThreshold: 2}`,
+          message: 'no readinessProbe',
+          fix:
+            c.lameduck !== undefined
+              ? `readinessProbe: {httpGet: {path: ${READINESS_PATH}, port: ${portText}}, periodSeconds: 5, failureThreshold: 2}`
+              : udp
+                ? `a readinessProbe on the app's own health check (exec, or HTTP on its health port); the Service's port ${portText} is UDP, which a tcpSocket probe cannot check`
+                : `readinessProbe: {tcpSocket: {port: ${portText}}, periodSeconds: 5} (or the app's own HTTP or gRPC health check on that port, if it has one)`,
         })
       }
     }
@@ -96,11 +116,15 @@ export const noReadinessProbe: Rule = {
 export const livenessSameAsReadiness: Rule = {
   id: 'liveness-same-as-readiness',
   severity: 'warning',
+  scope: 'lameduck',
   summary:
     'the liveness probe checks readiness: a dependency outage or overload restarts healthy pods',
+  rationale:
+    'lameduck’s readiness runs your dependency checks and answers 503 while draining; a liveness failure restarts the container, so one slow database restarts every pod',
   check({ model, report }) {
     for (const w of model.workloads) {
       for (const c of w.containers) {
+        if (c.lameduck === undefined) continue
         const liveness = probe(c, 'livenessProbe')
         const readiness = probe(c, 'readinessProbe')
         if (liveness === undefined) continue
@@ -114,8 +138,8 @@ export const livenessSameAsReadiness: Rule = {
           object: w,
           container: c,
           path: [...c.path, 'livenessProbe'],
-          message: `container ${c.name}: the liveness probe is ${same ? 'the same check as readiness' : 'on the readiness path'} (${describeHandler(c, liveness)}): readiness fails when dependencies fail or the pod drains, and a liveness failure restarts the container, so one slow database restarts every pod`,
-          fix: `livenessProbe: {httpGet: {path: ${LIVENESS_PATH}, port: ${String(get(liveness, ['httpGet', 'port']) ?? get(readiness, ['httpGet', 'port']) ?? 8080)}}} (lameduck's liveness answers 200 while the process is alive)`,
+          message: `the liveness probe is ${same ? 'the same check as readiness' : 'on the readiness path'} (${describeHandler(c, liveness)})`,
+          fix: `livenessProbe: {httpGet: {path: ${LIVENESS_PATH}, port: ${String(get(liveness, ['httpGet', 'port']) ?? get(readiness, ['httpGet', 'port']) ?? knownPort(c) ?? '<the app port>')}}} (lameduck's liveness answers 200 while the process is alive)`,
         })
       }
     }
@@ -125,10 +149,14 @@ export const livenessSameAsReadiness: Rule = {
 export const readinessPath: Rule = {
   id: 'readiness-path',
   severity: 'info',
+  scope: 'lameduck',
   summary: 'the readiness probe does not use lameduck’s /readyz, which answers 503 from SIGTERM on',
+  rationale:
+    'a probe elsewhere does not turn 503 when the pod drains, which load balancers that health-check pods rely on (unless the app serves lameduck’s readiness there)',
   check({ model, report }) {
     for (const w of model.workloads) {
       for (const c of w.serving) {
+        if (c.lameduck === undefined) continue
         const readiness = probe(c, 'readinessProbe')
         if (readiness === undefined || httpPath(readiness) === READINESS_PATH) continue
         const http = httpPath(readiness) !== undefined
@@ -136,8 +164,8 @@ export const readinessPath: Rule = {
           object: w,
           container: c,
           path: [...c.path, 'readinessProbe', ...(http ? ['httpGet', 'path'] : [])],
-          message: `container ${c.name}: the readiness probe is ${describeHandler(c, readiness)}, not lameduck's ${READINESS_PATH}; ${http ? 'unless the app serves lameduck readiness there, it' : 'it'} does not turn 503 when the pod drains, which load balancers that health-check pods rely on`,
-          fix: `readinessProbe: {httpGet: {path: ${READINESS_PATH}, port: ${String(get(readiness, ['httpGet', 'port']) ?? c.ports[0]?.name ?? c.ports[0]?.containerPort ?? 8080)}}}, or set lameduck's probes.readiness to this path`,
+          message: `the readiness probe is ${describeHandler(c, readiness)}, not lameduck's ${READINESS_PATH}`,
+          fix: `readinessProbe: {httpGet: {path: ${READINESS_PATH}, port: ${String(get(readiness, ['httpGet', 'port']) ?? knownPort(c) ?? '<the app port>')}}}, or set lameduck's probes.readiness to ${http ? 'this path' : 'the path you probe'}`,
         })
       }
     }
@@ -156,9 +184,13 @@ function probeFix(drain: number, variable: string): string {
 export const readinessSlowerThanDrain: Rule = {
   id: 'readiness-slower-than-drain',
   severity: 'info',
+  scope: 'lameduck',
   summary: 'readiness needs periodSeconds × failureThreshold to see the 503, longer than the drain',
+  rationale:
+    'in-cluster routing does not wait for the probe, but a load balancer that health-checks the pod on the probe’s schedule still sends requests after the listener closes',
   check({ timelines, report }) {
     for (const t of timelines) {
+      if (t.lameduck === undefined) continue
       const readiness = probe(t.container, 'readinessProbe')
       if (readiness === undefined || httpPath(readiness) === undefined) continue
       if (!t.preStop.known || drainWindow(t) <= 0) continue
@@ -174,7 +206,7 @@ export const readinessSlowerThanDrain: Rule = {
           'readinessProbe',
           readiness['periodSeconds'] !== undefined ? 'periodSeconds' : 'httpGet',
         ],
-        message: `container ${t.container.name}: readiness sees the 503 after ${period} s × ${threshold} = ${seconds(detect)}, but the app drains ${seconds(t.drain.seconds)} after SIGTERM${t.preStop.seconds > 0 ? ' (readiness stays 200 during preStop)' : ''}; in-cluster routing does not wait for the probe, but a load balancer that health-checks the pod on this schedule still sends requests after the listener closes`,
+        message: `readiness sees the 503 after ${period} s × ${threshold} = ${seconds(detect)}, but the app drains ${seconds(t.drain.seconds)} after SIGTERM${t.preStop.seconds > 0 ? ' (readiness stays 200 during preStop)' : ''}`,
         fix: probeFix(t.drain.seconds, t.drain.variable),
       })
     }
@@ -184,7 +216,10 @@ export const readinessSlowerThanDrain: Rule = {
 export const probePortUndefined: Rule = {
   id: 'probe-port-undefined',
   severity: 'error',
+  scope: 'containers',
   summary: 'a probe names a port the container does not declare',
+  rationale:
+    'a named probe port must be one of the container’s named ports, or the probe always fails',
   check({ model, report }) {
     for (const w of model.workloads) {
       for (const c of w.containers) {
@@ -199,8 +234,8 @@ export const probePortUndefined: Rule = {
             object: w,
             container: c,
             path: [...c.path, name, found.field, 'port'],
-            message: `container ${c.name}: ${name} uses port '${value}', which is not a named port of the container (${names.length > 0 ? `names: ${names.join(', ')}` : 'it names none'}): the probe always fails`,
-            fix: `name the port: ports: [{name: ${value}, containerPort: 8080}], or use the number`,
+            message: `${name} uses port '${value}', which is not a named port of the container (${names.length > 0 ? `names: ${names.join(', ')}` : 'it names none'})`,
+            fix: `name the port the app listens on: ports: [{name: ${value}, containerPort: <that port>}], or probe it by number`,
           })
         }
       }
@@ -211,11 +246,14 @@ export const probePortUndefined: Rule = {
 export const probePortMismatch: Rule = {
   id: 'probe-port-mismatch',
   severity: 'warning',
-  summary: 'a probe uses a port number the container does not declare',
+  scope: 'lameduck',
+  summary: 'a lameduck probe uses a port number the container does not declare',
+  rationale:
+    'lameduck answers probes on the app’s own port (or LAMEDUCK_PROBE_PORT); another port reaches something else, or nothing',
   check({ model, report }) {
     for (const w of model.workloads) {
       for (const c of w.containers) {
-        if (c.ports.length === 0) continue
+        if (c.lameduck === undefined || c.ports.length === 0) continue
         const probePortEnv = (c.spec['env'] as unknown[] | undefined)
           ?.map((e) => record(e))
           .find((e) => e?.['name'] === PROBE_PORT_ENV)?.['value']
@@ -232,7 +270,7 @@ export const probePortMismatch: Rule = {
             object: w,
             container: c,
             path: [...c.path, name, found.field, 'port'],
-            message: `container ${c.name}: ${name} probes port ${value}, but the container declares ${c.ports.map((port) => port.containerPort).join(', ')}: lameduck answers probes on the app's port (or ${PROBE_PORT_ENV})`,
+            message: `${name} probes port ${value}, but the container declares ${c.ports.map((port) => port.containerPort).join(', ')}`,
             fix: `probe the app's port: port: ${c.ports[0]!.name ?? c.ports[0]!.containerPort}`,
           })
         }

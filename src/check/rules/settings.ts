@@ -10,11 +10,14 @@ const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP'])
 export const lameduckEnvInvalid: Rule = {
   id: 'lameduck-env-invalid',
   severity: 'error',
+  scope: 'lameduck',
   summary: 'a LAMEDUCK_* variable holds a value lameduck rejects at start-up',
+  rationale: 'lameduck validates its options when it starts and refuses to run with a bad one',
   check({ model, report, timelineOf }) {
     for (const w of model.workloads) {
       for (const c of w.containers) {
         const env = list(c.spec['env'])
+        if (c.lameduck === undefined) continue
         if (!env.some((e) => String(get(e, ['name']) ?? '').startsWith('LAMEDUCK_'))) continue
         const t = timelineOf(w, c)
         for (const s of [t.drain, t.shutdown, t.hooks]) {
@@ -24,7 +27,7 @@ export const lameduckEnvInvalid: Rule = {
             object: w,
             container: c,
             path: s.path ?? c.path,
-            message: `container ${c.name}: ${s.variable} is ${JSON.stringify(s.invalid)}, but lameduck expects an integer number of milliseconds from ${min} to ${MAX_TIMER_MS} and refuses to start`,
+            message: `${s.variable} is ${JSON.stringify(s.invalid)}, but lameduck expects an integer number of milliseconds from ${min} to ${MAX_TIMER_MS}`,
             fix: `${s.variable}: "${s.ms}" (milliseconds as a quoted string; ${seconds(s.seconds)} is lameduck's default)`,
           })
         }
@@ -41,7 +44,7 @@ export const lameduckEnvInvalid: Rule = {
             object: w,
             container: c,
             path: [...c.path, 'env', index, 'value'],
-            message: `container ${c.name}: ${SIGNALS_ENV} is ${JSON.stringify(raw)}; ${bad.map((s) => JSON.stringify(s)).join(', ')} ${bad.length === 1 ? 'is not a' : 'are not'} catchable signal name${bad.length === 1 ? '' : 's'} and lameduck refuses to start`,
+            message: `${SIGNALS_ENV} is ${JSON.stringify(raw)}; ${bad.map((s) => JSON.stringify(s)).join(', ')} ${bad.length === 1 ? 'is not a' : 'are not'} catchable signal name${bad.length === 1 ? '' : 's'}`,
             fix: `${SIGNALS_ENV}: "SIGTERM,SIGINT"`,
           })
         })
@@ -53,16 +56,20 @@ export const lameduckEnvInvalid: Rule = {
 export const envValueUnknown: Rule = {
   id: 'env-value-unknown',
   severity: 'info',
+  scope: 'lameduck',
   summary: 'a LAMEDUCK_* timing comes from a Secret, fieldRef or a ConfigMap not in the input',
+  rationale:
+    'the checker cannot read the value and assumes lameduck’s default, so the timeline may be off by the difference',
   check({ timelines, report }) {
     for (const t of timelines) {
+      if (t.lameduck === undefined) continue
       for (const s of [t.drain, t.shutdown, t.hooks]) {
         if (s.unknown === undefined) continue
         report({
           object: t.workload,
           container: t.container,
           path: s.path ?? t.container.path,
-          message: `container ${t.container.name}: ${s.variable} comes from ${s.unknown}; the checker cannot read it and assumes lameduck's default ${seconds(s.seconds)}`,
+          message: `${s.variable} comes from ${s.unknown}; lameduck's default ${seconds(s.seconds)} is assumed`,
           fix: 'pass the manifest that defines the value too (a ConfigMap in the same input is read), or write the value in env',
         })
       }

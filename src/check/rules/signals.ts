@@ -1,5 +1,6 @@
 // Whether the stop signal reaches node, and whether lameduck acts on it (pitfalls 6 and 11).
 import { containerArgv, pm2, signalPath } from '../commands.js'
+import { imageInfo } from '../images.js'
 import type { Path } from '../load.js'
 import { type Container, get, list, record, text } from '../model.js'
 import type { Rule } from './types.js'
@@ -22,8 +23,11 @@ function quoteArgv(argv: readonly string[]): string {
 export const npmStart: Rule = {
   id: 'npm-start',
   severity: 'error',
+  scope: 'containers',
   summary:
     'npm, yarn, pnpm or npx runs the app: the stop signal reaches the package manager, not node',
+  rationale:
+    'package managers run the app as a child and do not reliably pass SIGTERM on or wait for it, so the app never shuts down gracefully and the kubelet SIGKILLs it at the end of the grace period',
   check({ model, report }) {
     for (const w of model.workloads) {
       for (const c of w.containers) {
@@ -35,7 +39,7 @@ export const npmStart: Rule = {
           object: w,
           container: c,
           path: commandPath(c),
-          message: `container ${c.name}: ${quoteArgv(argv)} makes ${path.program} the process that gets SIGTERM${path.viaShell ? ' (through a shell)' : ''}; package managers run the app as a child and do not reliably pass the signal on or wait for it, so lameduck never drains and the kubelet SIGKILLs at the end of the grace period`,
+          message: `${quoteArgv(argv)} makes ${path.program} the process that gets SIGTERM${path.viaShell ? ' (through a shell)' : ''}`,
           fix: 'run node directly in exec form: command: ["node", "server.js"]',
         })
       }
@@ -46,8 +50,11 @@ export const npmStart: Rule = {
 export const shellCommand: Rule = {
   id: 'shell-command',
   severity: 'warning',
+  scope: 'containers',
   summary:
-    'the app runs under `sh -c` without `exec`: the shell may keep the stop signal from node',
+    'the app runs under `sh -c` without `exec`: the shell may keep the stop signal from the app',
+  rationale:
+    'the shell is PID 1 and does not forward SIGTERM to its child (some shells exec a lone last command, many do not), so the app may never see the signal and is SIGKILLed at the end of the grace period',
   check({ model, report }) {
     for (const w of model.workloads) {
       for (const c of w.containers) {
@@ -59,8 +66,8 @@ export const shellCommand: Rule = {
           object: w,
           container: c,
           path: commandPath(c),
-          message: `container ${c.name}: the command runs through a shell (${JSON.stringify(path.script)}) without exec; the shell is PID 1 and does not forward SIGTERM to node (some shells exec a lone command, many don't), so the app may never drain`,
-          fix: `use exec form: command: ["node", "server.js"], or end the script with exec: sh -c "... && exec node server.js"`,
+          message: `the command runs through a shell without exec: ${JSON.stringify(path.script.length > 120 ? `${path.script.slice(0, 117)}...` : path.script)}`,
+          fix: 'start the last command with exec (sh -c "... && exec the-app"), or use exec form: command: ["the-app", "arg"]',
         })
       }
     }
@@ -70,11 +77,15 @@ export const shellCommand: Rule = {
 export const pm2KillTimeout: Rule = {
   id: 'pm2-kill-timeout',
   severity: 'error',
+  scope: 'lameduck',
   summary:
     'pm2-runtime kills the app after 1.6 s (or its --kill-timeout), before lameduck can drain',
+  rationale:
+    'pm2 SIGKILLs its app kill_timeout after asking it to stop, whatever the app is doing: lameduck’s drain and shutdown are cut short',
   check({ model, report, timelineOf }) {
     for (const w of model.workloads) {
       for (const c of w.containers) {
+        if (c.lameduck === undefined) continue
         const argv = containerArgv(c.spec)
         if (argv === undefined) continue
         const found = pm2(argv)
@@ -90,7 +101,7 @@ export const pm2KillTimeout: Rule = {
           object: w,
           container: c,
           path: commandPath(c),
-          message: `container ${c.name}: pm2 SIGKILLs the app ${killMs} ms after asking it to stop${found.killTimeoutMs === undefined ? ' (its default kill_timeout)' : ''}, but lameduck needs up to ${neededMs} ms (drain ${t.drain.ms} + shutdown ${t.shutdown.ms} + hooks ${t.hooks.ms})`,
+          message: `pm2 SIGKILLs the app ${killMs} ms after asking it to stop${found.killTimeoutMs === undefined ? ' (its default kill_timeout)' : ''}, but lameduck needs up to ${neededMs} ms (drain ${t.drain.ms} + shutdown ${t.shutdown.ms} + hooks ${t.hooks.ms})`,
           fix: `run node directly (command: ["node", "server.js"]), or pass --kill-timeout ${neededMs} and raise terminationGracePeriodSeconds to match`,
         })
       }
@@ -110,16 +121,20 @@ function envEntry(c: Container, name: string): { value: string | undefined; inde
 export const stopSignalUnhandled: Rule = {
   id: 'stop-signal-unhandled',
   severity: 'error',
+  scope: 'lameduck',
   summary: 'the container’s stop signal is not one lameduck shuts down on',
+  rationale:
+    'without a handler for the stop signal node exits at once (or, as PID 1, ignores it until SIGKILL), and nothing drains',
   check({ model, report }) {
     for (const w of model.workloads) {
       for (const c of w.containers) {
         const signals = envEntry(c, SIGNALS_ENV)
         const stopSignal = text(get(c.spec, ['lifecycle', 'stopSignal']))
-        const isLameduck =
-          w.serving.includes(c) ||
-          list(c.spec['env']).some((e) => String(get(e, ['name']) ?? '').startsWith('LAMEDUCK_'))
-        if (!isLameduck || (stopSignal === undefined && signals.value === undefined)) continue
+        if (c.lameduck === undefined || (stopSignal === undefined && signals.value === undefined))
+          continue
+        // A stop signal that the image's program treats as its graceful stop is deliberate.
+        const image = imageInfo(c.image)
+        if (stopSignal !== undefined && image?.gracefulSignals?.includes(stopSignal)) continue
         const handled =
           signals.value !== undefined && signals.value.trim() !== ''
             ? signals.value.split(',').map((s) => s.trim().toUpperCase())
@@ -134,7 +149,7 @@ export const stopSignalUnhandled: Rule = {
             stopSignal !== undefined
               ? [...c.path, 'lifecycle', 'stopSignal']
               : [...c.path, 'env', signals.index, 'value'],
-          message: `container ${c.name}: Kubernetes stops it with ${sent}${stopSignal === undefined ? ' (unless the image sets another STOPSIGNAL)' : ''}, but lameduck shuts down on ${handled.join(', ')}${fromEnv ? ` (${SIGNALS_ENV})` : ''}: without a handler node exits at once (or, as PID 1, ignores the signal until SIGKILL), and nothing drains`,
+          message: `Kubernetes stops it with ${sent}${stopSignal === undefined ? ' (unless the image sets another STOPSIGNAL)' : ''}, but lameduck shuts down on ${handled.join(', ')}${fromEnv ? ` (${SIGNALS_ENV})` : ''}`,
           fix:
             stopSignal !== undefined
               ? 'remove lifecycle.stopSignal (SIGTERM is the default) or add it to LAMEDUCK_SIGNALS'

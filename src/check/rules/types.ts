@@ -28,6 +28,8 @@ export interface Finding {
   object: string
   namespace: string | undefined
   container: string | undefined
+  /** Whether the container is taken for a lameduck app (false when there is no container). */
+  lameduck: boolean
 }
 
 /** What a rule hands to `report`; the rule's id, severity and the position are added. */
@@ -49,11 +51,40 @@ export interface RuleContext {
   report(report: Report): void
 }
 
+/**
+ * What a rule looks at. `lameduck`: serving containers that run lameduck; `serving`:
+ * every serving container (a Service sends it user traffic); `serving-other`: serving
+ * containers that do not run lameduck; `containers`: every container; `serving-workloads`:
+ * workloads with a serving container; `workloads`: every workload; `budgets`:
+ * PodDisruptionBudgets against the workloads they select.
+ */
+export type Scope =
+  | 'lameduck'
+  | 'serving'
+  | 'serving-other'
+  | 'containers'
+  | 'serving-workloads'
+  | 'workloads'
+  | 'budgets'
+
+export const SCOPE_TEXT: Record<Scope, string> = {
+  lameduck: 'serving containers that run lameduck',
+  serving: 'every serving container',
+  'serving-other': 'serving containers that do not run lameduck',
+  containers: 'every container',
+  'serving-workloads': 'workloads with a serving container',
+  workloads: 'every workload',
+  budgets: 'PodDisruptionBudgets and the workloads they select',
+}
+
 export interface Rule {
   /** Stable id, used in output, `--ignore` and the `lameduck/ignore` annotation. */
   id: string
   severity: Severity
   /** One line: what the rule finds. */
   summary: string
+  /** Why it matters, said once per run in text output (findings say only their facts). */
+  rationale: string
+  scope: Scope
   check(context: RuleContext): void
 }

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+// Bundles the CLI (src/cli/main.ts and every command it loads) with its libraries (yaml)
+// into dist/bundle, so the published package has no dependencies: the runtime needs none,
+// and the tools carry theirs inside. Run after tsc (`npm run build`).
+//
+// The output mirrors src/ (dist/bundle/cli/main.js for src/cli/main.ts, chunks beside it),
+// at the same depth as tsc's dist/src/cli/main.js, so URLs relative to import.meta.url
+// (the package.json the CLI reads its version from) resolve the same in both builds.
+// Commands stay separate chunks, loaded only when they run.
+import { build } from 'esbuild'
+
+const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..')
+const outdir = join(root, 'dist', 'bundle')
+rmSync(outdir, { recursive: true, force: true })
+
+const result = await build({
+  absWorkingDir: root,
+  entryPoints: ['src/cli/main.ts'],
+  outbase: 'src',
+  outdir,
+  chunkNames: 'cli/[name]-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20.19',
+  // yaml's Node entry is CommonJS and calls require('process'): an ESM bundle has no
+  // `require` of its own, so the banner makes one.
+  banner: {
+    js: "import { createRequire as __lameduckCreateRequire } from 'node:module'; const require = __lameduckCreateRequire(import.meta.url);",
+  },
+  // Whitespace and syntax only: names stay, so stack traces still read.
+  minifyWhitespace: true,
+  minifySyntax: true,
+  keepNames: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+  metafile: true,
+})
+
+// The bundled libraries' licenses travel with them (their notices must stay with copies).
+const packages = new Set()
+for (const input of Object.keys(result.metafile.inputs)) {
+  const match = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input)
+  if (match) packages.add(match[1])
+}
+const notices = [...packages].sort().map((name) => {
+  const dir = join(root, 'node_modules', name)
+  const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
+  const file = readdirSync(dir).find((f) => /^(licen[cs]e|copying)/i.test(f))
+  const text =
+    file === undefined ? `License: ${pkg.license}` : readFileSync(join(dir, file), 'utf8')
+  return `${name}@${pkg.version} (${pkg.license})\n\n${text.trim()}\n`
+})
+writeFileSync(
+  join(outdir, 'THIRD_PARTY_LICENSES.txt'),
+  `The CLI bundle in this directory includes the following packages.\n\n${notices.join('\n---\n\n')}`,
+)

@@ -1,0 +1,134 @@
+// What the checker knows about well-known images, in one table: the signal each one treats
+// as "stop gracefully", whether it has a shell, whether it only serves metrics, and whether
+// it drains on its own before closing its listener.
+import { containerArgv } from './commands.js'
+import { type Container, get, list, type Model, text, type Workload } from './model.js'
+
+export interface ImageInfo {
+  /** What the table calls the image in messages. */
+  name: string
+  /** Signals on which the program shuts down gracefully (its image's STOPSIGNAL among them). */
+  gracefulSignals?: readonly string[]
+  /** The image ships no shell and no `sleep`: exec preStop hooks cannot run. */
+  noShell?: boolean
+  /** Only serves metrics for Prometheus: a Service port into it is not user traffic. */
+  metricsOnly?: boolean
+  /**
+   * Keeps its data in the one process (a primary store): more copies of the same workload
+   * would split the data, so "more replicas" is not a fix for it; replication is.
+   */
+  stateful?: boolean
+  /**
+   * Seconds the program keeps serving after SIGTERM before it closes its listener, read
+   * from its configuration in the input; undefined when it does not (or it cannot be seen).
+   */
+  drainSeconds?: (
+    model: Model,
+    w: Workload,
+    c: Container,
+  ) => { seconds: number; where: string } | undefined
+}
+
+interface Entry extends ImageInfo {
+  /** Matched against the image reference without its registry host, tag and digest. */
+  repository: RegExp
+  /** Matched against the tag, when the entry depends on it. */
+  tag?: RegExp
+}
+
+/**
+ * CoreDNS keeps answering for `lameduck DURATION` (health plugin) after SIGTERM while its
+ * health endpoint reports unhealthy; the Corefile is in a ConfigMap the pod mounts.
+ */
+function corednsLameduck(model: Model, w: Workload) {
+  for (const volume of list(get(w.pod, ['volumes']))) {
+    const name = text(get(volume, ['configMap', 'name']))
+    if (name === undefined) continue
+    for (const map of model.configMapsByName.get(name) ?? []) {
+      for (const [key, value] of Object.entries(map.data)) {
+        const match = /\blameduck\s+(\d+(?:\.\d+)?)(ms|s|m)\b/.exec(value)
+        if (match === null) continue
+        const unit = { ms: 0.001, s: 1, m: 60 }[match[2] as 'ms' | 's' | 'm']
+        return { seconds: Number(match[1]) * unit, where: `lameduck in ConfigMap ${name} ${key}` }
+      }
+    }
+  }
+  return undefined
+}
+
+/**
+ * podinfo waits 3 s after SIGTERM before shutting its servers down, unless it runs with
+ * `--level=debug` (pkg/signals/shutdown.go in stefanprodan/podinfo).
+ */
+function podinfoDelay(_model: Model, _w: Workload, c: Container) {
+  const argv = containerArgv(c.spec) ?? []
+  const debug = argv.some(
+    (word, i) => word === '--level=debug' || (word === '--level' && argv[i + 1] === 'debug'),
+  )
+  return debug ? undefined : { seconds: 3, where: "podinfo's own shutdown delay" }
+}
+
+const IMAGES: readonly Entry[] = [
+  { name: 'podinfo', repository: /(^|\/)podinfo$/, drainSeconds: podinfoDelay },
+  // nginx: SIGQUIT is the graceful shutdown (the official image's STOPSIGNAL); SIGTERM is fast.
+  {
+    name: 'nginx',
+    repository: /(^|\/)(nginx|nginx-unprivileged|openresty)$/,
+    gracefulSignals: ['SIGQUIT'],
+  },
+  // Apache httpd: SIGWINCH is graceful-stop (the official image's STOPSIGNAL).
+  { name: 'httpd', repository: /(^|\/)httpd$/, gracefulSignals: ['SIGWINCH'] },
+  // HAProxy: SIGUSR1 is the soft stop (the official image's STOPSIGNAL); SIGTERM is hard.
+  { name: 'haproxy', repository: /(^|\/)haproxy$/, gracefulSignals: ['SIGUSR1', 'SIGTERM'] },
+  // php-fpm: SIGQUIT is the graceful stop (the official php *-fpm images' STOPSIGNAL).
+  { name: 'php-fpm', repository: /(^|\/)php$/, tag: /fpm/, gracefulSignals: ['SIGQUIT'] },
+  // PostgreSQL: SIGINT is the fast shutdown the official image stops with; SIGTERM is smart.
+  {
+    name: 'PostgreSQL',
+    repository: /(^|\/)postgres(ql)?$/,
+    gracefulSignals: ['SIGINT', 'SIGTERM'],
+    stateful: true,
+  },
+  { name: 'Redis', repository: /(^|\/)(redis|redis-stack-server|valkey)$/, stateful: true },
+  { name: 'MySQL', repository: /(^|\/)(mysql|mariadb|percona-server)$/, stateful: true },
+  { name: 'MongoDB', repository: /(^|\/)mongo(db)?$/, stateful: true },
+  { name: 'coredns', repository: /(^|\/)coredns$/, drainSeconds: corednsLameduck },
+  // Distroless and Chainguard images: no shell (their :debug and -dev tags add busybox).
+  { name: 'distroless', repository: /(^|\/)distroless\//, tag: /^(?!.*debug)/, noShell: true },
+  { name: 'chainguard', repository: /^chainguard\//, tag: /^(?!.*-dev)/, noShell: true },
+  // Prometheus exporters and the proxy that guards their /metrics.
+  { name: 'kube-rbac-proxy', repository: /(^|\/)kube-rbac-proxy$/, metricsOnly: true },
+  { name: 'node-exporter', repository: /(^|\/)node-exporter$/, metricsOnly: true },
+  { name: 'kube-state-metrics', repository: /(^|\/)kube-state-metrics$/, metricsOnly: true },
+  { name: 'an exporter', repository: /(^|\/)[a-z0-9-]+[-_]exporter$/, metricsOnly: true },
+]
+
+/** Splits `registry.example.com:5000/team/app:1.2@sha256:…` into repository path and tag. */
+export function parseImage(image: string): { repository: string; tag: string } {
+  const withoutDigest = image.split('@', 1)[0]!
+  const slash = withoutDigest.lastIndexOf('/')
+  const colon = withoutDigest.lastIndexOf(':')
+  const tag = colon > slash ? withoutDigest.slice(colon + 1) : ''
+  let repository = colon > slash ? withoutDigest.slice(0, colon) : withoutDigest
+  const first = repository.split('/', 1)[0]!
+  // The first part is a registry host when it has a dot or a port, or is localhost.
+  if (repository.includes('/') && (/[.:]/.test(first) || first === 'localhost')) {
+    repository = repository.slice(first.length + 1)
+  }
+  // gcr.io/distroless/… keeps its `distroless/` prefix; cgr.dev/chainguard/… its `chainguard/`.
+  return { repository, tag }
+}
+
+/** What the table knows about `image`; undefined for images it does not list. */
+export function imageInfo(image: string | undefined): ImageInfo | undefined {
+  if (image === undefined) return undefined
+  const { repository, tag } = parseImage(image)
+  return IMAGES.find(
+    (e) => e.repository.test(repository) && (e.tag === undefined || e.tag.test(tag)),
+  )
+}
+
+/** Known to have neither a shell nor `sleep`. */
+export function lacksShell(image: string | undefined): boolean {
+  return imageInfo(image)?.noShell === true
+}

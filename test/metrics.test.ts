@@ -1,0 +1,196 @@
+// probes.metrics: a Prometheus text exposition, parsed here as a scraper would, through a
+// whole shutdown: ready, a request in flight, the drain, a forced connection, the hooks.
+import assert from 'node:assert/strict'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { test } from 'node:test'
+import { type Lameduck, type LameduckOptions, lameduck } from 'lameduck'
+import { nextEvent, within } from './helpers.js'
+import { get } from './http-client.js'
+
+const quiet: LameduckOptions = { signals: [], exit: false, logger: false, drainDelay: 0 }
+
+interface Sample {
+  name: string
+  labels: Record<string, string>
+  value: number
+}
+
+/**
+ * Parses the text format (0.0.4) strictly: every sample belongs to a family announced by
+ * `# HELP` and `# TYPE` before it, names and labels are well formed, values are numbers.
+ */
+function parse(text: string): { samples: Sample[]; types: Map<string, string> } {
+  assert.ok(text.endsWith('\n'), 'the exposition ends with a newline')
+  const types = new Map<string, string>()
+  const helps = new Set<string>()
+  const samples: Sample[] = []
+  for (const line of text.slice(0, -1).split('\n')) {
+    const comment = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$/.exec(line)
+    if (comment !== null) {
+      const [, kind, name, rest] = comment as unknown as [string, string, string, string]
+      if (kind === 'HELP') helps.add(name)
+      else {
+        assert.match(rest, /^(gauge|counter)$/, line)
+        types.set(name, rest)
+      }
+      continue
+    }
+    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line)
+    assert.ok(sample !== null, `a sample line: ${JSON.stringify(line)}`)
+    const [, name, labelText, value] = sample as unknown as [
+      string,
+      string,
+      string | undefined,
+      string,
+    ]
+    assert.ok(types.has(name) && helps.has(name), `${name} has HELP and TYPE before its samples`)
+    if (types.get(name) === 'counter') assert.match(name, /_total$/)
+    const labels: Record<string, string> = {}
+    for (const [, key, raw] of (labelText ?? '').matchAll(
+      /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?/g,
+    )) {
+      labels[key as string] = raw as string
+    }
+    assert.ok(Number.isFinite(Number(value)), `${line}: a number`)
+    samples.push({ name, labels, value: Number(value) })
+  }
+  return { samples, types }
+}
+
+async function scrape(port: number) {
+  const res = await get(port, '/metrics')
+  assert.equal(res.status, 200)
+  assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/)
+  const { samples } = parse(res.body)
+  const value = (name: string, labels: Record<string, string> = {}) => {
+    const found = samples.find(
+      (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+    )
+    assert.ok(found, `${name} ${JSON.stringify(labels)} is exposed`)
+    return found.value
+  }
+  const state = samples.filter((s) => s.name === 'lameduck_state' && s.value === 1)
+  assert.equal(state.length, 1, 'exactly one state is current')
+  return { value, state: state[0]?.labels.state, samples }
+}
+
+async function listen(server: http.Server): Promise<number> {
+  server.listen(0, '127.0.0.1')
+  await nextEvent(server, 'listening', 'the server to listen')
+  return (server.address() as AddressInfo).port
+}
+
+async function whenReady(ld: Lameduck): Promise<void> {
+  while (ld.state !== 'ready') await nextEvent(ld, 'state', `ready (state is ${ld.state})`)
+}
+
+test('metrics follow a shutdown: state, in-flight requests, connections, phases, forced count', async (t) => {
+  let received: () => void = () => {}
+  const requestArrived = new Promise<void>((resolve) => {
+    received = resolve
+  })
+  // The app never answers '/hang': it is in flight until the deadline destroys it.
+  const server = http.createServer((req, res) => {
+    if (req.url === '/hang') received()
+    else res.end('ok')
+  })
+  const ld = lameduck(server, {
+    ...quiet,
+    drainDelay: 50,
+    shutdownTimeout: 100,
+    probes: { port: 0, host: '127.0.0.1', metrics: '/metrics' },
+  })
+  let releaseHook: () => void = () => {}
+  const hookGate = new Promise<void>((resolve) => {
+    releaseHook = resolve
+  })
+  let hookStarted: () => void = () => {}
+  const inHook = new Promise<void>((resolve) => {
+    hookStarted = resolve
+  })
+  ld.onShutdown('gate', async () => {
+    hookStarted()
+    await hookGate
+  })
+  t.after(() => {
+    releaseHook()
+    return ld.shutdown()
+  })
+  const port = await listen(server)
+  await whenReady(ld)
+  const probePort = ld.probeAddress?.port as number
+
+  const ready = await scrape(probePort)
+  assert.equal(ready.state, 'ready')
+  assert.equal(ready.value('lameduck_in_flight_requests'), 0)
+  assert.equal(ready.value('lameduck_open_connections'), 0)
+  for (const phase of ['drain', 'close', 'hooks']) {
+    assert.equal(ready.value('lameduck_shutdown_phase_seconds', { phase }), 0)
+  }
+  assert.equal(ready.value('lameduck_shutdown_forced_connections_total'), 0)
+
+  // One request in flight, one idle keep-alive connection.
+  const hanging = get(port, '/hang').catch((error: Error) => error)
+  await within('the hanging request to reach the app', requestArrived)
+  // An idle keep-alive connection: it closes on its own when the listener closes.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.after(() => agent.destroy())
+  assert.equal((await get(port, '/', { agent })).body, 'ok')
+  await within(
+    'the server to count both connections',
+    (async () => {
+      while ((await scrape(probePort)).value('lameduck_open_connections') < 2) {
+        await new Promise((r) => setTimeout(r, 2))
+      }
+    })(),
+  )
+  const busy = await scrape(probePort)
+  assert.equal(busy.value('lameduck_in_flight_requests'), 1)
+  assert.equal(busy.value('lameduck_open_connections'), 2)
+
+  const draining = nextEvent(ld, 'state', 'draining')
+  const outcome = ld.shutdown('test')
+  await draining
+  const drain = await scrape(probePort)
+  assert.equal(drain.state, 'draining')
+  assert.equal(drain.value('lameduck_shutdown_phase_seconds', { phase: 'close' }), 0)
+
+  await within('the onShutdown hook to start', inHook)
+  const hooks = await scrape(probePort)
+  assert.equal(hooks.state, 'stopping')
+  assert.equal(hooks.value('lameduck_in_flight_requests'), 0)
+  assert.equal(hooks.value('lameduck_open_connections'), 0)
+  assert.equal(hooks.value('lameduck_shutdown_forced_connections_total'), 1)
+  assert.ok(hooks.value('lameduck_shutdown_closed_connections_total') >= 1, 'the idle one')
+  assert.ok(hooks.value('lameduck_shutdown_phase_seconds', { phase: 'drain' }) >= 0.05)
+  assert.ok(hooks.value('lameduck_shutdown_phase_seconds', { phase: 'close' }) >= 0.1)
+  releaseHook()
+  const result = await within('the shutdown', outcome)
+  assert.equal(result.connections.forced, 1)
+  assert.ok(
+    result.durations.hooksMs >=
+      hooks.value('lameduck_shutdown_phase_seconds', { phase: 'hooks' }) * 1000 - 1,
+  )
+  assert.ok((await hanging) instanceof Error, 'the hanging request was cut')
+})
+
+test('metrics on the application port: off by default, and a scrape does not count itself', async (t) => {
+  const plain = http.createServer((req, res) => res.end(`app ${req.url}`))
+  const off = lameduck(plain, quiet)
+  t.after(() => off.shutdown())
+  const plainPort = await listen(plain)
+  assert.equal((await get(plainPort, '/metrics')).body, 'app /metrics')
+
+  const server = http.createServer((_req, res) => res.end('ok'))
+  const ld = lameduck(server, { ...quiet, probes: { metrics: '/metrics' } })
+  t.after(() => ld.shutdown())
+  const port = await listen(server)
+  await whenReady(ld)
+  const own = await scrape(port)
+  assert.equal(own.value('lameduck_in_flight_requests'), 0)
+  assert.equal(own.value('lameduck_open_connections'), 1, 'the scrape connection itself')
+  const head = await get(port, '/metrics', { method: 'HEAD' })
+  assert.equal(head.status, 200)
+  assert.equal(head.body, '')
+})
