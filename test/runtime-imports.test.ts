@@ -29,7 +29,7 @@ test('the runtime imports only node: built-ins and its own modules, never the to
   assert.deepEqual(external, [])
   const tools = [...seen]
     .map((file) => relative(root, file))
-    .filter((file) => /^(cli|check|rollout|supervisor)\//.test(file))
+    .filter((file) => /^(cli|check|rollout|serve|supervisor)\//.test(file))
   assert.deepEqual(tools, [])
   assert.ok(seen.size >= 8, `followed ${seen.size} modules`)
 })
