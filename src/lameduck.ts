@@ -1,5 +1,6 @@
 import { createServer, Server as HttpServer } from 'node:http'
 import { Server as HttpsServer } from 'node:https'
+import { followPrimary } from './cluster.js'
 import { ConnectionTracker } from './connections.js'
 import { describeValue, LameduckError } from './errors.js'
 import { Lameduck } from './lifecycle.js'
@@ -54,9 +55,11 @@ export function lameduck(
 ): Lameduck {
   const list = validateServers(servers)
   const resolved = resolveOptions(options)
+  // In a worker of `lameduck serve --workers`, the primary owns signals and readiness.
+  const follower = followPrimary(resolved)
 
   let lifecycle: Lameduck | undefined
-  const state: ProbeState = {
+  const own: ProbeState = {
     ready: () => lifecycle?.state === 'ready',
     started: () => lifecycle?.started === true,
     status: () => {
@@ -67,6 +70,7 @@ export function lameduck(
     },
     reason: () => (lifecycle?.state === 'starting' ? lifecycle.notReadyReason : undefined),
   }
+  const state = follower?.probeState(own) ?? own
   let probes: Probes | undefined
   let probeServer: HttpServer | undefined
   let trackers: ConnectionTracker[] = []
@@ -105,6 +109,7 @@ export function lameduck(
     (server) => new ConnectionTracker(server, probeServer === undefined ? probes : undefined),
   )
   for (const server of list) managed.add(server)
-  lifecycle = new Lameduck({ options: resolved, servers: list, trackers, probeServer })
+  lifecycle = new Lameduck({ options: resolved, servers: list, trackers, probeServer, follower })
+  follower?.attach(lifecycle, resolved)
   return lifecycle
 }

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Follower } from './cluster.js'
 import type { ConnectionTracker } from './connections.js'
 import { describeValue, LameduckError } from './errors.js'
 import { type Hook, type HookResult, type RegisteredHook, runHook, validateHook } from './hooks.js'
@@ -50,6 +51,8 @@ export interface LifecycleParts {
   trackers: readonly ConnectionTracker[]
   /** A separate server answering probes, closed last. */
   probeServer: Server | undefined
+  /** Set in a worker of `lameduck serve --workers`: signals come from the primary. */
+  follower?: Follower | undefined
 }
 
 const round = (ms: number) => Math.round(ms)
@@ -83,6 +86,7 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
   #removeSignalHandlers: () => void
   /** performance.now() at the start of the shutdown and at the end of each phase. */
   readonly #phaseMarks: number[] = []
+  readonly #follower: Follower | undefined
 
   constructor(parts: LifecycleParts) {
     super()
@@ -91,15 +95,17 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
     this.#trackers = parts.trackers
     this.#probeServer = parts.probeServer
     this.#appReady = parts.options.autoReady
+    this.#follower = parts.follower
     for (const server of this.#servers) {
       if (!server.listening) server.once('listening', () => this.#updateReadiness())
     }
     for (const tracker of this.#trackers) {
       tracker.onClosedByApp = () => this.#warnClosedByApp()
     }
-    this.#removeSignalHandlers = onSignals(parts.options.signals, (signal) =>
-      this.#onSignal(signal),
-    )
+    const handler = (signal: NodeJS.Signals) => this.#onSignal(signal)
+    this.#removeSignalHandlers =
+      parts.follower?.onSignals(parts.options.signals, handler) ??
+      onSignals(parts.options.signals, handler)
     // Let the caller attach 'state' listeners before a server that already listens makes us ready.
     queueMicrotask(() => this.#updateReadiness())
   }
@@ -263,6 +269,7 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
   /** Ends the process at `ms` from now, whatever the application does. Unref'd: it never
    * keeps a process alive that would otherwise exit. */
   #armForceExit(budget: number): void {
+    this.#follower?.deadline(Math.min(budget, MAX_TIMER_MS))
     if (!this.#options.exit) return
     // A sum of phase budgets past setTimeout's limit would fire after 1 ms.
     const ms = Math.min(budget, MAX_TIMER_MS)
@@ -475,7 +482,10 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       },
       `lameduck: stopped in ${outcome.durations.totalMs} ms, exit code ${exitCode}`,
     )
-    if (options.exit) process.exit(exitCode)
+    if (options.exit) {
+      if (this.#follower !== undefined) this.#follower.exit(exitCode)
+      else process.exit(exitCode)
+    }
     return outcome
   }
 

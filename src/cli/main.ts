@@ -29,7 +29,8 @@ const commands: Record<string, Command> = {
     load: () => import('./rollout.js'),
   },
   serve: {
-    summary: 'run a service in any language behind a proxy that drains it with zero loss',
+    summary:
+      'run a service in any language behind a draining proxy, or a Node app as N workers with one pod-wide drain',
     load: () => import('./serve.js'),
   },
 }

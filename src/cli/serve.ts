@@ -278,16 +278,17 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
 }
 
 export async function run(argv: string[]): Promise<number> {
+  // The workers mode has options of its own: hand it the whole command line.
+  const own = argv.indexOf('--') === -1 ? argv : argv.slice(0, argv.indexOf('--'))
+  if (own.some((arg) => arg === '--workers' || arg.startsWith('--workers='))) {
+    return (await import('./serve-workers.js')).serveWorkers(argv)
+  }
   const parsed = parseServeArgs(argv)
   if (parsed.help) {
     console.log(HELP)
     return 0
   }
-  if (parsed.workers) {
-    throw new CliError(
-      '--workers (the workers mode) is not available in this build; use the proxy mode: lameduck serve [options] -- <command>',
-    )
-  }
+  if (parsed.workers) return (await import('./serve-workers.js')).serveWorkers(argv)
   const { options, libraryEnv } = parsed
   // lameduck() reads process.env: hand it the environment where flags replaced variables.
   for (const name of [

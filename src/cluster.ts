@@ -1,0 +1,214 @@
+// The worker side of `lameduck serve --workers`. Inside a worker forked by that primary,
+// `lameduck(server)` follows the primary over the cluster IPC channel instead of acting
+// alone: the primary owns the signals and tells every worker when to drain, and readiness
+// answers for the whole pod. Outside such a worker nothing here runs.
+import cluster from 'node:cluster'
+import type { Lameduck, State } from './lifecycle.js'
+import type { LoggerLike, ResolvedOptions } from './options.js'
+import type { ProbeState } from './probes.js'
+
+/** Set by `lameduck serve --workers` in each worker's environment (to the primary's pid).
+ * A worker of any other cluster primary does not follow it. */
+export const WORKERS_ENV = 'LAMEDUCK_SERVE_WORKERS'
+/** Tag of every message of this protocol, so the application's own IPC messages pass by. */
+export const PROTOCOL = 'lameduck/1'
+
+/** What the primary tells the pod: its readiness, shared by every worker's probes. */
+export interface PodState {
+  ready: boolean
+  /** True once every worker has been ready together (the startup probe's answer). */
+  started: boolean
+  /** The readiness status word while not ready: starting, not ready, draining. */
+  status: string
+  /** Why, for a person: "1 of 2 workers ready". */
+  reason: string | undefined
+}
+
+/** Primary → worker. */
+export type ToWorker =
+  /** Start the shutdown as this signal would; a second one forces it. */
+  | { lameduck: typeof PROTOCOL; type: 'signal'; signal: NodeJS.Signals }
+  /** Reload: shut this worker down with this lame-duck phase; its readiness answers for the
+   * pod, which stays ready with the worker that replaced it. */
+  | { lameduck: typeof PROTOCOL; type: 'retire'; drainDelay: number }
+  | { lameduck: typeof PROTOCOL; type: 'pod'; pod: PodState }
+  /** The answer to `exiting`: the primary hands this worker no more connections. */
+  | { lameduck: typeof PROTOCOL; type: 'exit' }
+
+/** Worker → primary. */
+export type ToPrimary =
+  /** The worker's state (the least advanced of its lameduck instances). Sent at the first
+   * `lameduck()` call and on every change. */
+  | { lameduck: typeof PROTOCOL; type: 'state'; state: State; started: boolean }
+  /** The worker's shutdown started; it ends the process within `ms` whatever happens. */
+  | { lameduck: typeof PROTOCOL; type: 'deadline'; ms: number }
+  /** The worker's shutdown is done; it exits once the primary answers `exit`. */
+  | { lameduck: typeof PROTOCOL; type: 'exiting'; exitCode: number }
+
+export function isProtocolMessage(message: unknown): message is { type: string } {
+  return (
+    typeof message === 'object' &&
+    message !== null &&
+    (message as { lameduck?: unknown }).lameduck === PROTOCOL
+  )
+}
+
+/** Order in which states are reported: a worker is as ready as its least ready instance. */
+const RANK: Record<State, number> = { starting: 0, ready: 1, draining: 2, stopping: 3, stopped: 4 }
+
+type SignalHandler = (signal: NodeJS.Signals) => void
+
+/** What lameduck() wires in when it runs inside a `lameduck serve --workers` worker. */
+export interface Follower {
+  /** Replaces process signal handling: the primary's signals arrive over IPC. */
+  onSignals(signals: readonly NodeJS.Signals[], handler: SignalHandler): () => void
+  /** Readiness answers for the pod. */
+  probeState(own: ProbeState): ProbeState
+  /** Reports the lifecycle's state to the primary from now on. */
+  attach(lifecycle: Lameduck, options: ResolvedOptions): void
+  /** Tells the primary how long this worker's shutdown may take. */
+  deadline(ms: number): void
+  /** Ends the process once the primary can no longer hand it a connection. */
+  exit(code: number): void
+}
+
+/** How long a stopped worker waits for the primary's `exit` before it exits anyway. */
+export const EXIT_ACK_TIMEOUT_MS = 1_000
+
+let follower: ClusterFollower | undefined
+
+/**
+ * The follower for this process when it is a worker of `lameduck serve --workers`, else
+ * undefined. Tags the worker's log lines with its id, so a pod's log says which worker
+ * each line is about.
+ */
+export function followPrimary(options: ResolvedOptions): Follower | undefined {
+  if (!cluster.isWorker || process.env[WORKERS_ENV] === undefined || process.send === undefined)
+    return undefined
+  follower ??= new ClusterFollower()
+  if (options.logger !== false) options.logger = tagged(options.logger, cluster.worker?.id ?? 0)
+  return follower
+}
+
+function tagged(logger: LoggerLike, worker: number): LoggerLike {
+  return {
+    info: (fields, message) => logger.info({ worker, ...fields }, message),
+    warn: (fields, message) => logger.warn({ worker, ...fields }, message),
+    error: (fields, message) => logger.error({ worker, ...fields }, message),
+  }
+}
+
+class ClusterFollower implements Follower {
+  #pod: PodState = { ready: false, started: false, status: 'starting', reason: undefined }
+  #retiring = false
+  readonly #handlers = new Set<SignalHandler>()
+  readonly #attached: { lifecycle: Lameduck; options: ResolvedOptions }[] = []
+  /** Commands that arrived before any lameduck() instance could act on them. */
+  #pending: ToWorker[] = []
+  #lastSent = ''
+
+  constructor() {
+    process.on('message', (message: unknown) => {
+      if (isProtocolMessage(message)) this.#onMessage(message as ToWorker)
+    })
+  }
+
+  onSignals(signals: readonly NodeJS.Signals[], handler: SignalHandler): () => void {
+    // The primary forwards its signals. Ignore the ones that reach the worker directly (a
+    // terminal's Ctrl-C goes to the whole process group): acting on them too would count
+    // the primary's forwarded copy as a second signal and force the shutdown. SIGHUP is the
+    // primary's reload signal; its default action would end the worker.
+    const ignore = () => {}
+    const ignored = [...new Set<NodeJS.Signals>([...signals, 'SIGHUP'])]
+    for (const signal of ignored) process.on(signal, ignore)
+    this.#handlers.add(handler)
+    return () => {
+      this.#handlers.delete(handler)
+      for (const signal of ignored) process.off(signal, ignore)
+    }
+  }
+
+  probeState(own: ProbeState): ProbeState {
+    return {
+      // A retiring worker answers for the pod, which its replacement keeps ready.
+      ready: () => (this.#retiring ? this.#pod.ready : own.ready() && this.#pod.ready),
+      started: () => own.started() || this.#pod.started,
+      status: () => (this.#retiring || own.ready() ? this.#pod.status : own.status()),
+      reason: () => (this.#retiring || own.ready() ? this.#pod.reason : own.reason()),
+    }
+  }
+
+  attach(lifecycle: Lameduck, options: ResolvedOptions): void {
+    this.#attached.push({ lifecycle, options })
+    lifecycle.on('state', () => this.#report())
+    this.#report()
+    const pending = this.#pending
+    this.#pending = []
+    for (const message of pending) this.#onMessage(message)
+  }
+
+  deadline(ms: number): void {
+    this.#send({ lameduck: PROTOCOL, type: 'deadline', ms })
+  }
+
+  /**
+   * With round-robin distribution the primary accepts each connection and sends it to a
+   * worker over IPC. A connection sent just before the primary learnt that this worker
+   * closed its listener is still in the channel; node's cluster returns it to the primary
+   * for another worker only if this process reads it, and loses it (the client hangs) if the
+   * process has exited. The channel is ordered both ways: once the primary answers this
+   * message, it has seen the listener close, and every connection it sent before is read.
+   */
+  exit(code: number): void {
+    const exit = () => process.exit(code)
+    if (!process.connected) exit()
+    this.#onExit = exit
+    setTimeout(exit, EXIT_ACK_TIMEOUT_MS)
+    this.#send({ lameduck: PROTOCOL, type: 'exiting', exitCode: code })
+  }
+
+  #onExit: (() => void) | undefined
+
+  #onMessage(message: ToWorker): void {
+    if (message.type === 'pod') {
+      this.#pod = message.pod
+      return
+    }
+    if (message.type === 'exit') {
+      this.#onExit?.()
+      return
+    }
+    if (this.#handlers.size === 0) {
+      this.#pending.push(message)
+      return
+    }
+    let signal: NodeJS.Signals
+    if (message.type === 'retire') {
+      this.#retiring = true
+      // The lifecycle reads drainDelay when its shutdown starts, which is the next line:
+      // a reload hands keep-alive clients off for this long instead of the pod's delay.
+      for (const { options } of this.#attached) options.drainDelay = message.drainDelay
+      signal = 'SIGHUP'
+    } else {
+      signal = message.signal
+    }
+    for (const handler of [...this.#handlers]) handler(signal)
+  }
+
+  #report(): void {
+    let state: State = 'stopped'
+    let started = true
+    for (const { lifecycle } of this.#attached) {
+      if (RANK[lifecycle.state] < RANK[state]) state = lifecycle.state
+      started &&= lifecycle.started
+    }
+    const key = `${state} ${started}`
+    if (key === this.#lastSent) return
+    this.#lastSent = key
+    this.#send({ lameduck: PROTOCOL, type: 'state', state, started })
+  }
+
+  #send(message: ToPrimary): void {
+    if (process.connected && process.send !== undefined) process.send(message)
+  }
+}
