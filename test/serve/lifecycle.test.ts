@@ -154,7 +154,6 @@ test('bad input: one clear line and exit 2', async () => {
       ['--port', '0', '--', 'lameduck-no-such-command'],
       /cannot start 'lameduck-no-such-command': command not found/,
     ],
-    [['--workers', '2', 'app.js'], /--workers \(the workers mode\) is not available/],
   ]
   for (const [args, message] of cases) {
     const run = spawnNode(bin, ['serve', ...args], {
