@@ -169,7 +169,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   if (v.workers !== undefined) return { help: false as const, workers: true as const }
   if (parsed.positionals.length > 0) {
     throw new CliError(
-      `unexpected argument '${parsed.positionals[0]}'; the command goes after --, as in: lameduck serve --port 8080 -- uvicorn main:app`,
+      `unexpected argument '${parsed.positionals[0]}'; the command goes after --, as in: lameduck serve --port 8080 -- uvicorn main:app${/\.[cm]?js$/.test(String(parsed.positionals[0])) ? `, or for a Node app on N workers: lameduck serve --workers N ${parsed.positionals[0]}` : ''}`,
     )
   }
   const command = split === -1 ? [] : argv.slice(split + 1)

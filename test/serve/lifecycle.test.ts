@@ -154,6 +154,7 @@ test('bad input: one clear line and exit 2', async () => {
       ['--port', '0', '--', 'lameduck-no-such-command'],
       /cannot start 'lameduck-no-such-command': command not found/,
     ],
+    [['--workers', '2', 'app.js'], /cannot find the app script 'app.js'/],
   ]
   for (const [args, message] of cases) {
     const run = spawnNode(bin, ['serve', ...args], {

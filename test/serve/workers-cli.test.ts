@@ -16,7 +16,7 @@ test('--help explains the command with examples and exits 0', async () => {
 })
 
 const bad: [string, string[], RegExp][] = [
-  ['no --workers', [app], /--workers is required/],
+  ['no --workers', [app], /the command goes after --.*lameduck serve --workers N /],
   ['zero workers', ['--workers', '0', app], /--workers must be from 1 to 1024, got '0'/],
   ['no app', ['--workers', '2'], /missing the app to run/],
   ['a missing script', ['--workers', '2', 'nope.js'], /cannot find the app script 'nope.js'/],
