@@ -1,4 +1,5 @@
 // The upstream of `lameduck serve` (proxy mode): where it is, and whether it answers.
+import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { connect, createServer } from 'node:net'
 
@@ -21,17 +22,47 @@ export function parseUpstream(text: string): Upstream | string {
   return { host: (match[1] ?? match[2]) as string, port }
 }
 
-/** Finds a free loopback port for the child to listen on: bind port 0, read it, release it. */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Where a free upstream port is looked for first: below the kernel's ephemeral range, so
+ * it cannot collide with ports handed out for port 0 (the rollout lab's pod ports, other
+ * programs' choices) between our check and the child's bind. */
+const UPSTREAM_PORT_MIN = 10_000
+const UPSTREAM_PORT_TRIES = 20
+
+function ephemeralStart(): number {
+  try {
+    const text = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+    return Number(text.trim().split(/\s+/)[0]) || 0
+  } catch {
+    return 0
+  }
+}
+
+function canListen(port: number, host: string): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const server = createServer()
-    server.once('error', reject)
-    server.listen(0, host, () => {
+    server.once('error', () => resolve(undefined))
+    server.listen(port, host, () => {
       const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => resolve(port))
+      const bound = typeof address === 'object' && address !== null ? address.port : undefined
+      server.close(() => resolve(bound))
     })
   })
+}
+
+/** Finds a free loopback port for the child to listen on (bind, read, release): first at
+ * random below the ephemeral range, else one the kernel picks. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const start = ephemeralStart()
+  if (start > UPSTREAM_PORT_MIN + 1_000) {
+    for (let i = 0; i < UPSTREAM_PORT_TRIES; i++) {
+      const candidate = UPSTREAM_PORT_MIN + Math.floor(Math.random() * (start - UPSTREAM_PORT_MIN))
+      const port = await canListen(candidate, host)
+      if (port !== undefined) return port
+    }
+  }
+  const port = await canListen(0, host)
+  if (port === undefined) throw new Error(`no free port on ${host}`)
+  return port
 }
 
 /**
