@@ -34,6 +34,7 @@ const result = await build({
   // Whitespace and syntax only: names stay, so stack traces still read.
   minifyWhitespace: true,
   minifySyntax: true,
+  minifyIdentifiers: true,
   keepNames: true,
   legalComments: 'none',
   logLevel: 'warning',
