@@ -21,6 +21,8 @@ export interface AppConfig {
   https?: boolean
   stubborn?: boolean
   env?: Record<string, string>
+  /** Another fixture that prints the same lines (default test/fixtures/app.ts). */
+  fixture?: string
 }
 
 export async function startApp(config: AppConfig = {}): Promise<AppProcess> {
@@ -34,7 +36,7 @@ export async function startApp(config: AppConfig = {}): Promise<AppProcess> {
   env.FIXTURE_DRAIN = JSON.stringify(config.drain ?? [])
   if (config.https) env.FIXTURE_HTTPS = '1'
   if (config.stubborn) env.FIXTURE_STUBBORN = '1'
-  const app = spawnNode(fromRoot('dist/test/fixtures/app.js'), [], { env })
+  const app = spawnNode(fromRoot(`dist/test/fixtures/${config.fixture ?? 'app'}.js`), [], { env })
   const out = await app.waitFor(/listening \d+/, 'the fixture app to listen')
   const [, port, httpsPort] = /listening (\d+)(?: (\d+))?/.exec(out) ?? []
   return {
