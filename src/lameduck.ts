@@ -12,6 +12,11 @@ export type ServerLike = HttpServer | HttpsServer | Http2ServerLike
 
 const managed = new WeakSet<object>()
 
+/** True when `server` was passed to lameduck(), whose tracker then follows its connections. */
+export function isManaged(server: unknown): boolean {
+  return typeof server === 'object' && server !== null && managed.has(server)
+}
+
 function validateServers(servers: unknown): (HttpServer | Http2ServerLike)[] {
   const list = Array.isArray(servers) ? servers : [servers]
   if (list.length === 0) {
