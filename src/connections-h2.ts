@@ -146,7 +146,7 @@ export class Http2Tracker {
   /**
    * Lame duck: every session that has carried a stream gets the graceful GOAWAY; a session
    * that has not (including every session opened from now on) gets it once its first stream
-   * arrives, so it is served first. HTTP/1.1 responses (allowHTTP1) carry `Connection: close`.
+   * ends, so it is served first. HTTP/1.1 responses (allowHTTP1) carry `Connection: close`.
    */
   drain(): void {
     if (this.#draining) return
@@ -208,22 +208,31 @@ export class Http2Tracker {
   #goawayOnceUsed(session: ServerHttp2Session, state: SessionState): void {
     if (state.goaway || session.closed || session.destroyed) return
     // A GOAWAY that reaches a node:http2 client before it sent its first request makes the
-    // client fail that request (ERR_HTTP2_GOAWAY_SESSION), so a session is served first.
+    // client fail that request (ERR_HTTP2_GOAWAY_SESSION), so a session is served first:
+    // its GOAWAY goes out when its first stream ends. By then the requests a client sent
+    // together with the first one have arrived too, and a client that retries what a
+    // GOAWAY stopped (undici retries once) is not sent away on every connection it opens.
     const used = (session.state.lastProcStreamID ?? 0) > 0
     if (used) {
       this.#goaway(session, state)
       return
     }
     if (state.timer !== undefined) return
-    const onStream = () => {
-      clearTimeout(state.timer)
-      this.#goaway(session, state)
+    const onStream = (stream: ServerHttp2Stream) => {
+      stream.once('close', () => {
+        clearTimeout(state.timer)
+        this.#goaway(session, state)
+      })
     }
     session.once('stream', onStream)
     if (this.#closing) this.#graceTimer(session, state, onStream)
   }
 
-  #graceTimer(session: ServerHttp2Session, state: SessionState, onStream: () => void): void {
+  #graceTimer(
+    session: ServerHttp2Session,
+    state: SessionState,
+    onStream: (stream: ServerHttp2Stream) => void,
+  ): void {
     const left = NEW_CONNECTION_GRACE_MS - (performance.now() - state.opened)
     const expire = () => {
       session.removeListener('stream', onStream)
@@ -242,6 +251,12 @@ export class Http2Tracker {
    * stream the client sent before it saw the GOAWAY has then arrived), or after
    * GOAWAY_PING_TIMEOUT_MS, `session.close()` sends the final GOAWAY with the real last
    * stream id and ends the session when its last stream ends.
+   *
+   * node:http2 has no API for nghttp2's shutdown notice, and once nghttp2 has sent any
+   * GOAWAY it ignores new streams whatever last-stream-id it announced. A stream that
+   * crossed the first GOAWAY on the wire is therefore not served: the final GOAWAY's last
+   * stream id marks it refused, which clients retry safely (RFC 9113 §8.7). No stream the
+   * server accepted is ever reset.
    */
   #goaway(session: ServerHttp2Session, state: SessionState): void {
     if (state.goaway || session.closed || session.destroyed) return

@@ -4,6 +4,7 @@ import https from 'node:https'
 import { describe, test } from 'node:test'
 import { type AppProcess, startApp } from './app-process.js'
 import { H2Session } from './h2-client.js'
+import { FRAME, RawH2 } from './h2-raw.js'
 import { within } from './helpers.js'
 import { get, refused } from './http-client.js'
 
@@ -50,9 +51,10 @@ describe('HTTP/2 (h2c)', () => {
     await app.state('draining')
     const during = new H2Session(app.port)
     t.after(() => during.close())
-    // Both streams leave together; the GOAWAY follows the first one's arrival.
-    const slow = during.request('/?delay=150')
-    const ready = await during.request('/readyz')
+    // Both streams leave together; the GOAWAY follows the end of the first one.
+    const readyz = during.request('/readyz')
+    const slow = during.request('/?delay=300')
+    const ready = await readyz
     assert.equal(ready.status, 503)
     assert.deepEqual(JSON.parse(ready.body), { status: 'draining' })
     const goaways = await during.waitForGoaways(2)
@@ -60,7 +62,7 @@ describe('HTTP/2 (h2c)', () => {
       { code: 0, lastStreamID: MAX_STREAM_ID },
       { code: 0, lastStreamID: 3 },
     ])
-    assert.equal((await slow).body, 'GET / 150')
+    assert.equal((await slow).body, 'GET / 300')
     await within('the session to end', during.closed)
     const next = new H2Session(app.port)
     t.after(() => next.close())
@@ -107,6 +109,63 @@ describe('HTTP/2 (h2c)', () => {
     assert.deepEqual(stopped(app)?.connections, { closed: 0, forced: 1 })
     const forced = app.logs().filter((line) => line.event === 'forced')
     assert.equal(forced[0]?.connections, 1)
+  })
+})
+
+describe('HTTP/2 clients that do not follow the GOAWAY', () => {
+  test('a stream opened after the GOAWAY is served or refused by the final last stream id, never reset; the accepted stream completes', async (t) => {
+    const app = await startH2({ drainDelay: 60_000 })
+    t.after(() => app.child.kill('SIGKILL'))
+    const client = new RawH2(app.port)
+    t.after(() => client.close())
+    client.autoAckPing = false
+    client.get(1, '/?delay=300')
+    await app.waitFor('request /?delay=300')
+
+    app.signal('SIGTERM')
+    await client.until('the first GOAWAY', () => client.goaways().length === 1)
+    assert.deepEqual(client.goaways(), [MAX_STREAM_ID])
+    client.get(3, '/?delay=0')
+    client.ackPings()
+    await client.until('the final GOAWAY', () => client.goaways().length >= 2)
+    await client.until('stream 1 to end', () => client.ended(1))
+    assert.equal(client.body(1), 'GET / 300')
+    assert.deepEqual(
+      client.frames.filter((f) => f.type === FRAME.RST_STREAM),
+      [],
+      'no stream is reset',
+    )
+    // nghttp2, as node:http2 drives it, ignores every stream that arrives after it sent any
+    // GOAWAY, so stream 3 is not served: the final GOAWAY's last stream id (1) tells the
+    // client it was refused, safe to retry. Were it served, it would end with its body.
+    const last = client.goaways()[1] ?? 0
+    if (last >= 3) {
+      await client.until('stream 3 to end', () => client.ended(3))
+      assert.equal(client.body(3), 'GET / 0')
+    } else {
+      assert.equal(last, 1)
+      assert.equal(client.frames.filter((f) => f.stream === 3).length, 0)
+      assert.doesNotMatch(app.stdout(), /request \/\?delay=0/)
+    }
+  })
+
+  test('a client that never acks the PING gets the final GOAWAY after GOAWAY_PING_TIMEOUT_MS', async (t) => {
+    const app = await startH2({ drainDelay: 60_000 })
+    t.after(() => app.child.kill('SIGKILL'))
+    const client = new RawH2(app.port)
+    t.after(() => client.close())
+    client.autoAckPing = false
+    client.get(1, '/?delay=1500')
+    await app.waitFor('request /?delay=1500')
+    app.signal('SIGTERM')
+    await client.until('the first GOAWAY', () => client.goaways().length === 1)
+    const first = performance.now()
+    await client.until('the final GOAWAY', () => client.goaways().length === 2)
+    assert.deepEqual(client.goaways(), [MAX_STREAM_ID, 1])
+    const waited = performance.now() - first
+    assert.ok(waited >= 900, `the final GOAWAY waited for the PING (${Math.round(waited)} ms)`)
+    await client.until('stream 1 to end', () => client.ended(1))
+    assert.equal(client.body(1), 'GET / 1500')
   })
 })
 
