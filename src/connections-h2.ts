@@ -8,7 +8,7 @@ import http2, {
 } from 'node:http2'
 import { Server as NetServer, type Socket } from 'node:net'
 import { type TLSSocket, Server as TlsServer } from 'node:tls'
-import { NEW_CONNECTION_GRACE_MS } from './connections.js'
+import { NEW_CONNECTION_GRACE_MS, SETTLE_MAX_MS } from './connections.js'
 import type { ProbeKind, Probes } from './probes.js'
 
 /** An HTTP/2 server from `http2.createServer` or `http2.createSecureServer`. */
@@ -68,6 +68,8 @@ export class Http2Tracker {
   readonly #tls: boolean
   readonly #watched = new WeakSet<ServerResponse>()
   readonly #destroyed = new WeakSet<Socket>()
+  readonly #close: (this: NetServer, callback?: () => void) => unknown
+  #accepted = 0
   #draining = false
   #closing = false
   #listenerClosed = false
@@ -76,6 +78,10 @@ export class Http2Tracker {
   closedCount = 0
   /** Connections destroyed because they outlived the deadline or the shutdown was forced. */
   forcedCount = 0
+  /** When the application closed the listener itself (performance.now()), if it did. */
+  closedByAppAt: number | undefined
+  /** Called once when the application closes the listener itself. */
+  onClosedByApp: (() => void) | undefined
 
   constructor(server: Http2ServerLike, probes: Probes | undefined) {
     this.server = server
@@ -88,6 +94,7 @@ export class Http2Tracker {
       tracker.#checkIdle()
     }
     server.on('connection', (socket: Socket) => {
+      this.#accepted++
       sockets.set(socket, performance.now())
       socket.once('close', onSocketClose)
     })
@@ -137,6 +144,22 @@ export class Http2Tracker {
       // biome-ignore lint/complexity/noArguments: forwards every argument without copying them on each event
       return Reflect.apply(emit, this, arguments) as boolean
     } as typeof server.emit
+
+    // The listener is closed with the base class's close, not the server's own: from Node 24
+    // on, Http2Server.prototype.close also closes every session at once with a one-step
+    // GOAWAY, which would cut the two-step GOAWAY short and refuse a fresh session's first
+    // request. An application that closes the server itself is recorded, as in
+    // ConnectionTracker.
+    this.#close = this.#tls ? TlsServer.prototype.close : NetServer.prototype.close
+    const close = server.close
+    server.close = function (this: Http2ServerLike) {
+      if (!tracker.#closing && tracker.closedByAppAt === undefined && this.listening) {
+        tracker.closedByAppAt = performance.now()
+        tracker.onClosedByApp?.()
+      }
+      // biome-ignore lint/complexity/noArguments: passes the callback on as given
+      return Reflect.apply(close, this, arguments)
+    } as typeof server.close
   }
 
   get size(): number {
@@ -159,6 +182,21 @@ export class Http2Tracker {
   }
 
   /**
+   * Resolves once the event loop has turned without accepting a connection, and then once
+   * more, so that connections waiting in the accept queue are accepted before the listener
+   * closes (as ConnectionTracker.settle). At most SETTLE_MAX_MS.
+   */
+  async settle(): Promise<void> {
+    const until = performance.now() + SETTLE_MAX_MS
+    let seen: number
+    do {
+      seen = this.#accepted
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    } while (this.#accepted !== seen && performance.now() < until)
+    await new Promise<void>((resolve) => setImmediate(resolve))
+  }
+
+  /**
    * Closes the listener. Sessions that have not been sent a GOAWAY get it now (a session
    * younger than NEW_CONNECTION_GRACE_MS that has not sent a stream gets until that age);
    * each session ends when its last stream ends. Idle HTTP/1.1 connections and connections
@@ -171,19 +209,14 @@ export class Http2Tracker {
       this.#onIdle = resolve
     })
     if (this.server.listening) {
-      // The base class's close, not the server's own: from Node 24 on,
-      // Http2Server.prototype.close also closes every session at once with a one-step
-      // GOAWAY, which would cut the two-step GOAWAY short and refuse a fresh session's
-      // first request.
-      const close: (this: NetServer, callback: () => void) => unknown = this.#tls
-        ? TlsServer.prototype.close
-        : NetServer.prototype.close
-      close.call(this.server, () => {
+      this.#close.call(this.server, () => {
         this.#listenerClosed = true
         this.#checkIdle()
       })
     } else {
+      // Never listened, or listen() is still pending: close it as soon as it listens.
       this.#listenerClosed = true
+      this.server.prependOnceListener('listening', () => this.#close.call(this.server))
     }
     // Idle HTTP/1.1 keep-alive connections of an allowHTTP1 server (a no-op otherwise).
     ;(this.server as { closeIdleConnections?: () => void }).closeIdleConnections?.()
@@ -320,13 +353,18 @@ export class Http2Tracker {
     }
   }
 
+  /**
+   * An HTTP/1.1 response of an allowHTTP1 server, during the drain: `Connection: close` if
+   * its headers are not out yet, and its socket closed after it. A response that already
+   * went out with keep-alive leaves its connection open: closing it could race the
+   * client's next request, which gets the close instead (or the close phase's idle close).
+   */
   #closeAfter(res: ServerResponse): void {
     if (this.#watched.has(res)) return
     this.#watched.add(res)
-    if (!res.headersSent) {
-      res.shouldKeepAlive = false
-      if (res.hasHeader('connection')) res.setHeader('connection', 'close')
-    }
+    if (res.headersSent) return
+    res.shouldKeepAlive = false
+    if (res.hasHeader('connection')) res.setHeader('connection', 'close')
     const socket = res.socket as HttpSocket | null
     res.once('finish', () => {
       if (socket === null || socket.destroyed) return

@@ -6,11 +6,14 @@ export type Hook = (signal: AbortSignal) => unknown
 
 export type HookPhase = 'drain' | 'shutdown'
 
-/** How one hook ended. The first cause wins: a hook that throws after its timeout is a timeout. */
+/** How one hook ended. The first cause wins: a hook that throws after its timeout is a
+ * timeout, and so is one that blocked the event loop past its timeout before returning.
+ * `skipped`: never started, because a second signal's budget for hooks had run out. */
 export type HookResult =
   | { name: string; phase: HookPhase; status: 'ok'; durationMs: number }
   | { name: string; phase: HookPhase; status: 'error'; durationMs: number; error: unknown }
   | { name: string; phase: HookPhase; status: 'timeout'; durationMs: number; timeoutMs: number }
+  | { name: string; phase: HookPhase; status: 'skipped'; durationMs: 0 }
 
 export interface RegisteredHook {
   name: string
@@ -90,7 +93,8 @@ export async function runHook(
         .then(() => 'ok' as const),
       timedOut,
     ])
-    if (result === 'timeout') {
+    // A hook that blocks the event loop keeps its own timer from firing: judge by the clock.
+    if (result === 'timeout' || performance.now() - started >= hook.timeoutMs) {
       controller.abort(new Error(`hook '${hook.name}' timed out`))
       return {
         name: hook.name,
@@ -103,6 +107,15 @@ export async function runHook(
     return { name: hook.name, phase, status: 'ok', durationMs: elapsed() }
   } catch (error) {
     controller.abort(error)
+    if (performance.now() - started >= hook.timeoutMs) {
+      return {
+        name: hook.name,
+        phase,
+        status: 'timeout',
+        durationMs: elapsed(),
+        timeoutMs: hook.timeoutMs,
+      }
+    }
     return { name: hook.name, phase, status: 'error', durationMs: elapsed(), error }
   } finally {
     clearTimeout(timer)

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import type { Http2ServerLike } from './connections-h2.js'
 import { describeValue, LameduckError } from './errors.js'
 import { type Hook, type HookResult, type RegisteredHook, runHook, validateHook } from './hooks.js'
-import type { ResolvedOptions } from './options.js'
+import { MAX_TIMER_MS, type ResolvedOptions } from './options.js'
 import { onSignals } from './signals.js'
 
 /** Where a process is in its life. Readiness answers 200 only in `ready`. */
@@ -31,6 +31,10 @@ export interface ShutdownOutcome {
   connections: { closed: number; forced: number }
   /** Every onDrain callback, then every onShutdown hook in the order they ran. */
   hooks: HookResult[]
+  /** True when the application closed a managed server's listener itself (its own SIGTERM
+   * handler, `fastify.close()`) before lameduck's close phase: new connections were refused
+   * while the Service may still have routed to the process. */
+  listenerClosedByApp: boolean
   /** 0 when everything finished on its own; 1 when anything was forced or failed. */
   exitCode: 0 | 1
 }
@@ -45,6 +49,8 @@ export const FORCED_HOOK_BUDGET_MS = 1_000
 export interface Tracker {
   /** Lame duck starts: move clients off their connections, keep serving. */
   drain(): void
+  /** Resolves once what waits in the kernel has been accepted and read; before close(). */
+  settle(): Promise<void>
   /** The listener closes; resolves when no connection is left. */
   close(): Promise<void>
   /** Deadline or forced: destroys what remains and returns how many. */
@@ -52,6 +58,10 @@ export interface Tracker {
   readonly size: number
   readonly closedCount: number
   readonly forcedCount: number
+  /** When the application closed the listener itself (performance.now()), if it did. */
+  readonly closedByAppAt: number | undefined
+  /** Called once when the application closes the listener itself. */
+  onClosedByApp: (() => void) | undefined
 }
 
 export interface LifecycleParts {
@@ -101,6 +111,9 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
     this.#appReady = parts.options.autoReady
     for (const server of this.#servers) {
       if (!server.listening) server.once('listening', () => this.#updateReadiness())
+    }
+    for (const tracker of this.#trackers) {
+      tracker.onClosedByApp = () => this.#warnClosedByApp()
     }
     this.#removeSignalHandlers = onSignals(parts.options.signals, (signal) =>
       this.#onSignal(signal),
@@ -201,9 +214,21 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
     this.#log('warn', { event: 'force', signal }, `lameduck: second ${signal}: forcing shutdown`)
     this.#armForceExit(FORCED_HOOK_BUDGET_MS + FORCE_EXIT_MARGIN_MS)
     this.#force.abort()
+    // The hooks' budget counts from this signal, whether or not a hook has started yet.
+    void this.#forcedHookCut()
+  }
+
+  #warnClosedByApp(): void {
+    const during = this.#state === 'draining' ? 'during the lame duck' : `while ${this.#state}`
+    this.#log(
+      'warn',
+      { event: 'listener-closed-early', state: this.#state },
+      `lameduck: the application closed the listener itself ${during}: new connections are refused while the Service may still route to this process; let lameduck close it (remove the application's own server.close() on SIGTERM)`,
+    )
   }
 
   #updateReadiness(): void {
+    if (this.#shutdown !== undefined) return
     if (this.#state !== 'starting' && this.#state !== 'ready') return
     const next = this.#appReady && this.#servers.every((s) => s.listening) ? 'ready' : 'starting'
     if (next === 'ready') this.#started = true
@@ -240,8 +265,10 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
 
   /** Ends the process at `ms` from now, whatever the application does. Unref'd: it never
    * keeps a process alive that would otherwise exit. */
-  #armForceExit(ms: number): void {
+  #armForceExit(budget: number): void {
     if (!this.#options.exit) return
+    // A sum of phase budgets past setTimeout's limit would fire after 1 ms.
+    const ms = Math.min(budget, MAX_TIMER_MS)
     clearTimeout(this.#forceExitTimer)
     this.#forceExitTimer = setTimeout(() => {
       this.#log(
@@ -319,7 +346,11 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
     }
     const drainMs = performance.now() - started
 
-    // 3. Close.
+    // 3. Close, once what waits in the kernel (after a blocked event loop: new connections
+    // in the accept queue, requests in socket buffers) has been accepted and read.
+    if (!this.#force.signal.aborted) {
+      await Promise.all(this.#trackers.map((tracker) => tracker.settle()))
+    }
     const openAtClose = this.#connections()
     // Close first, then announce: whoever sees 'stopping' finds the listener closed.
     const closed = Promise.all(this.#trackers.map((tracker) => tracker.close()))
@@ -353,7 +384,11 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
     // 4. Hooks.
     const hooks = await drainResults
     for (const hook of [...this.#shutdownHooks].reverse()) {
-      hooks.push(await runHook(hook, 'shutdown', this.#forcedHookCut()))
+      hooks.push(
+        this.#hookBudgetSpent
+          ? { name: hook.name, phase: 'shutdown', status: 'skipped', durationMs: 0 }
+          : await runHook(hook, 'shutdown', this.#forcedHookCut()),
+      )
     }
     for (const result of hooks) {
       if (result.status === 'error') {
@@ -368,6 +403,12 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
             error: message,
           },
           `lameduck: ${result.phase} hook '${result.name}' failed: ${message}`,
+        )
+      } else if (result.status === 'skipped') {
+        this.#log(
+          'error',
+          { event: 'hook', hook: result.name, phase: result.phase, status: 'skipped' },
+          `lameduck: ${result.phase} hook '${result.name}' skipped: the forced shutdown's hook budget ran out`,
         )
       } else if (result.status === 'timeout') {
         this.#log(
@@ -405,6 +446,7 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       },
       connections,
       hooks,
+      listenerClosedByApp: this.#trackers.some((t) => t.closedByAppAt !== undefined),
       exitCode,
     }
     this.#removeSignalHandlers()
@@ -422,6 +464,8 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
         connections,
         durations: outcome.durations,
         hooksFailed: hooks.filter((h) => h.status !== 'ok').map((h) => h.name),
+        hooks: hooks.map((h) => ({ name: h.name, phase: h.phase, status: h.status })),
+        listenerClosedByApp: outcome.listenerClosedByApp,
       },
       `lameduck: stopped in ${outcome.durations.totalMs} ms, exit code ${exitCode}`,
     )
@@ -433,11 +477,17 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
    * running counts as timed out. Never resolves otherwise. */
   #forcedHookCut(): Promise<void> {
     this.#hookCut ??= new Promise<void>((resolve) => {
-      const start = () => setTimeout(resolve, FORCED_HOOK_BUDGET_MS).unref()
+      const spent = () => {
+        this.#hookBudgetSpent = true
+        resolve()
+      }
+      const start = () => setTimeout(spent, FORCED_HOOK_BUDGET_MS).unref()
       if (this.#force.signal.aborted) start()
       else this.#force.signal.addEventListener('abort', start, { once: true })
     })
     return this.#hookCut
   }
   #hookCut: Promise<void> | undefined
+  /** Set once the forced shutdown's hook budget has run out: hooks not started are skipped. */
+  #hookBudgetSpent = false
 }

@@ -14,8 +14,8 @@ export const DEFAULT_PROBE_PATHS = {
   liveness: '/livez',
   startup: '/startupz',
 } as const
-/** setTimeout's largest delay; a longer one fires at once. */
-const MAX_TIMER_MS = 2_147_483_647
+/** setTimeout's largest delay; a longer one fires after 1 ms. */
+export const MAX_TIMER_MS = 2_147_483_647
 
 /** Anything with `info`, `warn` and `error`: console, pino, winston, bunyan. Called as
  * `logger.info(fields, message)`, the argument order pino and bunyan use. */

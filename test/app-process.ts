@@ -14,12 +14,27 @@ export interface AppProcess extends Spawned {
   exit(ms?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
+export interface HookConfig {
+  name: string
+  does: 'ok' | 'throw' | 'hang' | 'block' | 'slow'
+  timeout?: number
+  ms?: number
+}
+
 export interface AppConfig {
   options?: Record<string, unknown>
-  hooks?: { name: string; does: 'ok' | 'throw' | 'hang'; timeout?: number }[]
-  drain?: { name: string; does: 'ok' | 'throw' | 'hang'; timeout?: number }[]
+  hooks?: HookConfig[]
+  drain?: HookConfig[]
   https?: boolean
   stubborn?: boolean
+  /** 'checkContinue' and 'checkExpectation' listeners. */
+  expect?: boolean
+  /** An 'upgrade' listener. */
+  upgrade?: boolean
+  /** Listen first; lameduck() is called on `GET /attach`. */
+  late?: boolean
+  /** The app's own SIGTERM handler closes the server. */
+  appCloses?: boolean
   env?: Record<string, string>
   /** Another fixture that prints the same lines (default test/fixtures/app.ts). */
   fixture?: string
@@ -36,6 +51,10 @@ export async function startApp(config: AppConfig = {}): Promise<AppProcess> {
   env.FIXTURE_DRAIN = JSON.stringify(config.drain ?? [])
   if (config.https) env.FIXTURE_HTTPS = '1'
   if (config.stubborn) env.FIXTURE_STUBBORN = '1'
+  if (config.expect) env.FIXTURE_EXPECT = '1'
+  if (config.upgrade) env.FIXTURE_UPGRADE = '1'
+  if (config.late) env.FIXTURE_LATE = '1'
+  if (config.appCloses) env.FIXTURE_APP_CLOSES = '1'
   const app = spawnNode(fromRoot(`dist/test/fixtures/${config.fixture ?? 'app'}.js`), [], { env })
   const out = await app.waitFor(/listening \d+/, 'the fixture app to listen')
   const [, port, httpsPort] = /listening (\d+)(?: (\d+))?/.exec(out) ?? []

@@ -22,6 +22,7 @@ function freePort(): Promise<number> {
 
 type EchoCall = (
   request: { text: string; delayMs: number },
+  options: grpc.CallOptions,
   done: (error: grpc.ServiceError | null, reply: { text: string }) => void,
 ) => void
 
@@ -39,10 +40,14 @@ async function startGrpc(env: Record<string, string>) {
   const Client = grpc.makeGenericClientConstructor(echoService, 'Echo')
   const client = new Client(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure())
   const call = client.echo as EchoCall
+  // Every call has a deadline, so a test fails with a label instead of hanging.
   const echo = (text: string, delayMs = 0) =>
     new Promise<{ text: string }>((resolve, reject) =>
-      call.call(client, { text, delayMs }, (error, reply) =>
-        error ? reject(error) : resolve(reply),
+      call.call(
+        client,
+        { text, delayMs },
+        { deadline: Date.now() + delayMs + 5_000 },
+        (error, reply) => (error ? reject(error) : resolve(reply)),
       ),
     )
   return { app, probePort, client, echo }
@@ -53,11 +58,11 @@ test('gRPC: readiness 503 at SIGTERM, the call in flight completes, calls during
   t.after(() => app.child.kill('SIGKILL'))
   t.after(() => client.close())
   assert.equal((await echo('first')).text, 'first')
-  assert.equal((await get(probePort, '/readyz')).status, 200)
+  assert.equal((await within('readiness', get(probePort, '/readyz'))).status, 200)
   const inFlight = echo('slow', 400)
   app.child.kill('SIGTERM')
   await app.waitFor('"state":"draining"')
-  assert.equal((await get(probePort, '/readyz')).status, 503)
+  assert.equal((await within('readiness', get(probePort, '/readyz'))).status, 503)
   assert.equal((await echo('during the lame duck')).text, 'during the lame duck')
   assert.equal((await within('the call in flight', inFlight)).text, 'slow')
   assert.equal((await exited(app.child, 'the gRPC example to exit')).code, 0, app.stderr())
@@ -71,7 +76,7 @@ test('gRPC: a call slower than the hook timeout is cancelled by forceShutdown: e
   t.after(() => app.child.kill('SIGKILL'))
   t.after(() => client.close())
   await echo('warm up')
-  const slow = echo('too slow', 60_000).then(
+  const slow = echo('too slow', 20_000).then(
     () => 'answered',
     (error: grpc.ServiceError) => grpc.status[error.code],
   )

@@ -104,3 +104,61 @@ export function refused(port: number): Promise<boolean> {
     socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'))
   })
 }
+
+export interface RawResponse {
+  status: number
+  /** Header names lower-cased; a repeated header keeps its last value. */
+  headers: Record<string, string>
+  body: string
+}
+
+/**
+ * Splits the bytes a RawConnection received into whole HTTP/1.1 responses (content-length,
+ * chunked, or no body for 1xx/204/304 and HEAD-less empty bodies). Interim 1xx responses
+ * are returned too. A trailing partial response is left out.
+ */
+export function parseResponses(data: string): RawResponse[] {
+  const out: RawResponse[] = []
+  let rest = data
+  for (;;) {
+    const end = rest.indexOf('\r\n\r\n')
+    if (end === -1) break
+    const lines = rest.slice(0, end).split('\r\n')
+    const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1])
+    const headers: Record<string, string> = {}
+    for (const line of lines.slice(1)) {
+      const colon = line.indexOf(':')
+      headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim()
+    }
+    let body = ''
+    let next = end + 4
+    if (status >= 200 && status !== 204 && status !== 304) {
+      if (headers['transfer-encoding']?.toLowerCase() === 'chunked') {
+        let complete = false
+        while (next < rest.length) {
+          const lineEnd = rest.indexOf('\r\n', next)
+          if (lineEnd === -1) break
+          const size = Number.parseInt(rest.slice(next, lineEnd), 16)
+          if (size === 0) {
+            if (rest.length < lineEnd + 4) break
+            next = lineEnd + 4
+            complete = true
+            break
+          }
+          if (rest.length < lineEnd + 2 + size + 2) break
+          body += rest.slice(lineEnd + 2, lineEnd + 2 + size)
+          next = lineEnd + 2 + size + 2
+        }
+        if (!complete) break
+      } else {
+        const length = Number(headers['content-length'] ?? 0)
+        if (rest.length < next + length) break
+        body = rest.slice(next, next + length)
+        next += length
+      }
+    }
+    out.push({ status, headers, body })
+    rest = rest.slice(next)
+  }
+  return out
+}
