@@ -11,27 +11,7 @@
 import http from 'node:http'
 import * as grpc from '@grpc/grpc-js'
 import { lameduck } from 'lameduck'
-
-interface EchoRequest {
-  text: string
-  delayMs?: number
-}
-
-const json = {
-  serialize: (value: unknown) => Buffer.from(JSON.stringify(value)),
-  deserialize: (bytes: Buffer) => JSON.parse(bytes.toString()),
-}
-export const echoService = {
-  echo: {
-    path: '/lameduck.Echo/Echo',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: json.serialize,
-    requestDeserialize: json.deserialize,
-    responseSerialize: json.serialize,
-    responseDeserialize: json.deserialize,
-  },
-} satisfies grpc.ServiceDefinition
+import { type EchoRequest, echoService } from './grpc-service.js'
 
 const grpcPort = Number(process.env.GRPC_PORT ?? 50051)
 const address = `0.0.0.0:${grpcPort}`

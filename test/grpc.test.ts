@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import net from 'node:net'
 import { test } from 'node:test'
 import * as grpc from '@grpc/grpc-js'
-import { echoService } from '../examples/grpc.js'
+import { echoService } from '../examples/grpc-service.js'
 import { exited, fromRoot, spawnNode, within } from './helpers.js'
 import { get } from './http-client.js'
 
