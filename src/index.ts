@@ -1,6 +1,10 @@
 export type { ErrorCode } from './errors.js'
 export { LameduckError } from './errors.js'
 export type { Hook, HookPhase, HookResult } from './hooks.js'
+export type { EventStreams, EventStreamsOptions, StreamedResponseLike } from './integrations/sse.js'
+export { eventStreams } from './integrations/sse.js'
+export type { WebSocketLike, WebSocketServerLike, WebSocketsOptions } from './integrations/ws.js'
+export { webSockets } from './integrations/ws.js'
 export type { ServerLike } from './lameduck.js'
 export { lameduck } from './lameduck.js'
 export type {

@@ -2,18 +2,24 @@ import { createServer, Server as HttpServer } from 'node:http'
 import { Server as HttpsServer } from 'node:https'
 import { followPrimary } from './cluster.js'
 import { ConnectionTracker } from './connections.js'
+import { type Http2ServerLike, Http2Tracker, isHttp2Server } from './connections-h2.js'
 import { describeValue, LameduckError } from './errors.js'
-import { Lameduck } from './lifecycle.js'
+import { Lameduck, type Tracker } from './lifecycle.js'
 import { renderMetrics } from './metrics.js'
 import { type LameduckOptions, resolveOptions } from './options.js'
 import { Checks, type ProbeState, Probes } from './probes.js'
 
-/** A node:http or node:https server (structurally, so no @types/node version is imposed). */
-export type ServerLike = HttpServer | HttpsServer
+/** A node:http, node:https or node:http2 server. */
+export type ServerLike = HttpServer | HttpsServer | Http2ServerLike
 
 const managed = new WeakSet<object>()
 
-function validateServers(servers: unknown): HttpServer[] {
+/** True when `server` was passed to lameduck(), whose tracker then follows its connections. */
+export function isManaged(server: unknown): boolean {
+  return typeof server === 'object' && server !== null && managed.has(server)
+}
+
+function validateServers(servers: unknown): (HttpServer | Http2ServerLike)[] {
   const list = Array.isArray(servers) ? servers : [servers]
   if (list.length === 0) {
     throw new LameduckError(
@@ -22,10 +28,10 @@ function validateServers(servers: unknown): HttpServer[] {
     )
   }
   for (const server of list) {
-    if (!(server instanceof HttpServer || server instanceof HttpsServer)) {
+    if (!(server instanceof HttpServer || server instanceof HttpsServer || isHttp2Server(server))) {
       throw new LameduckError(
         'LAMEDUCK_ERR_INVALID_SERVER',
-        `Expected a node:http or node:https server (from http.createServer or https.createServer), got ${describeValue(server)}`,
+        `Expected a node:http, node:https or node:http2 server (from http.createServer, https.createServer, http2.createServer or http2.createSecureServer), got ${describeValue(server)}`,
       )
     }
     if (managed.has(server)) {
@@ -38,7 +44,7 @@ function validateServers(servers: unknown): HttpServer[] {
   if (new Set(list).size !== list.length) {
     throw new LameduckError('LAMEDUCK_ERR_INVALID_SERVER', 'The same server was passed twice')
   }
-  return list as HttpServer[]
+  return list as (HttpServer | Http2ServerLike)[]
 }
 
 /**
@@ -73,7 +79,7 @@ export function lameduck(
   const state = follower?.probeState(own) ?? own
   let probes: Probes | undefined
   let probeServer: HttpServer | undefined
-  let trackers: ConnectionTracker[] = []
+  let trackers: Tracker[] = []
   if (resolved.probes !== false) {
     probes = new Probes(
       resolved.probes,
@@ -105,8 +111,11 @@ export function lameduck(
     probeServer.listen(resolved.probes.port, resolved.probes.host)
   }
 
-  trackers = list.map(
-    (server) => new ConnectionTracker(server, probeServer === undefined ? probes : undefined),
+  const ownProbes = probeServer === undefined ? probes : undefined
+  trackers = list.map((server) =>
+    isHttp2Server(server)
+      ? new Http2Tracker(server, ownProbes)
+      : new ConnectionTracker(server, ownProbes),
   )
   for (const server of list) managed.add(server)
   lifecycle = new Lameduck({ options: resolved, servers: list, trackers, probeServer, follower })

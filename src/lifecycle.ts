@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events'
-import type { Server } from 'node:http'
+import type { Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Follower } from './cluster.js'
-import type { ConnectionTracker } from './connections.js'
+import type { Http2ServerLike } from './connections-h2.js'
 import { describeValue, LameduckError } from './errors.js'
 import { type Hook, type HookResult, type RegisteredHook, runHook, validateHook } from './hooks.js'
 import { MAX_TIMER_MS, type ResolvedOptions } from './options.js'
@@ -45,10 +45,32 @@ export const FORCE_EXIT_MARGIN_MS = 1_000
 /** What hooks get, in all, once a second signal has forced the shutdown. */
 export const FORCED_HOOK_BUDGET_MS = 1_000
 
+/** What the lifecycle asks of each server's connection tracker, whatever its protocol
+ * (ConnectionTracker for node:http and node:https, Http2Tracker for node:http2). */
+export interface Tracker {
+  /** Lame duck starts: move clients off their connections, keep serving. */
+  drain(): void
+  /** Resolves once what waits in the kernel has been accepted and read; before close(). */
+  settle(): Promise<void>
+  /** The listener closes; resolves when no connection is left. */
+  close(): Promise<void>
+  /** Deadline or forced: destroys what remains and returns how many. */
+  destroyAll(): number
+  /** Requests in flight now, for the metrics (`except`: the scrape's own response). */
+  inFlight(except?: ServerResponse): number
+  readonly size: number
+  readonly closedCount: number
+  readonly forcedCount: number
+  /** When the application closed the listener itself (performance.now()), if it did. */
+  readonly closedByAppAt: number | undefined
+  /** Called once when the application closes the listener itself. */
+  onClosedByApp: (() => void) | undefined
+}
+
 export interface LifecycleParts {
   options: ResolvedOptions
-  servers: readonly Server[]
-  trackers: readonly ConnectionTracker[]
+  servers: readonly (Server | Http2ServerLike)[]
+  trackers: readonly Tracker[]
   /** A separate server answering probes, closed last. */
   probeServer: Server | undefined
   /** Set in a worker of `lameduck serve --workers`: signals come from the primary. */
@@ -70,8 +92,8 @@ export interface LameduckEvents {
  */
 export class Lameduck extends EventEmitter<LameduckEvents> {
   readonly #options: ResolvedOptions
-  readonly #servers: readonly Server[]
-  readonly #trackers: readonly ConnectionTracker[]
+  readonly #servers: readonly (Server | Http2ServerLike)[]
+  readonly #trackers: readonly Tracker[]
   readonly #probeServer: Server | undefined
   readonly #drainHooks: RegisteredHook[] = []
   readonly #shutdownHooks: RegisteredHook[] = []

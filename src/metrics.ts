@@ -1,8 +1,7 @@
 // Prometheus text exposition (format 0.0.4) of the lifecycle, served on `probes.metrics`.
 // Everything is read when a scrape arrives: serving requests costs nothing extra.
 import type { ServerResponse } from 'node:http'
-import type { ConnectionTracker } from './connections.js'
-import type { Lameduck, State } from './lifecycle.js'
+import type { Lameduck, State, Tracker } from './lifecycle.js'
 
 const STATES: readonly State[] = ['starting', 'ready', 'draining', 'stopping', 'stopped']
 const PHASES = ['drain', 'close', 'hooks'] as const
@@ -10,7 +9,7 @@ const PHASES = ['drain', 'close', 'hooks'] as const
 /** What a scrape reads. */
 export interface MetricsSource {
   lifecycle: Lameduck
-  trackers: readonly ConnectionTracker[]
+  trackers: readonly Tracker[]
 }
 
 interface Family {

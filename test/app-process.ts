@@ -36,6 +36,8 @@ export interface AppConfig {
   /** The app's own SIGTERM handler closes the server. */
   appCloses?: boolean
   env?: Record<string, string>
+  /** Another fixture that prints the same lines (default test/fixtures/app.ts). */
+  fixture?: string
 }
 
 export async function startApp(config: AppConfig = {}): Promise<AppProcess> {
@@ -53,7 +55,7 @@ export async function startApp(config: AppConfig = {}): Promise<AppProcess> {
   if (config.upgrade) env.FIXTURE_UPGRADE = '1'
   if (config.late) env.FIXTURE_LATE = '1'
   if (config.appCloses) env.FIXTURE_APP_CLOSES = '1'
-  const app = spawnNode(fromRoot('dist/test/fixtures/app.js'), [], { env })
+  const app = spawnNode(fromRoot(`dist/test/fixtures/${config.fixture ?? 'app'}.js`), [], { env })
   const out = await app.waitFor(/listening \d+/, 'the fixture app to listen')
   const [, port, httpsPort] = /listening (\d+)(?: (\d+))?/.exec(out) ?? []
   return {

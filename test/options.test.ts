@@ -120,7 +120,7 @@ test('lameduck() rejects what is not a node:http or node:https server, and a ser
   rejects(
     () => lameduck({} as http.Server, base),
     'LAMEDUCK_ERR_INVALID_SERVER',
-    /node:http or node:https server/,
+    /node:http, node:https or node:http2 server/,
   )
   rejects(() => lameduck([], base), 'LAMEDUCK_ERR_INVALID_SERVER', /at least one server/)
   const server = http.createServer()
