@@ -144,6 +144,9 @@ export interface OverheadOptions {
   /** Keep-alive connections the client spreads the requests over. */
   connections: number
   repetitions: number
+  /** The first repetition's number (and hash seed); the others follow. Lets an interrupted
+   * run be completed with the seeds it did not reach. */
+  firstRepetition: number
   /** Valgrind runs at once; instruction counts do not depend on CPU contention. */
   jobs: number
   variants: readonly Variant[]
@@ -266,7 +269,8 @@ export interface OverheadResult {
 export async function overhead(options: OverheadOptions): Promise<OverheadResult> {
   const counts = [...new Set(options.windows.flatMap((w) => w.counts))].sort((a, b) => a - b)
   const tasks: (() => Promise<Run>)[] = []
-  for (let repetition = 1; repetition <= options.repetitions; repetition++) {
+  const last = options.firstRepetition + options.repetitions - 1
+  for (let repetition = options.firstRepetition; repetition <= last; repetition++) {
     for (const variant of options.variants) {
       for (const n of counts) {
         tasks.push(async () => {
@@ -285,7 +289,7 @@ export async function overhead(options: OverheadOptions): Promise<OverheadResult
     const variants = options.variants.map((variant) => {
       const perRequest: number[] = []
       const compiler: number[] = []
-      for (let repetition = 1; repetition <= options.repetitions; repetition++) {
+      for (let repetition = options.firstRepetition; repetition <= last; repetition++) {
         const at = (n: number) =>
           runs.find(
             (r) => r.variant === variant.name && r.repetition === repetition && r.requests === n,
@@ -320,7 +324,7 @@ export async function overhead(options: OverheadOptions): Promise<OverheadResult
 export function reportOverhead(result: OverheadResult): string {
   const { options } = result
   const lines = [
-    `${result.valgrind}, \`node --single-threaded --hash-seed=R\` for repetition R = 1..${options.repetitions}, ${options.connections} keep-alive connection(s), sequential requests.`,
+    `${result.valgrind}, \`node --single-threaded --hash-seed=R\` for repetition R = ${options.firstRepetition}..${options.firstRepetition + options.repetitions - 1}, ${options.connections} keep-alive connection(s), sequential requests.`,
   ]
   for (const { window, variants, ratios } of result.windows) {
     const [n1, n2] = window.counts

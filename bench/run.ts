@@ -1,7 +1,8 @@
 // Runs the benchmarks of issues 2 and 7 and prints their figures as markdown; the raw results go to
 // bench/out/results-DATE.json. Benchmarks, not tests: CI does not run them.
 //
-//   npm run bench                       overhead, wrk, exit, close (about 6 minutes on 2 cores)
+//   npm run bench                       overhead, wrk, exit, close (overhead alone is 64 valgrind
+//                                       runs: most of an hour on a busy 2-core machine)
 //   npm run bench -- overhead exit      only some of them
 //   npm run bench -- ablation           which part of lameduck costs what per request
 //   npm run bench -- overhead --reps 1  fewer repetitions
@@ -51,6 +52,8 @@ Options:
                    runs, since every ratio is bare ÷ variant from the same run.
                    overhead: ${VARIANTS.map((v) => v.id).join(', ')}
                    ablation: ${ABLATION_VARIANTS.map((v) => v.id).join(', ')}
+  --first-rep N    overhead, ablation: number of the first repetition, which is also its
+                   --hash-seed (default 1), to complete an interrupted run
   --window W       overhead: steady (requests 20 000 -> 40 000), warm-up (1 000 -> 5 000)
                    or both (default); ablation always runs steady
   --connections N  close: idle keep-alive connections (default 10000)
@@ -77,6 +80,7 @@ const { values, positionals } = parseArgs({
     duration: { type: 'string' },
     variants: { type: 'string' },
     window: { type: 'string' },
+    'first-rep': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 })
@@ -129,6 +133,7 @@ for (const name of selected) {
       windows: name === 'overhead' ? overheadWindows : [STEADY_WINDOW],
       connections: 1,
       repetitions: positiveInt('reps', reps, 2),
+      firstRepetition: positiveInt('first-rep', values['first-rep'], 1),
       jobs: positiveInt('jobs', values.jobs, 2),
       variants: variantsOf(name),
     })
