@@ -8,7 +8,7 @@ import http2, {
 } from 'node:http2'
 import { Server as NetServer, type Socket } from 'node:net'
 import { type TLSSocket, Server as TlsServer } from 'node:tls'
-import { NEW_CONNECTION_GRACE_MS, SETTLE_MAX_MS } from './connections.js'
+import { NEW_CONNECTION_GRACE_MS, settleAccepts } from './connections.js'
 import type { ProbeKind, Probes } from './probes.js'
 
 /** An HTTP/2 server from `http2.createServer` or `http2.createSecureServer`. */
@@ -198,14 +198,8 @@ export class Http2Tracker {
    * more, so that connections waiting in the accept queue are accepted before the listener
    * closes (as ConnectionTracker.settle). At most SETTLE_MAX_MS.
    */
-  async settle(): Promise<void> {
-    const until = performance.now() + SETTLE_MAX_MS
-    let seen: number
-    do {
-      seen = this.#accepted
-      await new Promise<void>((resolve) => setImmediate(resolve))
-    } while (this.#accepted !== seen && performance.now() < until)
-    await new Promise<void>((resolve) => setImmediate(resolve))
+  settle(): Promise<void> {
+    return settleAccepts(() => this.#accepted)
   }
 
   /**

@@ -15,6 +15,18 @@ export const NEW_CONNECTION_GRACE_MS = 1_000
  * the accept queue are reset when the listener closes. */
 export const SETTLE_MAX_MS = 250
 
+/** Turns the event loop until a turn accepts no new connection (`accepted` counts them),
+ * for at most SETTLE_MAX_MS, then once more so that what they sent is read. */
+export async function settleAccepts(accepted: () => number): Promise<void> {
+  const until = performance.now() + SETTLE_MAX_MS
+  let seen: number
+  do {
+    seen = accepted()
+    await new Promise<void>((resolve) => setImmediate(resolve))
+  } while (accepted() !== seen && performance.now() < until)
+  await new Promise<void>((resolve) => setImmediate(resolve))
+}
+
 /** Node's http server keeps the response being written on `socket._httpMessage`; it has
  * done so since v0.x and the http client and server rely on it internally. */
 interface HttpSocket extends Socket {
@@ -220,14 +232,8 @@ export class ConnectionTracker {
    * listener closes) and requests wait unread in socket buffers (their connections would
    * look idle). node accepts one connection per turn of the loop. At most SETTLE_MAX_MS.
    */
-  async settle(): Promise<void> {
-    const until = performance.now() + SETTLE_MAX_MS
-    let seen: number
-    do {
-      seen = this.#accepted
-      await new Promise<void>((resolve) => setImmediate(resolve))
-    } while (this.#accepted !== seen && performance.now() < until)
-    await new Promise<void>((resolve) => setImmediate(resolve))
+  settle(): Promise<void> {
+    return settleAccepts(() => this.#accepted)
   }
 
   /**
