@@ -81,7 +81,9 @@ test('a Python service runs in the lab unchanged', async () => {
     ['python3', fixture('server.py')],
     RUN_MS,
   )
-  assert.equal(run.exit.code, 0, run.stderr)
+  // PASS, or INCONCLUSIVE (3) when at 50 requests/s no request happened to cross a pod's
+  // instant shutdown: either way the Python service ran unchanged, which is the point here.
+  assert.ok(run.exit.code === 0 || run.exit.code === 3, `exit ${run.exit.code}: ${run.stderr}`)
   const result = run.result!
   assert.ok(result.outcomes.ok > 0)
   assert.equal(result.rollouts[0]?.completedAt !== undefined, true)
