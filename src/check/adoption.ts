@@ -1,6 +1,7 @@
 // Whether a container runs a lameduck app. Only those are held to lameduck's budget
 // (drain + shutdown + hooks), its probe paths and its LAMEDUCK_* settings; every other
 // container is judged on what Kubernetes itself does. This is the one place that decides.
+import { containerArgv, type ServeCommand, serveCommand } from './commands.js'
 import type { Container, Model, Workload } from './model.js'
 import { get, list, record, text } from './model.js'
 
@@ -14,12 +15,18 @@ export const LAMEDUCK_ANNOTATION = 'lameduck/app'
 /** Prefix of every environment variable lameduck reads. */
 export const LAMEDUCK_ENV_PREFIX = 'LAMEDUCK_'
 
-export type LameduckReason = 'env' | 'annotation' | 'assumed'
+export type LameduckReason = 'env' | 'annotation' | 'serve' | 'assumed'
 
 export interface LameduckUse {
   reason: LameduckReason
   /** How the checker knows, for messages: `LAMEDUCK_DRAIN_DELAY_MS in env`. */
   detail: string
+  /**
+   * The container runs `lameduck serve` (whatever the reason): its timings come from the
+   * command's flags before LAMEDUCK_* variables, and in proxy mode the child's stop time
+   * takes the place of the hooks.
+   */
+  serve?: ServeCommand
 }
 
 function annotation(w: Workload): { value: string; where: string } | undefined {
@@ -55,9 +62,8 @@ function lameduckVariable(model: Model, w: Workload, c: Container): string | und
 
 /**
  * Why `c` is taken for a lameduck app, or undefined when it is not. In order: the
- * annotation (which can also say no), a LAMEDUCK_* variable, then --assume-lameduck.
- * A container started as `lameduck serve …` will be recognised here too, once that
- * command exists, with its budget added to the child's.
+ * annotation (which can also say no), a command that runs `lameduck serve`, a LAMEDUCK_*
+ * variable, then --assume-lameduck.
  */
 export function lameduckUse(
   model: Model,
@@ -66,12 +72,25 @@ export function lameduckUse(
   options: { assumeLameduck?: boolean } = {},
 ): LameduckUse | undefined {
   const marked = annotation(w)
+  const serve = serveCommand(containerArgv(c.spec))
+  const withServe = (use: LameduckUse): LameduckUse =>
+    serve === undefined ? use : { ...use, serve }
   if (marked !== undefined) {
     const value = marked.value.trim()
     if (value === 'false') return undefined
     const names = value.split(',').map((n) => n.trim())
     if (value === 'true' || names.includes(c.name)) {
-      return { reason: 'annotation', detail: `${LAMEDUCK_ANNOTATION} on the ${marked.where}` }
+      return withServe({
+        reason: 'annotation',
+        detail: `${LAMEDUCK_ANNOTATION} on the ${marked.where}`,
+      })
+    }
+  }
+  if (serve !== undefined) {
+    return {
+      reason: 'serve',
+      detail: `${serve.program} serve${serve.mode === 'workers' ? ' --workers' : ''} in the command`,
+      serve,
     }
   }
   const variable = lameduckVariable(model, w, c)

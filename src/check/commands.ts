@@ -227,3 +227,61 @@ export function idleCommand(argv: readonly string[] | undefined): boolean {
   if (program === 'sleep') return true
   return program === 'tail' && words.includes('-f') && words.includes('/dev/null')
 }
+
+/** Options of `lameduck serve` that take no value. */
+const SERVE_SWITCHES = new Set(['quiet', 'help'])
+/** node options that take the next word as their value. */
+const NODE_VALUE_OPTIONS = new Set(['-r', '--require', '--import', '--loader', '-e', '--eval'])
+
+/** A container that runs `lameduck serve`, with the options written before its command. */
+export interface ServeCommand {
+  /** `workers` with --workers (node:cluster workers of a Node app), else `proxy`. */
+  mode: 'proxy' | 'workers'
+  /** Option name (without the dashes) → its value as written, the last one winning. */
+  flags: Record<string, string>
+  /** The program as written before `serve`: `lameduck`, `npx lameduck`, `node bin/lameduck.js`. */
+  program: string
+}
+
+/**
+ * Whether `argv` runs `lameduck serve`: `lameduck serve …`, `npx lameduck serve …`,
+ * `node_modules/.bin/lameduck serve …`, `node …/bin/lameduck.js serve …`, also behind an
+ * init or as the last command of `sh -c`. Its options are read up to `--` or the app.
+ */
+export function serveCommand(argv: readonly string[] | undefined): ServeCommand | undefined {
+  if (argv === undefined) return undefined
+  let words = withoutInit(argv)
+  const script = shellScript(words)
+  if (script !== undefined) {
+    const last = simpleCommands(script).at(-1) ?? []
+    words = withoutInit(last[0] === 'exec' ? last.slice(1) : last)
+  }
+  let i = 0
+  const first = programName(words[0])
+  const viaNode = first === 'node' || first === 'nodejs'
+  if (first === 'npx' || first === 'pnpx' || viaNode) {
+    i = 1
+    while (i < words.length && words[i]!.startsWith('-')) {
+      if (viaNode && NODE_VALUE_OPTIONS.has(words[i]!)) i++
+      i++
+    }
+  }
+  const name = programName(words[i])
+  const isLameduck = viaNode ? /^lameduck(\.[cm]?js)?$/.test(name) : name === 'lameduck'
+  if (!isLameduck || words[i + 1] !== 'serve') return undefined
+  const flags: Record<string, string> = {}
+  const rest = words.slice(i + 2)
+  for (let j = 0; j < rest.length; j++) {
+    const word = rest[j]!
+    if (word === '--' || !word.startsWith('--')) break
+    const eq = word.indexOf('=')
+    const option = word.slice(2, eq === -1 ? undefined : eq)
+    if (eq !== -1) flags[option] = word.slice(eq + 1)
+    else if (!SERVE_SWITCHES.has(option)) flags[option] = rest[++j] ?? ''
+  }
+  return {
+    mode: flags['workers'] !== undefined ? 'workers' : 'proxy',
+    flags,
+    program: words.slice(0, i + 1).join(' '),
+  }
+}

@@ -7,7 +7,9 @@
 // period G counts from deletion and includes the hook. lameduck then keeps serving for
 // drainDelay (readiness 503, `Connection: close`), closes the listener and waits up to
 // shutdownTimeout for in-flight requests, runs onShutdown hooks (hookTimeout each), and
-// exits. The margin covers process start-up of the force-exit timer, logging and the
+// exits. Under `lameduck serve` (proxy mode) the hooks give way to the child's stop time:
+// once the proxy has drained, the child gets the stop signal and up to child-stop-timeout
+// before it is SIGKILLed. The margin covers process start-up of the force-exit timer, logging and the
 // kubelet's own latency.
 
 import type { LameduckUse } from './adoption.js'
@@ -42,14 +44,21 @@ export const MAX_TIMER_MS = 2_147_483_647
 export const DRAIN_ENV = 'LAMEDUCK_DRAIN_DELAY_MS'
 export const SHUTDOWN_ENV = 'LAMEDUCK_SHUTDOWN_TIMEOUT_MS'
 export const HOOK_ENV = 'LAMEDUCK_HOOK_TIMEOUT_MS'
-export const TIMING_ENV: readonly string[] = [DRAIN_ENV, SHUTDOWN_ENV, HOOK_ENV]
+export const CHILD_STOP_ENV = 'LAMEDUCK_CHILD_STOP_TIMEOUT_MS'
+export const TIMING_ENV: readonly string[] = [DRAIN_ENV, SHUTDOWN_ENV, HOOK_ENV, CHILD_STOP_ENV]
+/** `lameduck serve`'s --child-stop-timeout default. */
+export const DEFAULT_CHILD_STOP_TIMEOUT_MS = 10_000
+/** `lameduck serve`'s durations: 500ms, 2s, 1m, or a bare number of seconds. */
+const SERVE_DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)?$/
 
 /** `none`: the container does not run lameduck, so the setting does not apply (0). */
-export type SettingSource = 'env' | 'configmap' | 'default' | 'none'
+export type SettingSource = 'flag' | 'env' | 'configmap' | 'default' | 'none'
 
 /** One lameduck timing as the container will see it. */
 export interface Setting {
   variable: string
+  /** The `lameduck serve` flag that sets it (`--drain-delay`), when one is written. */
+  flag?: string
   ms: number
   seconds: number
   source: SettingSource
@@ -103,8 +112,10 @@ export interface Timeline {
   drain: Setting
   shutdown: Setting
   hooks: Setting
+  /** `lameduck serve` in proxy mode: the child's stop time (hooks are then 0, `none`). */
+  childStop: Setting | undefined
   marginSeconds: number
-  /** preStop + self drain + drain + shutdown + hooks + margin. */
+  /** preStop + self drain + drain + shutdown + hooks + child stop + margin. */
   totalSeconds: number
   /** Assumptions the reader should know about. */
   notes: string[]
@@ -115,6 +126,15 @@ function parseMs(raw: string, min: number): number | undefined {
   if (!/^\d+$/.test(trimmed)) return undefined
   const value = Number(trimmed)
   return value >= min && value <= MAX_TIMER_MS ? value : undefined
+}
+
+/** A `lameduck serve` duration in milliseconds, or undefined when serve rejects it. */
+export function parseServeDuration(raw: string, min: number): number | undefined {
+  const match = SERVE_DURATION.exec(raw.trim())
+  if (match === null) return undefined
+  const unit = match[2] ?? 's'
+  const ms = Math.round(Number(match[1]) * (unit === 'ms' ? 1 : unit === 's' ? 1_000 : 60_000))
+  return ms >= min && ms <= MAX_TIMER_MS ? ms : undefined
 }
 
 function findConfigMap(model: Model, workload: Workload, name: string): ConfigMap | undefined {
@@ -268,14 +288,30 @@ export function timelineOf(model: Model, workload: Workload, container: Containe
     lameduck === undefined
       ? imageInfo(container.image)?.drainSeconds?.(model, workload, container)
       : undefined
-  const read = (variable: string, fallback: number, min: number) =>
-    lameduck === undefined
-      ? none(variable)
-      : readSetting(model, workload, container, variable, fallback, min, notes)
-  const drain = read(DRAIN_ENV, DEFAULT_DRAIN_DELAY_MS, 0)
-  const shutdown = read(SHUTDOWN_ENV, DEFAULT_SHUTDOWN_TIMEOUT_MS, 0)
-  const hooks = read(HOOK_ENV, DEFAULT_HOOK_TIMEOUT_MS, 1)
-  for (const s of [drain, shutdown, hooks]) {
+  const serve = lameduck?.serve
+  // A `lameduck serve` flag wins over its variable, which wins over the default.
+  const read = (variable: string, fallback: number, min: number, flag?: string): Setting => {
+    if (lameduck === undefined) return none(variable)
+    const raw = flag === undefined ? undefined : serve?.flags[flag]
+    if (raw === undefined)
+      return readSetting(model, workload, container, variable, fallback, min, notes)
+    const ms = parseServeDuration(raw, min)
+    const base = { ...none(variable), flag: `--${flag}`, path: undefined }
+    return ms === undefined
+      ? { ...base, ms: fallback, seconds: fallback / 1000, source: 'default', invalid: raw }
+      : { ...base, ms, seconds: ms / 1000, source: 'flag' }
+  }
+  const drain = read(DRAIN_ENV, DEFAULT_DRAIN_DELAY_MS, 0, 'drain-delay')
+  const shutdown = read(SHUTDOWN_ENV, DEFAULT_SHUTDOWN_TIMEOUT_MS, 0, 'shutdown-timeout')
+  // Proxy mode runs no onShutdown hooks of the app's: the child's stop takes their place.
+  const proxy = serve?.mode === 'proxy'
+  const hooks = proxy
+    ? none(HOOK_ENV)
+    : read(HOOK_ENV, DEFAULT_HOOK_TIMEOUT_MS, 1, serve === undefined ? undefined : 'hook-timeout')
+  const childStop = proxy
+    ? read(CHILD_STOP_ENV, DEFAULT_CHILD_STOP_TIMEOUT_MS, 0, 'child-stop-timeout')
+    : undefined
+  for (const s of [drain, shutdown, hooks, ...(childStop === undefined ? [] : [childStop])]) {
     if (s.unknown !== undefined) {
       notes.push(
         `${s.variable} comes from ${s.unknown}; lameduck's default ${s.seconds} s is assumed`,
@@ -293,6 +329,7 @@ export function timelineOf(model: Model, workload: Workload, container: Containe
     drain.seconds +
     shutdown.seconds +
     hooks.seconds +
+    (childStop?.seconds ?? 0) +
     SAFETY_MARGIN_SECONDS
   return {
     workload,
@@ -304,6 +341,7 @@ export function timelineOf(model: Model, workload: Workload, container: Containe
     drain,
     shutdown,
     hooks,
+    childStop,
     marginSeconds: SAFETY_MARGIN_SECONDS,
     totalSeconds,
     notes,
@@ -321,7 +359,10 @@ export function seconds(value: number): string {
   return `${Number.isInteger(value) ? value : Number(value.toFixed(3))} s`
 }
 
-/** "preStop 10 s + drain 10 s + shutdown 20 s + hooks 5 s + margin 5 s = 50 s". */
+/**
+ * "preStop 10 s + drain 10 s + shutdown 20 s + hooks 5 s + margin 5 s = 50 s"; under
+ * `lameduck serve` (proxy mode) "child stop 10 s" in place of the hooks.
+ */
 export function budgetSum(t: Timeline): string {
   const parts: string[] = []
   if (t.preStop.kind !== 'none' && t.preStop.kind !== 'tcpSocket') {
@@ -336,7 +377,9 @@ export function budgetSum(t: Timeline): string {
     parts.push(
       `drain ${seconds(t.drain.seconds)}`,
       `shutdown ${seconds(t.shutdown.seconds)}`,
-      `hooks ${seconds(t.hooks.seconds)}`,
+      t.childStop === undefined
+        ? `hooks ${seconds(t.hooks.seconds)}`
+        : `child stop ${seconds(t.childStop.seconds)}`,
     )
   }
   parts.push(`margin ${seconds(t.marginSeconds)}`)

@@ -11,6 +11,7 @@ function setting(s: Setting) {
   return {
     seconds: s.seconds,
     variable: s.variable,
+    ...(s.flag === undefined ? {} : { flag: s.flag }),
     source: s.source,
     ...(s.invalid === undefined ? {} : { invalid: s.invalid }),
     ...(s.unknown === undefined ? {} : { unknown: s.unknown }),
@@ -29,7 +30,14 @@ export function timelineJson(t: Timeline) {
     container: t.container.name,
     // Why the container counts as a lameduck app; null: it does not, and drain, close and
     // hooks are 0 with source "none".
-    lameduck: t.lameduck === undefined ? null : t.lameduck,
+    lameduck:
+      t.lameduck === undefined
+        ? null
+        : {
+            reason: t.lameduck.reason,
+            detail: t.lameduck.detail,
+            ...(t.lameduck.serve === undefined ? {} : { serve: t.lameduck.serve.mode }),
+          },
     grace: {
       seconds: t.grace.seconds,
       source: t.grace.invalid ? 'invalid' : t.grace.written ? 'manifest' : 'default',
@@ -45,6 +53,8 @@ export function timelineJson(t: Timeline) {
     drain: setting(t.drain),
     close: setting(t.shutdown),
     hooks: setting(t.hooks),
+    // lameduck serve in proxy mode: the child's stop time, in place of the hooks.
+    childStop: t.childStop === undefined ? null : setting(t.childStop),
     margin: { seconds: t.marginSeconds },
     total: { seconds: Number.isFinite(t.totalSeconds) ? t.totalSeconds : null },
     fits: t.totalSeconds <= t.grace.seconds,

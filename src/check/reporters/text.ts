@@ -11,7 +11,8 @@ export const BAR_WIDTH = 60
 /** Lines are wrapped to fit a terminal this wide. */
 export const TEXT_WIDTH = 100
 
-export const LEGEND = 'p preStop  s own drain  d drain  c close  h hooks  m margin  | SIGKILL'
+export const LEGEND =
+  'p preStop  s own drain  d drain  c close  h hooks  k child stop  m margin  | SIGKILL'
 
 export interface TextOptions {
   /** Timelines of every serving container, not only lameduck ones, and the skipped objects. */
@@ -72,6 +73,7 @@ export function timelineBar(t: Timeline): string {
     ['d', t.drain.seconds],
     ['c', t.shutdown.seconds],
     ['h', t.hooks.seconds],
+    ['k', t.childStop?.seconds ?? 0],
     ['m', t.marginSeconds],
   ]
   const total = parts.reduce((sum, [, s]) => sum + s, 0)
@@ -97,7 +99,9 @@ export function timelineSums(t: Timeline): string {
     parts.push(
       `drain ${seconds(t.drain.seconds)}`,
       `close ${seconds(t.shutdown.seconds)}`,
-      `hooks ${seconds(t.hooks.seconds)}`,
+      t.childStop === undefined
+        ? `hooks ${seconds(t.hooks.seconds)}`
+        : `child stop ${seconds(t.childStop.seconds)}`,
     )
   } else {
     parts.push('app stops in its own time')

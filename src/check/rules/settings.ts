@@ -11,17 +11,28 @@ export const lameduckEnvInvalid: Rule = {
   id: 'lameduck-env-invalid',
   severity: 'error',
   scope: 'lameduck',
-  summary: 'a LAMEDUCK_* variable holds a value lameduck rejects at start-up',
+  summary:
+    'a LAMEDUCK_* variable, or a timing flag of `lameduck serve`, holds a value lameduck rejects at start-up',
   rationale: 'lameduck validates its options when it starts and refuses to run with a bad one',
   check({ model, report, timelineOf }) {
     for (const w of model.workloads) {
       for (const c of w.containers) {
         const env = list(c.spec['env'])
         if (c.lameduck === undefined) continue
-        if (!env.some((e) => String(get(e, ['name']) ?? '').startsWith('LAMEDUCK_'))) continue
         const t = timelineOf(w, c)
-        for (const s of [t.drain, t.shutdown, t.hooks]) {
-          if (s.invalid === undefined) continue
+        for (const s of [t.drain, t.shutdown, t.hooks, t.childStop]) {
+          if (s?.flag === undefined || s.invalid === undefined) continue
+          report({
+            object: w,
+            container: c,
+            path: [...c.path, c.spec['command'] !== undefined ? 'command' : 'args'],
+            message: `lameduck serve ${s.flag} is ${JSON.stringify(s.invalid)}, but it expects a duration such as 500ms, 2s or 1m (a bare number means seconds)${s === t.hooks ? ', at least 1ms' : ''}; lameduck serve exits 2 at start-up`,
+            fix: `${s.flag} ${seconds(s.seconds).replace(' ', '')} (${seconds(s.seconds)} is the default)`,
+          })
+        }
+        if (!env.some((e) => String(get(e, ['name']) ?? '').startsWith('LAMEDUCK_'))) continue
+        for (const s of [t.drain, t.shutdown, t.hooks, t.childStop]) {
+          if (s === undefined || s.flag !== undefined || s.invalid === undefined) continue
           const min = s === t.hooks ? 1 : 0
           report({
             object: w,
@@ -63,8 +74,8 @@ export const envValueUnknown: Rule = {
   check({ timelines, report }) {
     for (const t of timelines) {
       if (t.lameduck === undefined) continue
-      for (const s of [t.drain, t.shutdown, t.hooks]) {
-        if (s.unknown === undefined) continue
+      for (const s of [t.drain, t.shutdown, t.hooks, t.childStop]) {
+        if (s?.unknown === undefined) continue
         report({
           object: t.workload,
           container: t.container,

@@ -1,5 +1,5 @@
 // Whether the stop signal reaches node, and whether lameduck acts on it (pitfalls 6 and 11).
-import { containerArgv, pm2, signalPath } from '../commands.js'
+import { containerArgv, pm2, serveCommand, signalPath } from '../commands.js'
 import { imageInfo } from '../images.js'
 import type { Path } from '../load.js'
 import { type Container, get, list, record, text } from '../model.js'
@@ -40,7 +40,10 @@ export const npmStart: Rule = {
           container: c,
           path: commandPath(c),
           message: `${quoteArgv(argv)} makes ${path.program} the process that gets SIGTERM${path.viaShell ? ' (through a shell)' : ''}`,
-          fix: 'run node directly in exec form: command: ["node", "server.js"]',
+          fix:
+            serveCommand(argv) !== undefined
+              ? 'run lameduck serve directly in exec form, so that it is PID 1 and gets SIGTERM itself: command: ["node_modules/.bin/lameduck", "serve", ...] (or "lameduck" when it is on PATH)'
+              : 'run node directly in exec form: command: ["node", "server.js"]',
         })
       }
     }
