@@ -39,6 +39,8 @@ const result = await build({
   legalComments: 'none',
   logLevel: 'warning',
   metafile: true,
+  // ws's optional native speed-ups: ws loads them in a try/catch and works without them.
+  external: ['bufferutil', 'utf-8-validate'],
 })
 
 // The bundled libraries' licenses travel with them (their notices must stay with copies).

@@ -90,9 +90,14 @@ Load
                                   --path '5:/?delay=2000' --path '5:/stream' (default /)
   --post [<weight>:]<path>        a POST with a ${POST_BODY_BYTES}-byte body, never retried; repeatable
                                   (default: none)
-  --client [<weight>:]<kind>      a client kind and its weight; repeatable (default: each kind,
-                                  weight 1). <kind> is one of:
+  --client [<weight>:]<kind>      a client kind and its weight; repeatable (default: the four
+                                  HTTP/1.1 kinds, weight 1 each). <kind> is one of:
 ${CLIENT_KINDS.map((kind) => `                                    ${kind.name.padEnd(15)} ${kind.description}`).join('\n')}
+                                  h2 needs a service speaking HTTP/2 without TLS (h2c); as
+                                  kubelet probes with HTTP/1.1, probe it on its own port
+                                  (--probe-port-env)
+  --ws-path <path>                where the ws kind opens its WebSockets; the service must echo
+                                  each text message (default ${DEFAULTS.wsPath})
   --pools <n>                     independent pools per keep-alive kind, as several upstream
                                   services (default ${DEFAULTS.pools})
   --connections <n>               keep-alive connections per pool (default ${DEFAULTS.connections})
@@ -148,6 +153,7 @@ const OPTIONS = {
   path: { type: 'string', multiple: true },
   post: { type: 'string', multiple: true },
   client: { type: 'string', multiple: true },
+  'ws-path': { type: 'string' },
   pools: { type: 'string' },
   timeout: { type: 'string' },
   'max-requests': { type: 'string' },
@@ -298,6 +304,7 @@ export function parseRolloutArgs(
               CLIENT_KINDS.map((kind) => kind.name),
             ),
           ),
+    wsPath: v['ws-path'] ?? DEFAULTS.wsPath,
     timeoutMs: duration('timeout', DEFAULTS.timeoutMs, LIMITS.timeoutMs),
     maxRequests: int('max-requests', DEFAULTS.maxRequests, LIMITS.maxRequests),
     maxDurationMs: duration('max-duration', DEFAULTS.maxDurationMs, LIMITS.maxDurationMs),

@@ -203,6 +203,7 @@ export async function runLab(
       pools: options.pools,
       paths: options.paths,
       clients: options.clients,
+      wsPath: options.wsPath,
       timeoutMs: options.timeoutMs,
       maxRequests: options.maxRequests,
       clock,

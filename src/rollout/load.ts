@@ -3,7 +3,12 @@
 // from several upstream services with pools of their own. The client kinds live in clients/,
 // one module each. Requests are issued on schedule whether or not earlier ones finished;
 // every request ends with exactly one outcome, at the latest at its deadline.
-import { type ClientFailure, clientKind, type LoadClient } from './clients/index.js'
+import {
+  type ClientFailure,
+  type ConnectionFailure,
+  clientKind,
+  type LoadClient,
+} from './clients/index.js'
 import type { Clock } from './clock.js'
 import type { WeightedClient, WeightedPath } from './options.js'
 import type { Outcome, Recorder, RequestRecord } from './recorder.js'
@@ -25,6 +30,8 @@ export interface LoadOptions {
   pools: number
   paths: WeightedPath[]
   clients: WeightedClient[]
+  /** The path WebSocket clients connect to. */
+  wsPath: string
   timeoutMs: number
   maxRequests: number
   clock: Clock
@@ -52,6 +59,7 @@ export const POST_BODY_BYTES = 2_048
 interface ClientSlot {
   kind: string
   queues: boolean
+  websocket: boolean
   instances: LoadClient[]
 }
 
@@ -74,14 +82,22 @@ export class LoadGenerator {
 
   constructor(options: LoadOptions) {
     this.#options = options
-    const context = { host: '127.0.0.1', port: options.port, connections: options.connections }
     this.#clients = options.clients.map((weighted) => {
       const kind = clientKind(weighted.kind)
       if (kind === undefined) throw new Error(`unknown client kind '${weighted.kind}'`)
       const count = kind.pooled ? options.pools : 1
+      const context = {
+        host: '127.0.0.1',
+        port: options.port,
+        connections: options.connections,
+        wsPath: options.wsPath,
+        lost: (failure: ConnectionFailure, localPort: number | undefined) =>
+          this.#lost(kind.name, failure, localPort),
+      }
       return {
         kind: kind.name,
         queues: kind.queues,
+        websocket: kind.protocol === 'websocket',
         instances: Array.from({ length: count }, () => kind.create(context)),
       }
     })
@@ -155,17 +171,47 @@ export class LoadGenerator {
     this.#stoppedAt = this.#options.clock.now()
   }
 
+  /** A long-lived connection failed by itself: one failed request of its own. */
+  #lost(kind: string, failure: ConnectionFailure, localPort: number | undefined): void {
+    if (this.#aborted) return
+    const { clock, recorder, service, wsPath } = this.#options
+    const info = localPort === undefined ? undefined : service.connection(localPort)
+    const [outcome, message] =
+      failure.status !== undefined && failure.status >= 500
+        ? (['http_5xx', failure.message] as const)
+        : classify({ ...failure, duringResponse: false }, info)
+    const now = clock.now()
+    const record: RequestRecord = {
+      id: -1,
+      method: 'WS',
+      path: wsPath,
+      client: kind,
+      start: now,
+      end: now,
+      outcome: outcome === 'ok' ? 'other' : outcome,
+      message,
+    }
+    if (info?.pod !== undefined) record.pod = info.pod
+    if (failure.status !== undefined) record.status = failure.status
+    recorder.request(record)
+  }
+
   #issue(id: number): void {
     const { clock, timeoutMs, recorder, service } = this.#options
     const shape = this.#pickPath()
     const slot = this.#pickClient()
     const client = slot.instances[Math.floor(Math.random() * slot.instances.length)]!
+    // A WebSocket kind sends a message whatever the shape: its record says so.
     const method = shape.method ?? 'GET'
+    const label = slot.websocket
+      ? { method: 'WS' as const, path: this.#options.wsPath }
+      : { method, path: shape.path }
     const start = clock.now()
     this.inFlight++
     let clientPort: number | undefined
     let reused: boolean | undefined
     let status: number | undefined
+    let retries = 0
     let settled = false
     const finish = (outcome: Outcome, message?: string) => {
       if (settled) return
@@ -175,8 +221,8 @@ export class LoadGenerator {
       const info = clientPort === undefined ? undefined : service.connection(clientPort)
       const record: RequestRecord = {
         id,
-        method,
-        path: shape.path,
+        method: label.method,
+        path: label.path,
         client: slot.kind,
         start,
         end: clock.now(),
@@ -186,6 +232,7 @@ export class LoadGenerator {
       if (reused !== undefined) record.reused = reused
       if (status !== undefined) record.status = status
       if (message !== undefined) record.message = message
+      if (retries > 0) record.retries = retries
       // The Service model accepts every connection at once, whatever the pods do: a request
       // whose connection it never saw was not delivered by the lab.
       const undelivered =
@@ -198,6 +245,10 @@ export class LoadGenerator {
     const abandon = client.send(
       { id, method, path: shape.path, body: method === 'POST' ? this.#body : undefined },
       {
+        retry() {
+          retries++
+          status = undefined
+        },
         socket(localPort, wasReused) {
           clientPort = localPort
           reused = wasReused
@@ -243,11 +294,15 @@ export function classify(
     message === 'socket hang up' ||
     message === 'aborted' ||
     message === 'connection closed during the response' ||
-    code === 'UND_ERR_SOCKET'
+    code === 'UND_ERR_SOCKET' ||
+    code === 'ERR_HTTP2_STREAM_CANCEL'
   ) {
     return ['hang_up', message]
   }
-  if (code === 'ECONNRESET' || code === 'EPIPE') return ['reset', message]
+  // An HTTP/2 stream closed with an error code (RST_STREAM): the stream's reset.
+  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_HTTP2_STREAM_ERROR') {
+    return ['reset', message]
+  }
   if (code === 'ETIMEDOUT') return ['timeout', message]
   return ['other', code === undefined ? message : `${code}: ${message}`]
 }

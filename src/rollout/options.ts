@@ -76,8 +76,10 @@ export interface LabOptions {
   pools: number
   /** Request shapes and weights: GET paths (`--path`) and POSTs (`--post`). @default [{ path: '/', weight: 1 }] */
   paths: WeightedPath[]
-  /** Client kinds and weights. @default every kind, weight 1 each */
+  /** Client kinds and weights. @default the HTTP/1.1 kinds, weight 1 each */
   clients: WeightedClient[]
+  /** The path the `ws` client kind opens its WebSockets on. @default '/' */
+  wsPath: string
   /** Per-request deadline from the moment it is issued, in ms. @default 5 000 */
   timeoutMs: number
   /** The load stops after this many requests even if the rollouts are not done. @default 200 000 */
@@ -128,6 +130,7 @@ export const DEFAULTS = {
     { kind: 'fetch', weight: 1 },
     { kind: 'new-connection', weight: 1 },
   ],
+  wsPath: '/',
   timeoutMs: 5_000,
   maxRequests: 200_000,
   maxDurationMs: 600_000,
@@ -307,6 +310,9 @@ export function validate(options: LabOptions): void {
     throw new LabOptionError(
       `--propagation-jitter (${formatDuration(options.propagationJitterMs)}) must not exceed --propagation-delay (${formatDuration(options.propagationDelayMs)})`,
     )
+  }
+  if (!options.wsPath.startsWith('/')) {
+    throw new LabOptionError(`--ws-path expects a path starting with '/', got '${options.wsPath}'`)
   }
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.portEnv)) {
     throw new LabOptionError(`--port-env expects a variable name, got '${options.portEnv}'`)

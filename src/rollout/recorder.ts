@@ -56,7 +56,8 @@ export interface LabEvent {
 
 export interface RequestRecord {
   id: number
-  method: 'GET' | 'POST'
+  /** WS: a message on a WebSocket, or a WebSocket that failed by itself (see `message`). */
+  method: 'GET' | 'POST' | 'WS'
   path: string
   /** The client kind that sent it (clients/index.ts). */
   client: string
@@ -71,6 +72,8 @@ export interface RequestRecord {
   status?: number
   /** Error message or status line of a failed request. */
   message?: string
+  /** Times it was sent again because the server had not processed it (clients/types.ts). */
+  retries?: number
 }
 
 /** The state of the lab at the end of one bucket. */

@@ -48,6 +48,7 @@ export interface Settings {
   pools: number
   paths: { path: string; weight: number; method: 'GET' | 'POST' }[]
   clients: { kind: string; weight: number }[]
+  wsPath: string
   timeoutMs: number
   maxRequests: number
   maxDurationMs: number
@@ -195,6 +196,7 @@ export function settingsOf(options: LabOptions): Settings {
       method: p.method ?? 'GET',
     })),
     clients: options.clients,
+    wsPath: options.wsPath,
     timeoutMs: options.timeoutMs,
     maxRequests: options.maxRequests,
     maxDurationMs: options.maxDurationMs,

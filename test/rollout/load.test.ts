@@ -92,6 +92,7 @@ async function load(
     pools: 2,
     paths: [{ path, weight: 1, method }],
     clients: [{ kind: client, weight: 1 }],
+    wsPath: '/',
     // Long enough for a busy machine, short enough for the request that never gets an answer.
     timeoutMs: path === '/never' ? 300 : 3_000,
     maxRequests: 4,
@@ -123,7 +124,11 @@ const cases: [string, Outcome][] = [
   ['/never', 'timeout'],
 ]
 
-for (const kind of CLIENT_KINDS) {
+// The HTTP/1.1 kinds against the HTTP/1.1 backend; h2 and ws have their own backends in
+// clients.test.ts.
+const HTTP1_KINDS = CLIENT_KINDS.filter((kind) => kind.protocol === 'http' && kind.name !== 'h2')
+
+for (const kind of HTTP1_KINDS) {
   for (const [path, outcome] of cases) {
     test(`${kind.name}: GET ${path} is classified ${outcome}`, async () => {
       const recorder = await load(path, backendPort, kind.name)
@@ -195,6 +200,7 @@ test('a request whose connection never reached the Service model is undelivered,
     connections: 2,
     pools: 1,
     paths: [{ path: '/', weight: 1 }],
+    wsPath: '/',
     clients: [
       { kind: 'new-connection', weight: 1 },
       { kind: 'fetch', weight: 1 },

@@ -83,6 +83,7 @@ export function nodeRequest(
 export const AGENT_LIFO: ClientKind = {
   name: 'agent-lifo',
   description: "node:http Agent, keep-alive, LIFO (Node's default)",
+  protocol: 'http',
   pooled: true,
   queues: true,
   create: (context) => agentClient(context, 'lifo'),
@@ -91,6 +92,7 @@ export const AGENT_LIFO: ClientKind = {
 export const AGENT_FIFO: ClientKind = {
   name: 'agent-fifo',
   description: 'node:http Agent, keep-alive, FIFO (every pooled connection kept busy)',
+  protocol: 'http',
   pooled: true,
   queues: true,
   create: (context) => agentClient(context, 'fifo'),

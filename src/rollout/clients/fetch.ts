@@ -113,6 +113,7 @@ function fetchClient(context: { host: string; port: number }): LoadClient {
 export const FETCH: ClientKind = {
   name: 'fetch',
   description: 'the global fetch() (undici), its default dispatcher',
+  protocol: 'http',
   pooled: false,
   // undici's default dispatcher opens as many connections as there are requests.
   queues: false,

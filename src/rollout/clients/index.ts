@@ -2,13 +2,30 @@
 // ClientKind from types.ts) and list it here.
 import { AGENT_FIFO, AGENT_LIFO } from './agent.js'
 import { FETCH } from './fetch.js'
+import { H2 } from './h2.js'
 import { NEW_CONNECTION } from './new-connection.js'
 import type { ClientKind } from './types.js'
+import { WS } from './ws.js'
 
-export const CLIENT_KINDS: readonly ClientKind[] = [AGENT_LIFO, AGENT_FIFO, FETCH, NEW_CONNECTION]
+/** Every kind `--client` accepts. The default mix is the HTTP/1.1 kinds (options.ts). */
+export const CLIENT_KINDS: readonly ClientKind[] = [
+  AGENT_LIFO,
+  AGENT_FIFO,
+  FETCH,
+  NEW_CONNECTION,
+  H2,
+  WS,
+]
 
 export function clientKind(name: string): ClientKind | undefined {
   return CLIENT_KINDS.find((kind) => kind.name === name)
 }
 
-export type { Attempt, ClientFailure, ClientKind, LoadClient, RequestSpec } from './types.js'
+export type {
+  Attempt,
+  ClientFailure,
+  ClientKind,
+  ConnectionFailure,
+  LoadClient,
+  RequestSpec,
+} from './types.js'

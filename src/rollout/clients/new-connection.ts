@@ -7,6 +7,7 @@ import type { ClientKind } from './types.js'
 export const NEW_CONNECTION: ClientKind = {
   name: 'new-connection',
   description: 'a new connection per request, Connection: close (curl-like)',
+  protocol: 'http',
   pooled: false,
   queues: false,
   create: (context) => ({

@@ -1,9 +1,13 @@
 // The interface every client kind of the load generator implements. One module per kind
-// (agent.ts, fetch.ts, new-connection.ts); a kind is added by registering it in index.ts.
-// A client only sends and observes: the load generator schedules requests, enforces their
-// deadlines and classifies how each one ended.
+// (agent.ts, fetch.ts, new-connection.ts, h2.ts, ws.ts); a kind is added by registering it
+// in index.ts. A client only sends and observes: the load generator schedules requests,
+// enforces their deadlines and classifies how each one ended.
 
-/** What to send. A client never retries: one request is one attempt. */
+/**
+ * What to send. A client sends a request again only where its protocol says the server did
+ * not process it (an HTTP/2 stream refused unprocessed, a WebSocket message unanswered when
+ * its WebSocket closed), and says so with `Attempt.retry`.
+ */
 export interface RequestSpec {
   id: number
   method: 'GET' | 'POST'
@@ -22,6 +26,8 @@ export interface Attempt {
   end(): void
   /** The request or its response failed; `code` is Node's error code when there is one. */
   error(failure: ClientFailure): void
+  /** The request is sent again (on another connection), for this reason. */
+  retry(reason: string): void
 }
 
 export interface ClientFailure {
@@ -29,6 +35,14 @@ export interface ClientFailure {
   code: string | undefined
   /** The response had started (status received) when it failed. */
   duringResponse: boolean
+}
+
+/** A long-lived connection that failed by itself (a WebSocket cut or not opened). */
+export interface ConnectionFailure {
+  message: string
+  code: string | undefined
+  /** The HTTP status the server answered instead of opening the connection. */
+  status: number | undefined
 }
 
 export interface LoadClient {
@@ -43,12 +57,24 @@ export interface ClientContext {
   port: number
   /** Connections one pool may hold (keep-alive pool size). */
   connections: number
+  /** The path WebSocket clients connect to. */
+  wsPath: string
+  /**
+   * Reports a failure of a long-lived connection that no request's outcome shows; the load
+   * generator counts it as one failed request. `localPort` is the connection's, when known.
+   */
+  lost(failure: ConnectionFailure, localPort: number | undefined): void
 }
 
 export interface ClientKind {
   name: string
   /** One line for the help text and the reports. */
   description: string
+  /**
+   * What a request is: an HTTP request of the load's shapes (`--path`, `--post`), or a
+   * message on a WebSocket to `--ws-path` (recorded as method WS).
+   */
+  protocol: 'http' | 'websocket'
   /** Whether `--pools` creates several independent instances (separate connection pools). */
   pooled: boolean
   /**
