@@ -1,24 +1,36 @@
 #!/usr/bin/env node
-// npm run demo: the rollout lab against examples/naive.ts and examples/server.ts with the same
-// settings, then both results side by side. Reports go to .lab/ (JSON, HTML, text).
-// Run after `npm run build` (the npm script does it).
+// npm run demo: the rollout lab against a naive service and the same service with lameduck,
+// with the same settings, then both results side by side; for HTTP/1.1, HTTP/2 and
+// WebSockets. `npm run demo -- h2 ws` runs only those comparisons (ids: http1, h2, ws).
+// Reports go to .lab/ (JSON, HTML, text). Run after `npm run build` (the npm script does it).
 import { spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..')
-const { DEMO_ARGS, DEMO_SERVICES } = await import('../dist/src/rollout/demo.js')
+const { DEMO_COMPARISONS } = await import('../dist/src/rollout/demo.js')
 const { renderComparison } = await import('../dist/src/rollout/report/compare.js')
+
+const ids = DEMO_COMPARISONS.map((c) => c.id)
+const wanted = process.argv.slice(2)
+const unknown = wanted.filter((id) => !ids.includes(id))
+if (unknown.length > 0) {
+  console.error(
+    `npm run demo: unknown comparison '${unknown[0]}'; expected any of ${ids.join(', ')}`,
+  )
+  process.exit(2)
+}
+const comparisons = DEMO_COMPARISONS.filter((c) => wanted.length === 0 || wanted.includes(c.id))
 
 const out = join(root, '.lab')
 mkdirSync(out, { recursive: true })
 const tty = process.stderr.isTTY === true
 
-function runLab(service) {
-  const args = [
+function runLab(args, service) {
+  const argv = [
     join(root, 'bin', 'lameduck.js'),
     'rollout',
-    ...DEMO_ARGS,
+    ...args,
     '--name',
     service.name,
     '--json',
@@ -30,11 +42,9 @@ function runLab(service) {
     process.execPath,
     join(root, service.file),
   ]
-  console.log(
-    `lameduck rollout ${DEMO_ARGS.join(' ')} --name ${service.name} -- node ${service.file}`,
-  )
+  console.log(`lameduck rollout ${args.join(' ')} --name ${service.name} -- node ${service.file}`)
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
     let text = ''
     child.stdout.setEncoding('utf8').on('data', (chunk) => {
       text += chunk
@@ -51,22 +61,30 @@ function runLab(service) {
 }
 
 const started = Date.now()
-const columns = []
-for (const service of DEMO_SERVICES) {
-  await runLab(service)
-  const result = JSON.parse(readFileSync(join(out, `${service.name}.json`), 'utf8'))
-  console.log(`  ${service.name}: ${result.failed} of ${result.requests} requests failed\n`)
-  columns.push({ title: service.name, subtitle: service.source, result })
-}
-console.log(renderComparison(columns))
-console.log('')
 console.log(
-  `reports: ${DEMO_SERVICES.map((s) => `.lab/${s.name}.html`).join(', ')} (and .json, .txt)`,
+  `${comparisons.length} comparison${comparisons.length === 1 ? '' : 's'} (${comparisons.map((c) => c.id).join(', ')}), two lab runs each\n`,
 )
-console.log(`demo took ${((Date.now() - started) / 1000).toFixed(0)} s`)
-const [naive, lameduck] = columns.map((c) => c.result)
-for (const { title, result } of columns) {
-  const top = result.diagnosis[0]
-  if (top !== undefined) console.log(`${title}: ${top.sentence}`)
+const verdicts = []
+for (const comparison of comparisons) {
+  console.log(`== ${comparison.title}\n`)
+  const columns = []
+  for (const service of comparison.services) {
+    await runLab(comparison.args, service)
+    const result = JSON.parse(readFileSync(join(out, `${service.name}.json`), 'utf8'))
+    console.log(`  ${service.name}: ${result.failed} of ${result.requests} requests failed\n`)
+    columns.push({ title: service.name, subtitle: service.source, result })
+  }
+  console.log(renderComparison(columns))
+  console.log('')
+  for (const { title, result } of columns) {
+    const top = result.diagnosis[0]
+    if (top !== undefined) console.log(`${title}: ${top.sentence}`)
+  }
+  console.log('')
+  const [naive, lameduck] = columns.map((c) => c.result)
+  verdicts.push(naive.failed > 0 && lameduck.verdict.status === 'pass')
 }
-process.exitCode = naive.failed > 0 && lameduck.verdict.status === 'pass' ? 0 : 1
+const names = comparisons.flatMap((c) => c.services.map((s) => s.name))
+console.log(`reports: ${names.map((n) => `.lab/${n}.html`).join(', ')} (and .json, .txt)`)
+console.log(`demo took ${((Date.now() - started) / 1000).toFixed(0)} s`)
+process.exitCode = verdicts.every(Boolean) ? 0 : 1

@@ -1,5 +1,6 @@
-// The demo's settings, shared by `npm run demo` (scripts/demo.mjs) and the test that checks
-// the demo's claim, so both run exactly the same experiment.
+// The demo's settings, shared by `npm run demo` (scripts/demo.mjs) and the tests that check
+// the demo's claims, so both run the same experiments: the HTTP/1.1 comparison (DEMO_ARGS),
+// and one for HTTP/2 and one for WebSockets (DEMO_COMPARISONS).
 
 /**
  * Lab options of the demo: 3 replicas, 3 rolling updates, 300 req/s of short GETs with 5 %
@@ -45,4 +46,84 @@ export interface DemoService {
 export const DEMO_SERVICES: readonly DemoService[] = [
   { name: 'naive', source: 'examples/naive.ts', file: 'dist/examples/naive.js' },
   { name: 'lameduck', source: 'examples/server.ts', file: 'dist/examples/server.js' },
+]
+
+/** One side-by-side run of the demo: the same lab settings for a naive and a lameduck service. */
+export interface DemoComparison {
+  /** Selects it: `npm run demo -- h2`. */
+  id: string
+  title: string
+  args: readonly string[]
+  /** The naive service first, then the lameduck one. */
+  services: readonly [DemoService, DemoService]
+}
+
+/** Settings every protocol comparison shares: short and slow GETs, POSTs, 3 rolling updates. */
+const PROTOCOL_COMMON: readonly string[] = [
+  '--replicas',
+  '3',
+  '--rollouts',
+  '3',
+  '--rate',
+  '200',
+  '--path',
+  '90:/',
+  '--path',
+  '5:/?delay=500',
+  '--post',
+  '5:/echo',
+  '--readiness-path',
+  '/readyz',
+  '--timeout',
+  '10s',
+  // Above the propagation delay (1 s ± 250 ms) with a margin; naive ignores it.
+  '--env',
+  'LAMEDUCK_DRAIN_DELAY_MS=1500',
+]
+
+export const DEMO_COMPARISONS: readonly DemoComparison[] = [
+  {
+    id: 'http1',
+    title: 'HTTP/1.1, every client kind',
+    args: DEMO_ARGS,
+    services: [DEMO_SERVICES[0]!, DEMO_SERVICES[1]!],
+  },
+  {
+    id: 'h2',
+    title: 'HTTP/2 (h2c)',
+    args: [
+      ...PROTOCOL_COMMON,
+      '--client',
+      'h2',
+      // One session per pool: 16 of them reach every pod.
+      '--pools',
+      '16',
+      // kubelet probes with HTTP/1.1, which an h2c server does not speak.
+      '--probe-port-env',
+      'LAMEDUCK_PROBE_PORT',
+    ],
+    services: [
+      { name: 'h2-naive', source: 'examples/h2-naive.ts', file: 'dist/examples/h2-naive.js' },
+      { name: 'h2-lameduck', source: 'examples/h2-server.ts', file: 'dist/examples/h2-server.js' },
+    ],
+  },
+  {
+    id: 'ws',
+    title: 'WebSockets, with HTTP/1.1 requests',
+    args: [
+      ...PROTOCOL_COMMON,
+      '--client',
+      '2:ws',
+      '--client',
+      '1:new-connection',
+      '--ws-path',
+      '/ws',
+      '--connections',
+      '4',
+    ],
+    services: [
+      { name: 'ws-naive', source: 'examples/ws-naive.ts', file: 'dist/examples/ws-naive.js' },
+      { name: 'ws-lameduck', source: 'examples/ws-server.ts', file: 'dist/examples/ws-server.js' },
+    ],
+  },
 ]

@@ -7,6 +7,8 @@
 //   3. no-endpoint the Service had no ready endpoint
 //   4. keep-alive  a request sent on a reused keep-alive connection the pod closed
 //   5. cut         in flight when the pod's process exited
+//   5b. ws-cut     a WebSocket cut without a close frame (or closed with an unclean code)
+//                  by a pod after its SIGTERM
 //   6. http-5xx    an error status from a pod after SIGTERM
 //   7. overload    timed out on a pod that was not being deleted: not a shutdown failure, but
 //                  the pods (or the lab) could not keep up with the rate on this machine
@@ -22,6 +24,7 @@ export type Mechanism =
   | 'no-endpoint'
   | 'keep-alive'
   | 'cut'
+  | 'ws-cut'
   | 'http-5xx'
   | 'overload'
   | 'timeout'
@@ -91,6 +94,7 @@ function classifyOne(f: RequestRecord, pod: DiagnosedPod | undefined): Mechanism
   }
   if (f.outcome === 'refused') return 'refused'
   const terminating = pod.sigtermAt !== undefined && f.end >= pod.sigtermAt
+  if (terminating && (f.websocket === 'cut' || f.websocket === 'closed')) return 'ws-cut'
   if ((f.outcome === 'hang_up' || f.outcome === 'reset') && terminating) {
     // No response had started on a connection that had carried requests before: the pod
     // closed a keep-alive connection the client had just sent a request on.
@@ -203,6 +207,9 @@ function sentenceFor(
         if (pod?.endpointRemovedAt === undefined || f.end < pod.endpointRemovedAt) whileRouted++
       }
       const head = `${outcomes(failures)} on reused keep-alive connections that ${onPods} closed ${range(after)} after SIGTERM just as the client sent a request on them`
+      if (failures.every((f) => f.client === 'h2')) {
+        return `${head} → send every HTTP/2 session a graceful GOAWAY at SIGTERM (NO_ERROR, last stream id 2^31−1, then the real one after a PING) so clients open new sessions elsewhere, and keep serving until the Service stops routing to the pod`
+      }
       if (whileRouted > 0) {
         return `${head}, ${whileRouted} while the Service still routed to the pod → send \`Connection: close\` on every response during the drain and keep serving until the Service stops routing to the pod`
       }
@@ -215,6 +222,21 @@ function sentenceFor(
       const responding = failures.filter((f) => f.status !== undefined).length
       const detail = responding > 0 ? `, ${responding} of them mid-response (streamed or slow)` : ''
       return `${outcomes(failures)}: in flight when ${onPods} exited ${range(exits)} after SIGTERM${detail} → stop accepting new connections first, then wait for every in-flight request, streamed responses included, before exiting`
+    }
+    case 'ws-cut': {
+      const cut = failures.filter((f) => f.websocket === 'cut').length
+      const closed = n - cut
+      const what = [
+        cut > 0 ? `${plural(cut, 'WebSocket')} cut without a close frame` : '',
+        closed > 0 ? `${plural(closed, 'WebSocket')} closed with a code other than 1000/1001` : '',
+      ]
+        .filter(Boolean)
+        .join(', ')
+      const after = failures.flatMap((f) => {
+        const pod = pods.find((p) => p.name === f.pod)
+        return pod?.sigtermAt === undefined ? [] : [f.end - pod.sigtermAt]
+      })
+      return `${what} by ${onPods}, ${range(after)} after SIGTERM → at SIGTERM close every WebSocket with 1001 "going away" so its client reconnects through the Service (lameduck: webSockets(ld, wss)), and wait for the close handshakes before exiting`
     }
     case 'http-5xx':
       return `${n} HTTP 5xx answered by ${onPods} after SIGTERM → keep answering requests normally during the drain; only the readiness probe should answer 503`

@@ -93,6 +93,11 @@ export class LoadGenerator {
         wsPath: options.wsPath,
         lost: (failure: ConnectionFailure, localPort: number | undefined) =>
           this.#lost(kind.name, failure, localPort),
+        closedCleanly: (localPort: number | undefined) => {
+          if (this.#aborted) return
+          const info = localPort === undefined ? undefined : options.service.connection(localPort)
+          options.recorder.cleanCloses.push({ t: options.clock.now(), pod: info?.pod })
+        },
       }
       return {
         kind: kind.name,
@@ -176,10 +181,11 @@ export class LoadGenerator {
     if (this.#aborted) return
     const { clock, recorder, service, wsPath } = this.#options
     const info = localPort === undefined ? undefined : service.connection(localPort)
-    const [outcome, message] =
-      failure.status !== undefined && failure.status >= 500
-        ? (['http_5xx', failure.message] as const)
-        : classify({ ...failure, duringResponse: false }, info)
+    let [outcome, message] = classify({ ...failure, duringResponse: false }, info)
+    if (failure.status !== undefined) outcome = failure.status >= 500 ? 'http_5xx' : 'other'
+    else if (failure.how === 'closed') outcome = 'other'
+    // A WebSocket cut without a close frame: the connection hung up on it.
+    else if (failure.how === 'cut' && outcome === 'other') outcome = 'hang_up'
     const now = clock.now()
     const record: RequestRecord = {
       id: -1,
@@ -190,6 +196,7 @@ export class LoadGenerator {
       end: now,
       outcome: outcome === 'ok' ? 'other' : outcome,
       message,
+      websocket: failure.how,
     }
     if (info?.pod !== undefined) record.pod = info.pod
     if (failure.status !== undefined) record.status = failure.status

@@ -217,7 +217,7 @@ export function parseWeightedPath(text: string, option = 'path'): WeightedPath {
 
 /** Parses `--client [WEIGHT:]KIND` against the kinds the load generator knows. */
 export function parseWeightedClient(text: string, kinds: readonly string[]): WeightedClient {
-  const match = /^(?:(\d+):)?([a-z-]+)$/.exec(text.trim())
+  const match = /^(?:(\d+):)?([a-z0-9-]+)$/.exec(text.trim())
   if (match === null || !kinds.includes(match[2]!)) {
     throw new LabOptionError(
       `--client expects KIND or WEIGHT:KIND with KIND one of ${kinds.join(', ')}, got '${text}'`,

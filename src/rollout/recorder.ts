@@ -74,6 +74,8 @@ export interface RequestRecord {
   message?: string
   /** Times it was sent again because the server had not processed it (clients/types.ts). */
   retries?: number
+  /** For a WS record that is a WebSocket's own failure: how it failed. */
+  websocket?: 'cut' | 'closed' | 'not-opened'
 }
 
 /** The state of the lab at the end of one bucket. */
@@ -104,6 +106,8 @@ export class Recorder extends EventEmitter {
    * service's failures, and not counted among the requests.
    */
   readonly undelivered: RequestRecord[] = []
+  /** Long-lived connections (WebSockets) a pod closed cleanly: when, and which pod. */
+  readonly cleanCloses: { t: number; pod: string | undefined }[] = []
   readonly counts: Record<Outcome, number> = {
     ok: 0,
     http_5xx: 0,

@@ -81,7 +81,10 @@ export interface PodShutdown {
   servedInLameDuck: number
   /** Requests sent to the pod after its SIGTERM that failed. */
   failedAfterSigterm: number
-  /** Any request in flight at SIGTERM or sent after it: the shutdown was exercised. */
+  /** WebSockets the pod closed cleanly (1000/1001) after its SIGTERM; their clients reconnected. */
+  webSocketsClosed: number
+  /** Any request in flight at SIGTERM or sent after it, or any WebSocket it closed after
+   * SIGTERM: the shutdown was exercised. */
   exercised: boolean
 }
 
@@ -258,7 +261,7 @@ export function buildResult(input: {
       }
     }
     if (record.sigtermAt !== undefined && !record.stoppedByLab) {
-      summary.shutdown = shutdownOf(record.name, record.sigtermAt, requests)
+      summary.shutdown = shutdownOf(record.name, record.sigtermAt, requests, recorder.cleanCloses)
     }
     return summary
   })
@@ -443,7 +446,9 @@ function shutdownOf(
   pod: string,
   sigtermAt: number,
   requests: readonly RequestRecord[],
+  cleanCloses: Recorder['cleanCloses'],
 ): PodShutdown {
+  const webSocketsClosed = cleanCloses.filter((c) => c.pod === pod && c.t >= sigtermAt).length
   let inFlightAtSigterm = 0
   let servedInLameDuck = 0
   let failedAfterSigterm = 0
@@ -459,6 +464,7 @@ function shutdownOf(
     inFlightAtSigterm,
     servedInLameDuck,
     failedAfterSigterm,
-    exercised: inFlightAtSigterm + servedInLameDuck + failedAfterSigterm > 0,
+    webSocketsClosed,
+    exercised: inFlightAtSigterm + servedInLameDuck + failedAfterSigterm + webSocketsClosed > 0,
   }
 }

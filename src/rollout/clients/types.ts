@@ -39,6 +39,8 @@ export interface ClientFailure {
 
 /** A long-lived connection that failed by itself (a WebSocket cut or not opened). */
 export interface ConnectionFailure {
+  /** Cut without a close frame, closed with a code that is not a clean one, or not opened. */
+  how: 'cut' | 'closed' | 'not-opened'
   message: string
   code: string | undefined
   /** The HTTP status the server answered instead of opening the connection. */
@@ -64,6 +66,11 @@ export interface ClientContext {
    * generator counts it as one failed request. `localPort` is the connection's, when known.
    */
   lost(failure: ConnectionFailure, localPort: number | undefined): void
+  /**
+   * Reports a long-lived connection the server closed cleanly (a WebSocket close frame with
+   * 1000 or 1001): not a failure, but it shows the pod's shutdown was exercised.
+   */
+  closedCleanly(localPort: number | undefined): void
 }
 
 export interface ClientKind {

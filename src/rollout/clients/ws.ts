@@ -12,6 +12,7 @@
 // - a WebSocket cut without a close frame (code 1006), closed with any other code, or one
 //   that cannot open (refused, reset, an HTTP answer instead of 101) is one failure, counted
 //   as a request of its own (method WS). The client reconnects after a backoff.
+import net from 'node:net'
 import WebSocket from 'ws'
 import type { Attempt, ClientContext, ClientKind, LoadClient } from './types.js'
 
@@ -57,22 +58,28 @@ function wsClient(context: ClientContext): LoadClient {
   const connect = (connection: Connection): void => {
     connection.reconnectTimer = undefined
     if (closed) return
-    const socket = new WebSocket(url, { perMessageDeflate: false })
-    connection.socket = socket
     connection.open = false
     connection.messagesOnSocket = 0
     connection.localPort = undefined
+    const socket = new WebSocket(url, {
+      perMessageDeflate: false,
+      // The connection's local port names the pod the Service chose, also for a WebSocket
+      // that fails to open.
+      createConnection: () => {
+        const tcp = net.connect({ host: context.host, port: context.port, noDelay: true })
+        tcp.once('connect', () => {
+          connection.localPort = tcp.localPort
+        })
+        return tcp
+      },
+    })
+    connection.socket = socket
     let openedAt = 0
     let failure: string | undefined
     let errorCode: string | undefined
     let status: number | undefined
-    // The upgrade request's socket: its local port names the pod the Service chose.
-    socket.once('upgrade', (response) => {
-      connection.localPort = response.socket.localPort
-    })
-    socket.on('unexpected-response', (request, response) => {
+    socket.on('unexpected-response', (_request, response) => {
       status = response.statusCode
-      connection.localPort = request.socket?.localPort
       failure = `the server answered HTTP ${response.statusCode} instead of opening the WebSocket`
       response.resume()
       socket.terminate()
@@ -111,14 +118,16 @@ function wsClient(context: ClientContext): LoadClient {
       connection.waiting.unshift(...unanswered)
       if (closed) return
       const clean = wasOpen && CLEAN_CLOSE_CODES.has(code)
-      if (!clean) {
+      if (clean) context.closedCleanly(connection.localPort)
+      else {
         const text = reason.length > 0 ? ` (${reason.toString('utf8')})` : ''
         const message = !wasOpen
           ? `the WebSocket did not open: ${failure ?? `closed with ${code}`}`
           : code === 1006
             ? `the WebSocket was cut without a close frame${failure === undefined ? '' : ` (${failure})`}`
             : `the WebSocket was closed with code ${code}${text}`
-        context.lost({ message, code: errorCode, status }, connection.localPort)
+        const how = !wasOpen ? 'not-opened' : code === 1006 ? 'cut' : 'closed'
+        context.lost({ how, message, code: errorCode, status }, connection.localPort)
       }
       // A long-lived WebSocket closed cleanly reconnects at once. After a failure, or a
       // close soon after opening (a pod in its lame duck may still be routed to for a moment,

@@ -28,8 +28,12 @@ export function verdictLine(result: LabResult): string {
     const n = verdict.unexercisedPods.length
     const reasons: string[] = []
     if (n > 0) {
+      // Kinds that hold few long-lived connections (h2, ws) reach more pods with more pools.
+      const advice = result.settings.clients.every((c) => c.kind === 'h2' || c.kind === 'ws')
+        ? 'raise --rate or --pools'
+        : 'raise --rate or add --client new-connection'
       reasons.push(
-        `${n} deleted pod${n === 1 ? '' : 's'} carried no request across ${n === 1 ? 'its' : 'their'} shutdown (${verdict.unexercisedPods.join(', ')}); raise --rate or add --client new-connection`,
+        `${n} deleted pod${n === 1 ? '' : 's'} carried no request across ${n === 1 ? 'its' : 'their'} shutdown (${verdict.unexercisedPods.join(', ')}); ${advice}`,
       )
     }
     if (verdict.undelivered > 0) {
@@ -93,11 +97,17 @@ export function podRows(pods: PodSummary[]): string[] {
       count(pod.ok),
       count(pod.failed),
       pod.shutdown === undefined ? '-' : count(pod.shutdown.inFlightAtSigterm),
-      pod.shutdown === undefined ? '-' : count(pod.shutdown.servedInLameDuck),
+      pod.shutdown === undefined ? '-' : lameDuck(pod.shutdown),
       pod.headroomMs === undefined ? '-' : `${seconds(pod.headroomMs)} s`,
     ]),
   ]
   return table(rows, new Set([1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13]))
+}
+
+function lameDuck(shutdown: NonNullable<LabResult['pods'][number]['shutdown']>): string {
+  // Results written before WebSockets were counted have no such field.
+  const ws = shutdown.webSocketsClosed ?? 0
+  return `${count(shutdown.servedInLameDuck)}${ws > 0 ? ` +${count(ws)} ws` : ''}`
 }
 
 /** The whole text report. */
@@ -150,7 +160,7 @@ export function renderText(result: LabResult): string {
   }
   lines.push('')
   lines.push(
-    'pods (times in s since the lab started; in flight@TERM: requests in flight at its SIGTERM; lame duck ok: requests sent after SIGTERM it answered; headroom: exit minus the moment the Service stopped routing to it)',
+    'pods (times in s since the lab started; in flight@TERM: requests in flight at its SIGTERM; lame duck ok: requests sent after SIGTERM it answered, and WebSockets it closed cleanly after SIGTERM; headroom: exit minus the moment the Service stopped routing to it)',
   )
   lines.push(...podRows(result.pods).map((line) => `  ${line}`))
   if (result.rollouts.length > 0) {
