@@ -1,7 +1,7 @@
 // The worker side of `lameduck serve --workers`. Inside a worker forked by that primary,
 // `lameduck(server)` follows the primary over the cluster IPC channel instead of acting
 // alone: the primary owns the signals and tells every worker when to drain, and readiness
-// answers for the whole pod. Outside such a worker nothing here runs.
+// and metrics answer for the whole pod. Outside such a worker nothing here runs.
 import cluster from 'node:cluster'
 import type { ServerResponse } from 'node:http'
 import type { Lameduck, State, Tracker } from './lifecycle.js'
@@ -204,7 +204,7 @@ class ClusterFollower implements Follower {
         own()
         return
       }
-      timer = setTimeout(own, METRICS_ANSWER_TIMEOUT_MS)
+      timer = setTimeout(own, METRICS_ANSWER_TIMEOUT_MS).unref()
       this.#waiting.set(id, (pod) => settle(() => renderPodMetrics(pod)))
       this.#send({ lameduck: PROTOCOL, type: 'metrics', id })
     })

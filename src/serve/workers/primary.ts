@@ -1,6 +1,7 @@
 // The primary of `lameduck serve --workers`: forks N workers with node:cluster, owns the
 // signals, keeps one readiness for the pod, drains every worker together, reloads them one
-// by one, restarts crashed ones with backoff. The worker side is src/cluster.ts.
+// by one, restarts crashed ones with backoff, and sums every worker's metrics for a scrape.
+// The worker side is src/cluster.ts.
 import cluster, { type Worker } from 'node:cluster'
 import {
   isProtocolMessage,
