@@ -1,9 +1,18 @@
 // The worker side of `lameduck serve --workers`. Inside a worker forked by that primary,
 // `lameduck(server)` follows the primary over the cluster IPC channel instead of acting
 // alone: the primary owns the signals and tells every worker when to drain, and readiness
-// answers for the whole pod. Outside such a worker nothing here runs.
+// and metrics answer for the whole pod. Outside such a worker nothing here runs.
 import cluster from 'node:cluster'
-import type { Lameduck, State } from './lifecycle.js'
+import type { ServerResponse } from 'node:http'
+import type { Lameduck, State, Tracker } from './lifecycle.js'
+import {
+  type Figures,
+  type MetricsSource,
+  type PodFigures,
+  readFigures,
+  renderPodMetrics,
+  renderWorkerMetrics,
+} from './metrics.js'
 import type { LoggerLike, ResolvedOptions } from './options.js'
 import type { ProbeState } from './probes.js'
 
@@ -34,6 +43,10 @@ export type ToWorker =
   | { lameduck: typeof PROTOCOL; type: 'pod'; pod: PodState }
   /** The answer to `exiting`: the primary hands this worker no more connections. */
   | { lameduck: typeof PROTOCOL; type: 'exit' }
+  /** A scrape elsewhere in the pod: answer `figures` with this id. */
+  | { lameduck: typeof PROTOCOL; type: 'collect'; id: number }
+  /** The answer to this worker's `metrics` request: the pod's figures. */
+  | { lameduck: typeof PROTOCOL; type: 'metrics'; id: number; pod: PodFigures }
 
 /** Worker → primary. */
 export type ToPrimary =
@@ -42,8 +55,14 @@ export type ToPrimary =
   | { lameduck: typeof PROTOCOL; type: 'state'; state: State; started: boolean }
   /** The worker's shutdown started; it ends the process within `ms` whatever happens. */
   | { lameduck: typeof PROTOCOL; type: 'deadline'; ms: number }
-  /** The worker's shutdown is done; it exits once the primary answers `exit`. */
-  | { lameduck: typeof PROTOCOL; type: 'exiting'; exitCode: number }
+  /** The worker's shutdown is done; it exits once the primary answers `exit`. `figures`
+   * are its last, which the primary keeps in the pod's counters. */
+  | { lameduck: typeof PROTOCOL; type: 'exiting'; exitCode: number; figures: Figures }
+  /** A scrape reached this worker: the primary collects every worker's figures and answers
+   * `metrics` with this id. */
+  | { lameduck: typeof PROTOCOL; type: 'metrics'; id: number }
+  /** The answer to `collect`. */
+  | { lameduck: typeof PROTOCOL; type: 'figures'; id: number; figures: Figures }
 
 export function isProtocolMessage(message: unknown): message is { type: string } {
   return (
@@ -54,7 +73,13 @@ export function isProtocolMessage(message: unknown): message is { type: string }
 }
 
 /** Order in which states are reported: a worker is as ready as its least ready instance. */
-const RANK: Record<State, number> = { starting: 0, ready: 1, draining: 2, stopping: 3, stopped: 4 }
+export const RANK: Record<State, number> = {
+  starting: 0,
+  ready: 1,
+  draining: 2,
+  stopping: 3,
+  stopped: 4,
+}
 
 type SignalHandler = (signal: NodeJS.Signals) => void
 
@@ -64,8 +89,12 @@ export interface Follower {
   onSignals(signals: readonly NodeJS.Signals[], handler: SignalHandler): () => void
   /** Readiness answers for the pod. */
   probeState(own: ProbeState): ProbeState
-  /** Reports the lifecycle's state to the primary from now on. */
-  attach(lifecycle: Lameduck, options: ResolvedOptions): void
+  /** Reports the lifecycle's state to the primary from now on; its trackers' figures go
+   * into the pod's metrics. */
+  attach(lifecycle: Lameduck, options: ResolvedOptions, trackers: readonly Tracker[]): void
+  /** Answers a scrape with the pod's figures, or this worker's own (marked so) when the
+   * primary does not reply within METRICS_ANSWER_TIMEOUT_MS. Never rejects. */
+  metrics(scrape: ServerResponse): Promise<string>
   /** Tells the primary how long this worker's shutdown may take. */
   deadline(ms: number): void
   /** Ends the process once the primary can no longer hand it a connection. */
@@ -74,6 +103,13 @@ export interface Follower {
 
 /** How long a stopped worker waits for the primary's `exit` before it exits anyway. */
 export const EXIT_ACK_TIMEOUT_MS = 1_000
+/** How long the primary waits for the workers' figures for one scrape; a worker that has
+ * not answered by then is left out (and counted as unanswered). */
+export const METRICS_COLLECT_TIMEOUT_MS = 1_000
+/** How long a scraped worker waits for the pod's figures before it answers with its own.
+ * Past the primary's own bound, so a slow worker alone never causes the fallback. Under
+ * Prometheus's default scrape timeout of 10 s. */
+export const METRICS_ANSWER_TIMEOUT_MS = METRICS_COLLECT_TIMEOUT_MS + 500
 
 let follower: ClusterFollower | undefined
 
@@ -102,7 +138,11 @@ class ClusterFollower implements Follower {
   #pod: PodState = { ready: false, started: false, status: 'starting', reason: undefined }
   #retiring = false
   readonly #handlers = new Set<SignalHandler>()
-  readonly #attached: { lifecycle: Lameduck; options: ResolvedOptions }[] = []
+  readonly #attached: (MetricsSource & { options: ResolvedOptions })[] = []
+  /** Scrapes waiting for the pod's figures: not in-flight requests of the pod. */
+  readonly #scrapes = new Set<ServerResponse>()
+  readonly #waiting = new Map<number, (pod: PodFigures) => void>()
+  #nextScrape = 0
   /** Commands that arrived before any lameduck() instance could act on them. */
   #pending: ToWorker[] = []
   #lastSent = ''
@@ -138,13 +178,40 @@ class ClusterFollower implements Follower {
     }
   }
 
-  attach(lifecycle: Lameduck, options: ResolvedOptions): void {
-    this.#attached.push({ lifecycle, options })
+  attach(lifecycle: Lameduck, options: ResolvedOptions, trackers: readonly Tracker[]): void {
+    this.#attached.push({ lifecycle, options, trackers })
     lifecycle.on('state', () => this.#report())
     this.#report()
     const pending = this.#pending
     this.#pending = []
     for (const message of pending) this.#onMessage(message)
+  }
+
+  metrics(scrape: ServerResponse): Promise<string> {
+    this.#scrapes.add(scrape)
+    const id = ++this.#nextScrape
+    return new Promise<string>((resolve) => {
+      let timer: NodeJS.Timeout | undefined
+      const settle = (text: () => string) => {
+        clearTimeout(timer)
+        this.#waiting.delete(id)
+        // Rendered while the scrape is still in the set, so it does not count itself.
+        resolve(text())
+        this.#scrapes.delete(scrape)
+      }
+      const own = () => settle(() => renderWorkerMetrics(this.#figures()))
+      if (!process.connected) {
+        own()
+        return
+      }
+      timer = setTimeout(own, METRICS_ANSWER_TIMEOUT_MS).unref()
+      this.#waiting.set(id, (pod) => settle(() => renderPodMetrics(pod)))
+      this.#send({ lameduck: PROTOCOL, type: 'metrics', id })
+    })
+  }
+
+  #figures(): Figures {
+    return readFigures(this.#attached, this.#scrapes)
   }
 
   deadline(ms: number): void {
@@ -164,7 +231,7 @@ class ClusterFollower implements Follower {
     if (!process.connected) exit()
     this.#onExit = exit
     setTimeout(exit, EXIT_ACK_TIMEOUT_MS)
-    this.#send({ lameduck: PROTOCOL, type: 'exiting', exitCode: code })
+    this.#send({ lameduck: PROTOCOL, type: 'exiting', exitCode: code, figures: this.#figures() })
   }
 
   #onExit: (() => void) | undefined
@@ -176,6 +243,14 @@ class ClusterFollower implements Follower {
     }
     if (message.type === 'exit') {
       this.#onExit?.()
+      return
+    }
+    if (message.type === 'collect') {
+      this.#send({ lameduck: PROTOCOL, type: 'figures', id: message.id, figures: this.#figures() })
+      return
+    }
+    if (message.type === 'metrics') {
+      this.#waiting.get(message.id)?.(message.pod)
       return
     }
     if (this.#handlers.size === 0) {

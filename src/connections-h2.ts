@@ -165,11 +165,12 @@ export class Http2Tracker {
   /** Requests in flight now, for the metrics: the HTTP/1.1 responses of an `allowHTTP1`
    * server that are not finished. HTTP/2 streams are not counted (nothing is kept per
    * stream before the signal). */
-  inFlight(except?: ServerResponse): number {
+  inFlight(except?: ServerResponse | ReadonlySet<ServerResponse>): number {
+    const skip = except instanceof Set ? except : undefined
     let count = 0
     for (const socket of this.#sockets.keys()) {
       const res = ((this.#tlsOf.get(socket) ?? socket) as HttpSocket)._httpMessage
-      if (res != null && res !== except && !res.writableFinished) count++
+      if (res != null && res !== except && !res.writableFinished && skip?.has(res) !== true) count++
     }
     return count
   }

@@ -466,11 +466,12 @@ export class ConnectionTracker {
 
   /** Connections with a response in progress, not counting `except`'s own. Walks every
    * connection: for a metrics scrape, never on the request path. */
-  inFlight(except?: ServerResponse): number {
+  inFlight(except?: ServerResponse | ReadonlySet<ServerResponse>): number {
+    const skip = except instanceof Set ? except : undefined
     let count = 0
     for (const socket of this.#httpSockets ?? this.#sockets.keys()) {
       const res = (socket as HttpSocket)._httpMessage
-      if (res != null && res !== except && !res.writableFinished) count++
+      if (res != null && res !== except && !res.writableFinished && skip?.has(res) !== true) count++
     }
     return count
   }

@@ -85,7 +85,9 @@ export function lameduck(
       resolved.probes,
       state,
       new Checks(resolved.checks, resolved.checkTimeout, resolved.logger),
-      (res) => renderMetrics({ lifecycle: lifecycle as Lameduck, trackers }, res),
+      follower === undefined
+        ? (res) => renderMetrics({ lifecycle: lifecycle as Lameduck, trackers }, res)
+        : (res) => follower.metrics(res),
     )
   }
   if (probes !== undefined && resolved.probes !== false && resolved.probes.port !== undefined) {
@@ -119,6 +121,6 @@ export function lameduck(
   )
   for (const server of list) managed.add(server)
   lifecycle = new Lameduck({ options: resolved, servers: list, trackers, probeServer, follower })
-  follower?.attach(lifecycle, resolved)
+  follower?.attach(lifecycle, resolved, trackers)
   return lifecycle
 }

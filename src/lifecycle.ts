@@ -56,8 +56,9 @@ export interface Tracker {
   close(): Promise<void>
   /** Deadline or forced: destroys what remains and returns how many. */
   destroyAll(): number
-  /** Requests in flight now, for the metrics (`except`: the scrape's own response). */
-  inFlight(except?: ServerResponse): number
+  /** Requests in flight now, for the metrics (`except`: the scrape's own response, or the
+   * scrapes a worker of `lameduck serve --workers` is answering). */
+  inFlight(except?: ServerResponse | ReadonlySet<ServerResponse>): number
   readonly size: number
   readonly closedCount: number
   readonly forcedCount: number

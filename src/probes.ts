@@ -112,8 +112,9 @@ export class Checks {
   }
 }
 
-/** Renders the metrics exposition for one scrape; `res` is the scrape's own response. */
-export type MetricsRenderer = (res: ServerResponse) => string
+/** Renders the metrics exposition for one scrape; `res` is the scrape's own response. In a
+ * worker of `lameduck serve --workers` the answer waits on the primary (bounded). */
+export type MetricsRenderer = (res: ServerResponse) => string | Promise<string>
 
 /** Answers readiness, liveness and startup probes with small JSON bodies, and metrics. */
 export class Probes {
@@ -163,12 +164,11 @@ export class Probes {
     }
     if (kind === 'metrics') {
       const text = (this.#metrics as MetricsRenderer)(res)
-      res.writeHead(200, {
-        'content-type': 'text/plain; version=0.0.4; charset=utf-8',
-        'content-length': Buffer.byteLength(text),
-        'cache-control': 'no-store',
-      })
-      res.end(text)
+      if (typeof text === 'string') sendMetrics(res, text)
+      else
+        void text.then((pod) => {
+          if (!res.writableEnded && !res.destroyed) sendMetrics(res, pod)
+        })
     } else if (kind === 'liveness') {
       send(res, 200, { status: 'alive' })
     } else if (kind === 'startup') {
@@ -204,6 +204,15 @@ export class Probes {
       else send(res, 503, { status: 'failing', failed: Object.keys(failed) })
     })
   }
+}
+
+function sendMetrics(res: ServerResponse, text: string): void {
+  res.writeHead(200, {
+    'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  })
+  res.end(text)
 }
 
 /** A JSON answer, newline-terminated like any text a terminal or `curl` prints. */

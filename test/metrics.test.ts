@@ -7,56 +7,35 @@ import { test } from 'node:test'
 import { type Lameduck, type LameduckOptions, lameduck } from 'lameduck'
 import { nextEvent, within } from './helpers.js'
 import { get } from './http-client.js'
+import { parse } from './prometheus.js'
 
 const quiet: LameduckOptions = { signals: [], exit: false, logger: false, drainDelay: 0 }
 
-interface Sample {
-  name: string
-  labels: Record<string, string>
-  value: number
-}
-
-/**
- * Parses the text format (0.0.4) strictly: every sample belongs to a family announced by
- * `# HELP` and `# TYPE` before it, names and labels are well formed, values are numbers.
- */
-function parse(text: string): { samples: Sample[]; types: Map<string, string> } {
-  assert.ok(text.endsWith('\n'), 'the exposition ends with a newline')
-  const types = new Map<string, string>()
-  const helps = new Set<string>()
-  const samples: Sample[] = []
-  for (const line of text.slice(0, -1).split('\n')) {
-    const comment = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$/.exec(line)
-    if (comment !== null) {
-      const [, kind, name, rest] = comment as unknown as [string, string, string, string]
-      if (kind === 'HELP') helps.add(name)
-      else {
-        assert.match(rest, /^(gauge|counter)$/, line)
-        types.set(name, rest)
-      }
-      continue
-    }
-    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line)
-    assert.ok(sample !== null, `a sample line: ${JSON.stringify(line)}`)
-    const [, name, labelText, value] = sample as unknown as [
-      string,
-      string,
-      string | undefined,
-      string,
-    ]
-    assert.ok(types.has(name) && helps.has(name), `${name} has HELP and TYPE before its samples`)
-    if (types.get(name) === 'counter') assert.match(name, /_total$/)
-    const labels: Record<string, string> = {}
-    for (const [, key, raw] of (labelText ?? '').matchAll(
-      /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?/g,
-    )) {
-      labels[key as string] = raw as string
-    }
-    assert.ok(Number.isFinite(Number(value)), `${line}: a number`)
-    samples.push({ name, labels, value: Number(value) })
-  }
-  return { samples, types }
-}
+const READY_ONE_CONNECTION = `# HELP lameduck_state Lifecycle state: 1 for the current one, 0 for the others.
+# TYPE lameduck_state gauge
+lameduck_state{state="starting"} 0
+lameduck_state{state="ready"} 1
+lameduck_state{state="draining"} 0
+lameduck_state{state="stopping"} 0
+lameduck_state{state="stopped"} 0
+# HELP lameduck_in_flight_requests Requests whose response is in progress, not counting this scrape.
+# TYPE lameduck_in_flight_requests gauge
+lameduck_in_flight_requests 0
+# HELP lameduck_open_connections Open TCP connections to the managed servers, idle ones included.
+# TYPE lameduck_open_connections gauge
+lameduck_open_connections 1
+# HELP lameduck_shutdown_phase_seconds Duration of each shutdown phase so far (the running one until now); 0 before the shutdown.
+# TYPE lameduck_shutdown_phase_seconds gauge
+lameduck_shutdown_phase_seconds{phase="drain"} 0
+lameduck_shutdown_phase_seconds{phase="close"} 0
+lameduck_shutdown_phase_seconds{phase="hooks"} 0
+# HELP lameduck_shutdown_closed_connections_total Connections that ended on their own after the shutdown began.
+# TYPE lameduck_shutdown_closed_connections_total counter
+lameduck_shutdown_closed_connections_total 0
+# HELP lameduck_shutdown_forced_connections_total Connections destroyed at shutdownTimeout or on a second signal.
+# TYPE lameduck_shutdown_forced_connections_total counter
+lameduck_shutdown_forced_connections_total 0
+`
 
 async function scrape(port: number) {
   const res = await get(port, '/metrics')
@@ -190,6 +169,9 @@ test('metrics on the application port: off by default, and a scrape does not cou
   const own = await scrape(port)
   assert.equal(own.value('lameduck_in_flight_requests'), 0)
   assert.equal(own.value('lameduck_open_connections'), 1, 'the scrape connection itself')
+  // The whole exposition of one process, to the byte: a worker of `lameduck serve --workers`
+  // adds pod-wide families, a single process never does.
+  assert.equal((await get(port, '/metrics')).body, READY_ONE_CONNECTION)
   const head = await get(port, '/metrics', { method: 'HEAD' })
   assert.equal(head.status, 200)
   assert.equal(head.body, '')

@@ -1,16 +1,20 @@
 // The primary of `lameduck serve --workers`: forks N workers with node:cluster, owns the
 // signals, keeps one readiness for the pod, drains every worker together, reloads them one
-// by one, restarts crashed ones with backoff. The worker side is src/cluster.ts.
+// by one, restarts crashed ones with backoff, and sums every worker's metrics for a scrape.
+// The worker side is src/cluster.ts.
 import cluster, { type Worker } from 'node:cluster'
 import {
   isProtocolMessage,
+  METRICS_COLLECT_TIMEOUT_MS,
   type PodState,
   PROTOCOL,
+  RANK,
   type ToPrimary,
   type ToWorker,
   WORKERS_ENV,
 } from '../../cluster.js'
 import { FORCE_EXIT_MARGIN_MS, FORCED_HOOK_BUDGET_MS, type State } from '../../lifecycle.js'
+import { type Figures, longest, type PhaseDurations, type PodFigures } from '../../metrics.js'
 import type { LoggerLike } from '../../options.js'
 import { type CrashPolicy, CrashTracker } from './crashes.js'
 
@@ -56,6 +60,19 @@ interface Slot {
   /** SIGTERMed while still loading: it served nothing, so its end by that signal is clean. */
   stoppedLoading: boolean
   startedAt: number
+  /** The worker's figures as it last sent them (a scrape, or its final ones at `exiting`). */
+  figures: Figures | undefined
+}
+
+/** One scrape's collection of every worker's figures. */
+interface Collection {
+  /** The scraped worker and its request id. */
+  requester: Slot
+  id: number
+  /** Asked, not answered yet. */
+  waiting: Set<Slot>
+  answers: Map<Slot, Figures>
+  timer: NodeJS.Timeout | undefined
 }
 
 type Pod = 'starting' | 'ready' | 'not ready' | 'draining' | 'stopped'
@@ -150,6 +167,7 @@ export function startPrimary(options: WorkersOptions): Primary {
       command: undefined,
       stoppedLoading: false,
       startedAt: performance.now(),
+      figures: undefined,
     }
     slots.set(worker.id, slot)
     log(
@@ -183,7 +201,20 @@ export function startPrimary(options: WorkersOptions): Primary {
 
   function onMessage(slot: Slot, message: ToPrimary): void {
     if (message.type === 'exiting') {
+      record(slot, message.figures)
       send(slot, { lameduck: PROTOCOL, type: 'exit' })
+      return
+    }
+    if (message.type === 'metrics') {
+      collect(slot, message.id)
+      return
+    }
+    if (message.type === 'figures') {
+      const collection = collections.get(message.id)
+      record(slot, message.figures)
+      if (collection === undefined || !collection.waiting.delete(slot)) return
+      collection.answers.set(slot, message.figures)
+      if (collection.waiting.size === 0) answer(message.id)
       return
     }
     if (message.type === 'deadline') {
@@ -228,6 +259,13 @@ export function startPrimary(options: WorkersOptions): Primary {
 
   function onExit(slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
     slots.delete(slot.worker.id)
+    // Its counters stay in the pod's: what it last sent (its final figures when it finished
+    // its shutdown; those of the last scrape when it crashed or was killed).
+    exited.closed += slot.figures?.closed ?? 0
+    exited.forced += slot.figures?.forced ?? 0
+    for (const [id, collection] of collections) {
+      if (collection.waiting.delete(slot) && collection.waiting.size === 0) answer(id)
+    }
     const id = slot.worker.id
     const fields = { worker: id, pid: slot.worker.process.pid, code, signal, slot: slot.role }
     const how = signal === null ? `code ${code}` : signal
@@ -288,6 +326,84 @@ export function startPrimary(options: WorkersOptions): Primary {
       if (shutdown === undefined && serving() < options.workers) fork('serving')
     }, verdict.delayMs)
     restarts.add(timer)
+  }
+
+  // Metrics. A scrape reaches one worker, which asks here; every live worker that runs
+  // lameduck is asked for its figures, and the answer sums them once all have answered or
+  // METRICS_COLLECT_TIMEOUT_MS has passed.
+  const collections = new Map<number, Collection>()
+  let nextCollection = 0
+  /** Counters of the workers that have exited, so the pod's never go down. */
+  const exited = { closed: 0, forced: 0 }
+  /** The longest of each shutdown phase among the pod's workers since the pod's shutdown
+   * began (a reload's retiring workers do not count: their drain is not the pod's). */
+  let podPhases: PhaseDurations | undefined
+
+  function record(slot: Slot, figures: Figures): void {
+    slot.figures = figures
+    if (shutdown !== undefined && slot.role !== 'retiring')
+      podPhases = longest(podPhases, figures.phases)
+  }
+
+  function collect(requester: Slot, id: number): void {
+    const key = ++nextCollection
+    const collection: Collection = {
+      requester,
+      id,
+      waiting: new Set(),
+      answers: new Map(),
+      timer: undefined,
+    }
+    collections.set(key, collection)
+    for (const slot of slots.values()) {
+      // A worker still loading has no lameduck to answer; it counts as starting.
+      if (slot.state === undefined || !slot.worker.isConnected()) continue
+      collection.waiting.add(slot)
+      slot.worker.send({ lameduck: PROTOCOL, type: 'collect', id: key })
+    }
+    if (collection.waiting.size === 0) answer(key)
+    else collection.timer = setTimeout(() => answer(key), METRICS_COLLECT_TIMEOUT_MS).unref()
+  }
+
+  function answer(key: number): void {
+    const collection = collections.get(key)
+    if (collection === undefined) return
+    collections.delete(key)
+    clearTimeout(collection.timer)
+    const { requester, answers } = collection
+    const pod: PodFigures = {
+      state: metricsState(),
+      inFlight: 0,
+      open: 0,
+      closed: exited.closed,
+      forced: exited.forced,
+      phases: shutdown === undefined ? undefined : podPhases,
+      workers: { starting: 0, ready: 0, draining: 0, stopping: 0, stopped: 0 },
+      unanswered: collection.waiting.size,
+    }
+    for (const figures of answers.values()) {
+      pod.inFlight += figures.inFlight
+      pod.open += figures.open
+    }
+    for (const slot of slots.values()) {
+      // A worker that did not answer this time still has its counters as last sent.
+      pod.closed += slot.figures?.closed ?? 0
+      pod.forced += slot.figures?.forced ?? 0
+      pod.workers[slot.state ?? 'starting']++
+    }
+    if (slots.has(requester.worker.id))
+      send(requester, { lameduck: PROTOCOL, type: 'metrics', id: collection.id, pod })
+  }
+
+  /** The pod's state for the metrics, as readiness reports it: ready or starting (also when
+   * short of ready workers) until the shutdown; then the least advanced of the workers. */
+  function metricsState(): State {
+    if (shutdown === undefined) return pod === 'ready' ? 'ready' : 'starting'
+    let state: State = 'stopped'
+    for (const slot of slots.values()) {
+      if (slot.state !== undefined && RANK[slot.state] < RANK[state]) state = slot.state
+    }
+    return RANK[state] < RANK.draining ? 'draining' : state
   }
 
   const retireTimers = new Map<Slot, NodeJS.Timeout>()
