@@ -82,8 +82,15 @@ test('the command line: defaults, repeatable options, the command after --', () 
   assert.deepEqual(
     defaults.clients.map((c) => c.kind),
     ['agent-lifo', 'agent-fifo', 'fetch', 'new-connection'],
-    'every client kind by default',
+    'every HTTP/1.1 client kind by default',
   )
+  assert.equal(defaults.wsPath, '/')
+  const protocols = options(['--client', '2:h2', '--client', 'ws', '--ws-path', '/socket'])
+  assert.deepEqual(protocols.clients, [
+    { kind: 'h2', weight: 2 },
+    { kind: 'ws', weight: 1 },
+  ])
+  assert.equal(protocols.wsPath, '/socket')
   assert.deepEqual(o.env, { A: '1', B: 'x=y' })
   assert.deepEqual(parseRolloutArgs(['--help']), { help: true })
 })
@@ -103,9 +110,10 @@ test('bad input names the option, the value and what was expected', () => {
     [['--post', '0:/echo'], /--post must be from weight 1/],
     [
       ['--client', 'curl'],
-      /--client expects KIND or WEIGHT:KIND with KIND one of agent-lifo, agent-fifo, fetch, new-connection, got 'curl'/,
+      /--client expects KIND or WEIGHT:KIND with KIND one of agent-lifo, agent-fifo, fetch, new-connection, h2, ws, got 'curl'/,
     ],
     [['--pools', '0'], /--pools must be from 1 to 64/],
+    [['--ws-path', 'socket'], /--ws-path expects a path starting with '\/', got 'socket'/],
     [['--env', '1A=b'], /--env expects KEY=VALUE/],
     [['--readiness-path', 'readyz'], /--readiness-path expects a path starting with '\/'/],
     [
