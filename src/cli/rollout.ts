@@ -88,8 +88,8 @@ Load
   --rate <n>                      requests per second, open loop (default ${DEFAULTS.rate})
   --path [<weight>:]<path>        a GET and its weight in the mix; repeatable, e.g. --path 90:/
                                   --path '5:/?delay=2000' --path '5:/stream' (default /)
-  --post [<weight>:]<path>        a POST with a ${POST_BODY_BYTES}-byte body, never retried; repeatable
-                                  (default: none)
+  --post [<weight>:]<path>        a POST with a ${POST_BODY_BYTES}-byte body, never retried unless the
+                                  server refused it unprocessed (h2); repeatable (default: none)
   --client [<weight>:]<kind>      a client kind and its weight; repeatable (default: the four
                                   HTTP/1.1 kinds, weight 1 each). <kind> is one of:
 ${CLIENT_KINDS.map((kind) => `                                    ${kind.name.padEnd(15)} ${kind.description}`).join('\n')}
@@ -122,6 +122,10 @@ Examples
   # any language: a Python service, only Node's keep-alive agents, 2 s propagation
   lameduck rollout --client agent-lifo --client agent-fifo --propagation-delay 2s \\
     -- python3 app.py
+
+  # WebSockets echoed on /ws, with HTTP/1.1 requests; an h2c service probed on its own port
+  lameduck rollout --client 2:ws --client 1:new-connection --ws-path /ws -- node ws-app.js
+  lameduck rollout --client h2 --pools 64 --probe-port-env LAMEDUCK_PROBE_PORT -- node h2-app.js
 
   # in CI: allow no failure, keep the JSON
   lameduck rollout --quiet --max-failures 0 --json lab.json -- ./server

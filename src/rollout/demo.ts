@@ -95,9 +95,16 @@ export const DEMO_COMPARISONS: readonly DemoComparison[] = [
       ...PROTOCOL_COMMON,
       '--client',
       'h2',
-      // One session per pool: 16 of them reach every pod.
+      // One session per pool, as many upstream clients with a session each: 64 of them
+      // spread over every pod each time GOAWAYs move them.
       '--pools',
-      '16',
+      '64',
+      // An HTTP/2 client moves to another pod only when its session gets a GOAWAY. Without
+      // minReadySeconds the last new pod of a rolling update is routed for a moment before
+      // the next update deletes it, no session reaches it, and its shutdown proves nothing.
+      // 2 s (above the propagation delay) lets the GOAWAYs of the old pods bring it sessions.
+      '--min-ready',
+      '2s',
       // kubelet probes with HTTP/1.1, which an h2c server does not speak.
       '--probe-port-env',
       'LAMEDUCK_PROBE_PORT',

@@ -93,10 +93,10 @@ export class LoadGenerator {
         wsPath: options.wsPath,
         lost: (failure: ConnectionFailure, localPort: number | undefined) =>
           this.#lost(kind.name, failure, localPort),
-        closedCleanly: (localPort: number | undefined) => {
+        movedAway: (localPort: number | undefined) => {
           if (this.#aborted) return
           const info = localPort === undefined ? undefined : options.service.connection(localPort)
-          options.recorder.cleanCloses.push({ t: options.clock.now(), pod: info?.pod })
+          options.recorder.moves.push({ t: options.clock.now(), pod: info?.pod })
         },
       }
       return {

@@ -106,8 +106,9 @@ export class Recorder extends EventEmitter {
    * service's failures, and not counted among the requests.
    */
   readonly undelivered: RequestRecord[] = []
-  /** Long-lived connections (WebSockets) a pod closed cleanly: when, and which pod. */
-  readonly cleanCloses: { t: number; pod: string | undefined }[] = []
+  /** Long-lived connections a pod asked to move cleanly (WebSocket close, HTTP/2 GOAWAY):
+   * when, and which pod. */
+  readonly moves: { t: number; pod: string | undefined }[] = []
   readonly counts: Record<Outcome, number> = {
     ok: 0,
     http_5xx: 0,

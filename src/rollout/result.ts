@@ -81,9 +81,10 @@ export interface PodShutdown {
   servedInLameDuck: number
   /** Requests sent to the pod after its SIGTERM that failed. */
   failedAfterSigterm: number
-  /** WebSockets the pod closed cleanly (1000/1001) after its SIGTERM; their clients reconnected. */
-  webSocketsClosed: number
-  /** Any request in flight at SIGTERM or sent after it, or any WebSocket it closed after
+  /** Long-lived connections the pod asked to move after its SIGTERM (WebSockets closed with
+   * 1000/1001, HTTP/2 sessions sent a GOAWAY): their clients went elsewhere. */
+  connectionsMoved: number
+  /** Any request in flight at SIGTERM or sent after it, or any connection it moved after
    * SIGTERM: the shutdown was exercised. */
   exercised: boolean
 }
@@ -142,6 +143,10 @@ export interface LabResult {
   failed: number
   /** ok / requests, 1 when no request was sent */
   successRate: number
+  /** Requests sent again because the server had not processed them (an HTTP/2 stream
+   * refused, a WebSocket message unanswered when its WebSocket closed), whatever their
+   * outcome. Absent from results written before it was counted. */
+  retried?: number
   /** latency of the ok requests */
   latencyMs: { p50: number; p99: number; max: number } | undefined
   rollouts: RolloutSummary[]
@@ -261,7 +266,7 @@ export function buildResult(input: {
       }
     }
     if (record.sigtermAt !== undefined && !record.stoppedByLab) {
-      summary.shutdown = shutdownOf(record.name, record.sigtermAt, requests, recorder.cleanCloses)
+      summary.shutdown = shutdownOf(record.name, record.sigtermAt, requests, recorder.moves)
     }
     return summary
   })
@@ -295,6 +300,7 @@ export function buildResult(input: {
     outcomes: { ...recorder.counts },
     failed,
     successRate: requests.length === 0 ? 1 : recorder.counts.ok / requests.length,
+    retried: requests.filter((r) => (r.retries ?? 0) > 0).length,
     latencyMs:
       latencies.length === 0
         ? undefined
@@ -446,9 +452,9 @@ function shutdownOf(
   pod: string,
   sigtermAt: number,
   requests: readonly RequestRecord[],
-  cleanCloses: Recorder['cleanCloses'],
+  moves: Recorder['moves'],
 ): PodShutdown {
-  const webSocketsClosed = cleanCloses.filter((c) => c.pod === pod && c.t >= sigtermAt).length
+  const connectionsMoved = moves.filter((c) => c.pod === pod && c.t >= sigtermAt).length
   let inFlightAtSigterm = 0
   let servedInLameDuck = 0
   let failedAfterSigterm = 0
@@ -464,7 +470,7 @@ function shutdownOf(
     inFlightAtSigterm,
     servedInLameDuck,
     failedAfterSigterm,
-    webSocketsClosed,
-    exercised: inFlightAtSigterm + servedInLameDuck + failedAfterSigterm + webSocketsClosed > 0,
+    connectionsMoved,
+    exercised: inFlightAtSigterm + servedInLameDuck + failedAfterSigterm + connectionsMoved > 0,
   }
 }

@@ -45,8 +45,10 @@ function h2Client(context: ClientContext): LoadClient {
     session.on('error', () => {
       entry.usable = false
     })
-    session.on('goaway', () => {
+    session.on('goaway', (code: number) => {
       entry.usable = false
+      // The server asked this session to move, cleanly: its shutdown at work.
+      if (code === http2.constants.NGHTTP2_NO_ERROR) context.movedAway(socket.localPort)
     })
     session.on('close', () => {
       entry.usable = false

@@ -67,10 +67,11 @@ export interface ClientContext {
    */
   lost(failure: ConnectionFailure, localPort: number | undefined): void
   /**
-   * Reports a long-lived connection the server closed cleanly (a WebSocket close frame with
-   * 1000 or 1001): not a failure, but it shows the pod's shutdown was exercised.
+   * Reports a long-lived connection the server asked to move, cleanly: a WebSocket close
+   * frame with 1000 or 1001, an HTTP/2 GOAWAY with NO_ERROR. Not a failure; it shows the
+   * pod's shutdown was exercised.
    */
-  closedCleanly(localPort: number | undefined): void
+  movedAway(localPort: number | undefined): void
 }
 
 export interface ClientKind {

@@ -118,7 +118,7 @@ function wsClient(context: ClientContext): LoadClient {
       connection.waiting.unshift(...unanswered)
       if (closed) return
       const clean = wasOpen && CLEAN_CLOSE_CODES.has(code)
-      if (clean) context.closedCleanly(connection.localPort)
+      if (clean) context.movedAway(connection.localPort)
       else {
         const text = reason.length > 0 ? ` (${reason.toString('utf8')})` : ''
         const message = !wasOpen

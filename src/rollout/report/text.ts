@@ -105,9 +105,9 @@ export function podRows(pods: PodSummary[]): string[] {
 }
 
 function lameDuck(shutdown: NonNullable<LabResult['pods'][number]['shutdown']>): string {
-  // Results written before WebSockets were counted have no such field.
-  const ws = shutdown.webSocketsClosed ?? 0
-  return `${count(shutdown.servedInLameDuck)}${ws > 0 ? ` +${count(ws)} ws` : ''}`
+  // Results written before moved connections were counted have no such field.
+  const moved = shutdown.connectionsMoved ?? 0
+  return `${count(shutdown.servedInLameDuck)}${moved > 0 ? ` +${count(moved)} moved` : ''}`
 }
 
 /** The whole text report. */
@@ -135,6 +135,11 @@ export function renderText(result: LabResult): string {
   }
   lines.push(`  ${'total'.padEnd(width)}  ${count(result.requests).padStart(numberWidth)}`)
   lines.push(`success rate  ${rate(result.successRate)}`)
+  if ((result.retried ?? 0) > 0) {
+    lines.push(
+      `retried       ${count(result.retried!)} sent again because the server had not processed them (REFUSED_STREAM, a WebSocket closed before the answer); counted by their final outcome`,
+    )
+  }
   if (result.latencyMs !== undefined) {
     const l = result.latencyMs
     lines.push(
@@ -160,7 +165,7 @@ export function renderText(result: LabResult): string {
   }
   lines.push('')
   lines.push(
-    'pods (times in s since the lab started; in flight@TERM: requests in flight at its SIGTERM; lame duck ok: requests sent after SIGTERM it answered, and WebSockets it closed cleanly after SIGTERM; headroom: exit minus the moment the Service stopped routing to it)',
+    'pods (times in s since the lab started; in flight@TERM: requests in flight at its SIGTERM; lame duck ok: requests sent after SIGTERM it answered, + the WebSockets and HTTP/2 sessions it moved cleanly (close 1001, GOAWAY); headroom: exit minus the moment the Service stopped routing to it)',
   )
   lines.push(...podRows(result.pods).map((line) => `  ${line}`))
   if (result.rollouts.length > 0) {
