@@ -7,72 +7,21 @@ import http2 from 'node:http2'
 import type net from 'node:net'
 import { after, test } from 'node:test'
 import { WebSocketServer } from 'ws'
-import { Clock } from '../../src/rollout/clock.js'
-import { LoadGenerator, POST_BODY_BYTES } from '../../src/rollout/load.js'
-import { Recorder } from '../../src/rollout/recorder.js'
-import { ServiceModel } from '../../src/rollout/service.js'
-import { within } from '../helpers.js'
+import { POST_BODY_BYTES } from '../../src/rollout/load.js'
+import type { Recorder } from '../../src/rollout/recorder.js'
+import { closeServices, type LoadRun, runLoad } from './load-helpers.js'
 
 const { NGHTTP2_REFUSED_STREAM } = http2.constants
 
 const closers: (() => Promise<void> | void)[] = []
 after(async () => {
+  await closeServices()
   for (const close of closers.reverse()) await close()
 })
 
 /** Runs `count` requests of `client` through a Service model routing to `backendPort`. */
-async function load(options: {
-  backendPort: number
-  client: 'h2' | 'ws'
-  path?: string
-  method?: 'GET' | 'POST'
-  count?: number
-  timeoutMs?: number
-  /** Requests issued per second; a low rate leaves time between them. */
-  rate?: number
-}) {
-  const count = options.count ?? 4
-  const clock = new Clock()
-  const recorder = new Recorder(clock)
-  const service = new ServiceModel({
-    clock,
-    recorder,
-    propagationDelayMs: 0,
-    propagationJitterMs: 0,
-  })
-  closers.push(() => service.close())
-  const port = await service.listen()
-  service.publish('pod', options.backendPort, true)
-  await within(
-    'endpoint applied',
-    new Promise<void>((resolve) => {
-      const check = () => (service.routesTo('pod') ? resolve() : setTimeout(check, 2))
-      check()
-    }),
-  )
-  const generator = new LoadGenerator({
-    port,
-    rate: options.rate ?? 100,
-    connections: 2,
-    pools: 1,
-    paths: [{ path: options.path ?? '/', weight: 1, method: options.method ?? 'GET' }],
-    clients: [{ kind: options.client, weight: 1 }],
-    wsPath: '/ws',
-    timeoutMs: options.timeoutMs ?? 3_000,
-    maxRequests: count,
-    clock,
-    recorder,
-    service,
-  })
-  generator.start()
-  await within(
-    `${count} requests issued`,
-    new Promise<void>((resolve) => {
-      const check = () => (generator.sent >= count ? resolve() : setTimeout(check, 5))
-      check()
-    }),
-  )
-  await within('every request has an outcome', generator.stop())
+async function load(run: Omit<LoadRun, 'wsPath'> & { client: 'h2' | 'ws' }) {
+  const { recorder } = await runLoad({ ...run, wsPath: '/ws' })
   return recorder
 }
 

@@ -9,6 +9,7 @@ import { LoadGenerator, POST_BODY_BYTES } from '../../src/rollout/load.js'
 import { type Outcome, Recorder } from '../../src/rollout/recorder.js'
 import { ServiceModel } from '../../src/rollout/service.js'
 import { within } from '../helpers.js'
+import { closeServices, runLoad } from './load-helpers.js'
 
 // One backend whose path decides how each request ends.
 const posts: number[] = []
@@ -54,9 +55,8 @@ backend.listen(0, '127.0.0.1')
 await once(backend, 'listening')
 const backendPort = (backend.address() as net.AddressInfo).port
 
-const services: ServiceModel[] = []
 after(async () => {
-  for (const service of services) await service.close()
+  await closeServices()
   for (const socket of sockets) socket.destroy()
   await new Promise((resolve) => backend.close(resolve))
 })
@@ -67,48 +67,15 @@ async function load(
   client = 'agent-lifo',
   method: 'GET' | 'POST' = 'GET',
 ) {
-  const clock = new Clock()
-  const recorder = new Recorder(clock)
-  const service = new ServiceModel({
-    clock,
-    recorder,
-    propagationDelayMs: 0,
-    propagationJitterMs: 0,
-  })
-  services.push(service)
-  const port = await service.listen()
-  service.publish('pod', endpointPort, true)
-  await within(
-    'endpoint applied',
-    new Promise<void>((resolve) => {
-      const check = () => (service.routesTo('pod') ? resolve() : setTimeout(check, 2))
-      check()
-    }),
-  )
-  const generator = new LoadGenerator({
-    port,
-    rate: 100,
-    connections: 2,
+  const { recorder, summary } = await runLoad({
+    backendPort: endpointPort,
+    client,
+    path,
+    method,
     pools: 2,
-    paths: [{ path, weight: 1, method }],
-    clients: [{ kind: client, weight: 1 }],
-    wsPath: '/',
     // Long enough for a busy machine, short enough for the request that never gets an answer.
     timeoutMs: path === '/never' ? 300 : 3_000,
-    maxRequests: 4,
-    clock,
-    recorder,
-    service,
   })
-  generator.start()
-  await within(
-    `4 requests to ${path} issued`,
-    new Promise<void>((resolve) => {
-      const check = () => (generator.sent >= 4 ? resolve() : setTimeout(check, 5))
-      check()
-    }),
-  )
-  const summary = await within(`every request to ${path} has an outcome`, generator.stop())
   assert.equal(summary.sent, 4)
   assert.equal(recorder.requests.length, 4, 'one outcome per request')
   assert.equal(summary.hitMaxRequests, true)
