@@ -52,6 +52,10 @@ export interface Variant {
     | 'stoppable'
     | 'http-graceful-shutdown'
   path: string
+  /** The server script and the client script, HTTP/1.1 keep-alive unless 'h2'. */
+  protocol?: 'h2'
+  /** The `id` of the variant its ratio is taken against. @default 'bare' */
+  baseline?: string
 }
 
 export const BARE: Variant = { id: 'bare', name: 'bare', mode: 'bare', path: '/' }
@@ -78,6 +82,27 @@ export const VARIANTS: readonly Variant[] = [
     name: 'http-graceful-shutdown',
     mode: 'http-graceful-shutdown',
     path: '/',
+  },
+]
+
+/** The HTTP/2 path (bench/h2-hello-server.ts, h2c, one session): bare vs lameduck. */
+export const H2_BARE: Variant = {
+  id: 'h2-bare',
+  name: 'h2 bare',
+  mode: 'bare',
+  path: '/',
+  protocol: 'h2',
+  baseline: 'h2-bare',
+}
+export const H2_VARIANTS: readonly Variant[] = [
+  H2_BARE,
+  {
+    id: 'h2-lameduck',
+    name: 'h2 lameduck',
+    mode: 'lameduck',
+    path: '/',
+    protocol: 'h2',
+    baseline: 'h2-bare',
   },
 ]
 
@@ -120,7 +145,8 @@ export function selectVariants(all: readonly Variant[], ids: string | undefined)
       )
     }
   }
-  return all.filter((v) => v === BARE || wanted.has(v.id))
+  const baselines = new Set(all.filter((v) => wanted.has(v.id)).map((v) => v.baseline ?? BARE.id))
+  return all.filter((v) => baselines.has(v.id) || wanted.has(v.id))
 }
 
 /** Two request counts; (Collected(b) - Collected(a)) / (b - a) is the marginal cost. */
@@ -185,7 +211,9 @@ async function callgrindRun(
     process.execPath,
     '--single-threaded',
     `--hash-seed=${repetition}`,
-    fromRoot('dist/bench/hello-server.js'),
+    fromRoot(
+      variant.protocol === 'h2' ? 'dist/bench/h2-hello-server.js' : 'dist/bench/hello-server.js',
+    ),
     variant.mode,
   ])
   try {
@@ -199,6 +227,7 @@ async function callgrindRun(
       String(requests),
       String(connections),
       variant.path,
+      variant.protocol ?? 'h1',
     ])
     const clientExit = await stop(client, `client of ${variant.name}`, CLIENT_TIMEOUT_MS)
     const result = JSON.parse(client.stdout()) as { ok: number; connections: number }
@@ -304,17 +333,21 @@ export async function overhead(options: OverheadOptions): Promise<OverheadResult
         compilerPerRequest: summarize(compiler).median,
       }
     })
-    const bare = variants.find((v) => v.name === BARE.name)
-    const ratios =
-      bare === undefined
-        ? []
-        : variants
-            .filter((v) => v !== bare)
-            .map((v) => ({
-              name: v.name,
-              median: bare.summary.median / v.summary.median,
-              perRepetition: v.perRequest.map((x, i) => (bare.perRequest[i] as number) / x),
-            }))
+    // Each variant against its baseline (bare, or h2 bare for the HTTP/2 ones), same run.
+    const ratios = options.variants.flatMap((variant, i) => {
+      const baselineId = variant.baseline ?? BARE.id
+      const at = options.variants.findIndex((v) => v.id === baselineId)
+      const base = variants[at]
+      const v = variants[i]!
+      if (base === undefined || variant.id === baselineId) return []
+      return [
+        {
+          name: v.name,
+          median: base.summary.median / v.summary.median,
+          perRepetition: v.perRequest.map((x, r) => (base.perRequest[r] as number) / x),
+        },
+      ]
+    })
     return { window, variants, ratios }
   })
   const valgrind = execFileSync('valgrind', ['--version'], { encoding: 'utf8' }).trim()

@@ -5,6 +5,7 @@
 //                                       runs: most of an hour on a busy 2-core machine)
 //   npm run bench -- overhead exit      only some of them
 //   npm run bench -- ablation           which part of lameduck costs what per request
+//   npm run bench -- h2                 the same per-request figure on the HTTP/2 path (h2c)
 //   npm run bench -- overhead --reps 1  fewer repetitions
 //   npm run bench -- overhead --variants lameduck,lameduck-probe-port --window steady
 //                                       only some variants (bare always runs), one window
@@ -19,6 +20,7 @@ import { describeMachine, machine, outDir } from './common.js'
 import { exitLatency, reportExitLatency } from './exit-latency.js'
 import {
   ABLATION_VARIANTS,
+  H2_VARIANTS,
   overhead,
   reportOverhead,
   STEADY_WINDOW,
@@ -29,11 +31,11 @@ import {
 } from './overhead.js'
 import { reportWrk, wrk } from './wrk.js'
 
-const BENCHMARKS = ['overhead', 'wrk', 'exit', 'close', 'ablation'] as const
+const BENCHMARKS = ['overhead', 'wrk', 'exit', 'close', 'ablation', 'h2'] as const
 type Benchmark = (typeof BENCHMARKS)[number]
 const DEFAULT_BENCHMARKS: readonly Benchmark[] = ['overhead', 'wrk', 'exit', 'close']
 
-const HELP = `Usage: npm run bench -- [overhead] [wrk] [exit] [close] [ablation] [options]
+const HELP = `Usage: npm run bench -- [overhead] [wrk] [exit] [close] [ablation] [h2] [options]
 
 Benchmarks (the first four when none is named):
   overhead  instructions per request under callgrind: bare vs lameduck (probes on the app's
@@ -43,11 +45,13 @@ Benchmarks (the first four when none is named):
   exit      last response flushed -> process exit, lameduck vs process.exit floor (< 10 ms)
   close     closing 10 000 idle keep-alive connections (< 200 ms), memory per connection
   ablation  callgrind, steady state: which part of lameduck costs what per request
+  h2        callgrind, steady state: h2 bare vs h2 lameduck (h2c, one session, sequential
+            streams)
 
 Options:
   --reps N         repetitions (default: overhead 2, wrk 5 pairs, exit 30, close 3,
-                   ablation 2)
-  --jobs N         overhead, ablation: valgrind runs at once (default 2)
+                   ablation 2, h2 2)
+  --jobs N         overhead, ablation, h2: valgrind runs at once (default 2)
   --variants LIST  overhead, ablation: only these variants, comma-separated; bare always
                    runs, since every ratio is bare ÷ variant from the same run.
                    overhead: ${VARIANTS.map((v) => v.id).join(', ')}
@@ -108,7 +112,8 @@ if (overheadWindows === undefined) {
   )
   process.exit(2)
 }
-function variantsOf(name: 'overhead' | 'ablation') {
+function variantsOf(name: 'overhead' | 'ablation' | 'h2') {
+  if (name === 'h2') return [...H2_VARIANTS]
   try {
     return selectVariants(name === 'overhead' ? VARIANTS : ABLATION_VARIANTS, values.variants)
   } catch (error) {
@@ -127,7 +132,7 @@ console.log(`# lameduck benchmarks\n\n${describeMachine(info)}\n`)
 for (const name of selected) {
   const started = performance.now()
   let report: string
-  if (name === 'overhead' || name === 'ablation') {
+  if (name === 'overhead' || name === 'ablation' || name === 'h2') {
     const result = await overhead({
       label: name,
       windows: name === 'overhead' ? overheadWindows : [STEADY_WINDOW],
