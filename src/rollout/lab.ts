@@ -10,6 +10,7 @@
 //      short tail, so requests sent on connections to gone pods are counted too.
 //   5. Stop the load; wait until every request has an outcome (each has a deadline).
 //   6. Stop the remaining pods (SIGKILL of their groups; not part of the measurement).
+import { clientKind } from './clients/index.js'
 import { Clock } from './clock.js'
 import { DeploymentController } from './deployment.js'
 import { Kubelet, type Pod } from './kubelet.js'
@@ -196,6 +197,17 @@ export async function runLab(
         controller.active().length === options.replicas &&
         controller.active().every((pod) => pod.serving && service.routesTo(pod.name)),
     )
+    // A client kind whose protocol the service does not speak would fail every request:
+    // say so once, before the load and the rolling updates.
+    for (const { kind: name } of options.clients) {
+      const kind = clientKind(name)
+      if (kind?.preflight === undefined) continue
+      try {
+        await kind.preflight({ host: '127.0.0.1', port: servicePort, wsPath: options.wsPath })
+      } catch (error) {
+        throw new LabError(`--client ${name}: ${(error as Error).message}`)
+      }
+    }
     load = new LoadGenerator({
       port: servicePort,
       rate: options.rate,

@@ -10,7 +10,14 @@
 // server accepted it, or cut with its connection, is a failure.
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2'
 import net from 'node:net'
-import type { ClientContext, ClientKind, LoadClient, RequestSpec } from './types.js'
+import {
+  type ClientContext,
+  type ClientKind,
+  type LoadClient,
+  PREFLIGHT_TIMEOUT_MS,
+  type PreflightTarget,
+  type RequestSpec,
+} from './types.js'
 
 const { NGHTTP2_REFUSED_STREAM } = http2.constants
 
@@ -185,6 +192,32 @@ function rstName(code: number): string {
   return RST_NAMES[code] ?? `error code ${code}`
 }
 
+/** One stream answered on an h2c session, with any status. */
+function preflight({ host, port }: PreflightTarget): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`http://${host}:${port}`)
+    const done = (error?: string) => {
+      clearTimeout(timer)
+      session.destroy()
+      if (error === undefined) resolve()
+      else reject(new Error(error))
+    }
+    const fail = (error: Error) =>
+      done(
+        `the service does not answer HTTP/2 without TLS (h2c) on its port (${error.message}); serve it with http2.createServer(), or use the HTTP/1.1 client kinds`,
+      )
+    const timer = setTimeout(
+      () => done(`no HTTP/2 answer within ${PREFLIGHT_TIMEOUT_MS} ms: does the service speak h2c?`),
+      PREFLIGHT_TIMEOUT_MS,
+    )
+    session.on('error', fail)
+    const stream = session.request({ ':path': '/' })
+    stream.on('error', fail)
+    stream.on('response', () => done())
+    stream.resume()
+  })
+}
+
 export const H2: ClientKind = {
   name: 'h2',
   description: 'HTTP/2 over cleartext TCP (h2c), one session per pool, REFUSED_STREAM retried once',
@@ -193,4 +226,5 @@ export const H2: ClientKind = {
   // Streams are sent at once on the session, however many are open.
   queues: false,
   create: h2Client,
+  preflight,
 }

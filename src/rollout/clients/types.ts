@@ -92,4 +92,20 @@ export interface ClientKind {
    */
   queues: boolean
   create(context: ClientContext): LoadClient
+  /**
+   * Checks once, before the load starts, that the service speaks this kind's protocol;
+   * rejects with a sentence saying what is wrong and what to change. A kind that any HTTP
+   * server answers has none.
+   */
+  preflight?(target: PreflightTarget): Promise<void>
 }
+
+/** Where a preflight check connects: the Service model, and the path WebSockets use. */
+export interface PreflightTarget {
+  host: string
+  port: number
+  wsPath: string
+}
+
+/** How long a preflight check may take before it reports the service as silent. */
+export const PREFLIGHT_TIMEOUT_MS = 3_000

@@ -14,7 +14,14 @@
 //   as a request of its own (method WS). The client reconnects after a backoff.
 import net from 'node:net'
 import WebSocket from 'ws'
-import type { Attempt, ClientContext, ClientKind, LoadClient } from './types.js'
+import {
+  type Attempt,
+  type ClientContext,
+  type ClientKind,
+  type LoadClient,
+  PREFLIGHT_TIMEOUT_MS,
+  type PreflightTarget,
+} from './types.js'
 
 /** Close codes a server sends when it ends a WebSocket on purpose (RFC 6455 §7.4.1). */
 const CLEAN_CLOSE_CODES = new Set([1000, 1001])
@@ -197,6 +204,45 @@ function wsClient(context: ClientContext): LoadClient {
   }
 }
 
+/** A WebSocket opened on --ws-path and one message echoed on it. */
+function preflight({ host, port, wsPath }: PreflightTarget): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`ws://${host}:${port}${wsPath}`, { perMessageDeflate: false })
+    const text = 'lameduck lab preflight'
+    let opened = false
+    const done = (error?: string) => {
+      clearTimeout(timer)
+      if (error === undefined) socket.close(1000)
+      else socket.terminate()
+      if (error === undefined) resolve()
+      else reject(new Error(error))
+    }
+    const timer = setTimeout(
+      () =>
+        done(
+          opened
+            ? `a message sent on a WebSocket at ${wsPath} was not echoed within ${PREFLIGHT_TIMEOUT_MS} ms; the ws client kind needs the service to echo each text message`
+            : `no WebSocket opened at ${wsPath} within ${PREFLIGHT_TIMEOUT_MS} ms`,
+        ),
+      PREFLIGHT_TIMEOUT_MS,
+    )
+    socket.on('unexpected-response', (_request, response) => {
+      response.resume()
+      done(
+        `the service answered HTTP ${response.statusCode} at ${wsPath} instead of opening a WebSocket; serve WebSockets there or set --ws-path`,
+      )
+    })
+    socket.on('error', (error) => done(`could not open a WebSocket at ${wsPath}: ${error.message}`))
+    socket.on('open', () => {
+      opened = true
+      socket.send(text)
+    })
+    socket.on('message', (data) => {
+      if (String(data) === text) done()
+    })
+  })
+}
+
 export const WS: ClientKind = {
   name: 'ws',
   description:
@@ -205,4 +251,5 @@ export const WS: ClientKind = {
   pooled: true,
   queues: true,
   create: wsClient,
+  preflight,
 }
