@@ -161,7 +161,7 @@ test('h2: a stream cut with its connection is a failure', async () => {
   assert.match(recorder.requests[0]!.message!, /connection closed before the response ended/)
 })
 
-test('h2: REFUSED_STREAM is sent again once on a new session: ok when the retry succeeds', async () => {
+test('h2: REFUSED_STREAM is sent again on a new session: ok when a retry succeeds, failed when refused three times', async () => {
   refuseNext = true
   const recorder = await load({
     backendPort: h2Port,
@@ -176,7 +176,10 @@ test('h2: REFUSED_STREAM is sent again once on a new session: ok when the retry 
   )
   const always = await load({ backendPort: h2Port, client: 'h2', path: '/refuse-always' })
   assert.deepEqual(outcomes(always), Array(4).fill('GET reset'), messages(always))
-  assert.ok(always.requests.every((r) => r.retries === 1))
+  assert.ok(
+    always.requests.every((r) => r.retries === 2),
+    'sent again twice, then failed',
+  )
   assert.match(always.requests[0]!.message!, /REFUSED_STREAM/)
 })
 
