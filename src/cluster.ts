@@ -4,7 +4,7 @@
 // and metrics answer for the whole pod. Outside such a worker nothing here runs.
 import cluster from 'node:cluster'
 import type { ServerResponse } from 'node:http'
-import type { Lameduck, State, Tracker } from './lifecycle.js'
+import { type Lameduck, STATE_RANK, type State, type Tracker } from './lifecycle.js'
 import {
   type Figures,
   type MetricsSource,
@@ -70,15 +70,6 @@ export function isProtocolMessage(message: unknown): message is { type: string }
     message !== null &&
     (message as { lameduck?: unknown }).lameduck === PROTOCOL
   )
-}
-
-/** Order in which states are reported: a worker is as ready as its least ready instance. */
-export const RANK: Record<State, number> = {
-  starting: 0,
-  ready: 1,
-  draining: 2,
-  stopping: 3,
-  stopped: 4,
 }
 
 type SignalHandler = (signal: NodeJS.Signals) => void
@@ -274,7 +265,7 @@ class ClusterFollower implements Follower {
     let state: State = 'stopped'
     let started = true
     for (const { lifecycle } of this.#attached) {
-      if (RANK[lifecycle.state] < RANK[state]) state = lifecycle.state
+      if (STATE_RANK[lifecycle.state] < STATE_RANK[state]) state = lifecycle.state
       started &&= lifecycle.started
     }
     const key = `${state} ${started}`

@@ -11,6 +11,16 @@ import { onSignals } from './signals.js'
 /** Where a process is in its life. Readiness answers 200 only in `ready`. */
 export type State = 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped'
 
+/** How far along the lifecycle each state is: several lifecycles (a worker's instances, a
+ * pod's workers) are as far along as the least advanced of them. */
+export const STATE_RANK: Readonly<Record<State, number>> = {
+  starting: 0,
+  ready: 1,
+  draining: 2,
+  stopping: 3,
+  stopped: 4,
+}
+
 /** Why the shutdown started. */
 export type ShutdownReason =
   | { kind: 'signal'; signal: NodeJS.Signals }

@@ -3,7 +3,7 @@
 // In a worker of `lameduck serve --workers` a scrape answers for the pod: the figures of
 // every worker, summed by the primary (src/cluster.ts, src/serve/workers/primary.ts).
 import type { ServerResponse } from 'node:http'
-import type { Lameduck, State, Tracker } from './lifecycle.js'
+import { type Lameduck, STATE_RANK, type State, type Tracker } from './lifecycle.js'
 
 const STATES: readonly State[] = ['starting', 'ready', 'draining', 'stopping', 'stopped']
 const PHASES = ['drain', 'close', 'hooks'] as const
@@ -84,8 +84,9 @@ export function readFigures(
       closed += tracker.closedCount
       forced += tracker.forcedCount
     }
-    if (state === undefined || STATES.indexOf(lifecycle.state) < STATES.indexOf(state))
+    if (state === undefined || STATE_RANK[lifecycle.state] < STATE_RANK[state]) {
       state = lifecycle.state
+    }
     phases = longest(phases, lifecycle.phaseDurations)
   }
   return { state: state ?? 'starting', inFlight, open, closed, forced, phases }

@@ -181,7 +181,9 @@ export class LoadGenerator {
     if (this.#aborted) return
     const { clock, recorder, service, wsPath } = this.#options
     const info = localPort === undefined ? undefined : service.connection(localPort)
-    let [outcome, message] = classify({ ...failure, duringResponse: false }, info)
+    const classified = classify({ ...failure, duringResponse: false }, info)
+    const message = classified[1]
+    let outcome = classified[0]
     if (failure.status !== undefined) outcome = failure.status >= 500 ? 'http_5xx' : 'other'
     else if (failure.how === 'closed') outcome = 'other'
     // A WebSocket cut without a close frame: the connection hung up on it.
@@ -194,7 +196,7 @@ export class LoadGenerator {
       client: kind,
       start: now,
       end: now,
-      outcome: outcome === 'ok' ? 'other' : outcome,
+      outcome,
       message,
       websocket: failure.how,
     }

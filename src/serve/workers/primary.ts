@@ -8,12 +8,16 @@ import {
   METRICS_COLLECT_TIMEOUT_MS,
   type PodState,
   PROTOCOL,
-  RANK,
   type ToPrimary,
   type ToWorker,
   WORKERS_ENV,
 } from '../../cluster.js'
-import { FORCE_EXIT_MARGIN_MS, FORCED_HOOK_BUDGET_MS, type State } from '../../lifecycle.js'
+import {
+  FORCE_EXIT_MARGIN_MS,
+  FORCED_HOOK_BUDGET_MS,
+  STATE_RANK,
+  type State,
+} from '../../lifecycle.js'
 import { type Figures, longest, type PhaseDurations, type PodFigures } from '../../metrics.js'
 import type { LoggerLike } from '../../options.js'
 import { type CrashPolicy, CrashTracker } from './crashes.js'
@@ -401,9 +405,9 @@ export function startPrimary(options: WorkersOptions): Primary {
     if (shutdown === undefined) return pod === 'ready' ? 'ready' : 'starting'
     let state: State = 'stopped'
     for (const slot of slots.values()) {
-      if (slot.state !== undefined && RANK[slot.state] < RANK[state]) state = slot.state
+      if (slot.state !== undefined && STATE_RANK[slot.state] < STATE_RANK[state]) state = slot.state
     }
-    return RANK[state] < RANK.draining ? 'draining' : state
+    return STATE_RANK[state] < STATE_RANK.draining ? 'draining' : state
   }
 
   const retireTimers = new Map<Slot, NodeJS.Timeout>()
