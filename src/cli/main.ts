@@ -61,6 +61,29 @@ function usage(): string {
   ].join('\n')
 }
 
+/**
+ * Resolves once everything written to `stream` so far has been handed to the OS, or the
+ * stream failed (its reader went away: `lameduck check | head`). A write to a pipe whose
+ * reader is slower than the writer is finished asynchronously: what does not fit in the
+ * pipe (64 KiB on Linux) waits in the stream until the reader takes it, and a
+ * `process.exit` before then drops it. Writes complete in order, so the callback of an
+ * empty write runs after every earlier write.
+ */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || stream.writableEnded) return resolve()
+    // EPIPE and the like: nothing more can be written, and a CLI whose reader left is done.
+    stream.on('error', () => resolve())
+    stream.write('', () => resolve())
+  })
+}
+
+/** Ends the process with `code` once stdout and stderr have been flushed. */
+export async function exitAfterOutput(code: number): Promise<never> {
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)])
+  process.exit(code)
+}
+
 /** Runs the CLI; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv
