@@ -50,8 +50,9 @@ Options:
   -h, --help           print this help and exit 0
 
 Exit status: 0 nothing reached --fail-on; 1 something did; 2 bad usage, no Kubernetes
-object in the input, or an input that cannot be read (missing path, YAML syntax error with
-its line and column, binary file): the other inputs are still checked and reported.
+object in the input, or an input that cannot be read (missing path, binary file, a YAML
+syntax error, a duplicate key or an unrendered template, each with its line and column): the
+other inputs, and the other documents of the file, are still checked and reported.
 
 Examples:
   lameduck check k8s/
