@@ -138,11 +138,17 @@ export function parseSource(source: Source, options: ParseOptions = {}): Manifes
     }
   }
 
+  // The next `{{` at or after the current document, found once per file, not per document.
+  let braces = text.indexOf('{{')
+  const bracesIn = ([start, , end]: Document.Parsed['range']): boolean => {
+    if (braces !== -1 && braces < start) braces = text.indexOf('{{', start)
+    return braces !== -1 && braces < end
+  }
   const objects: ManifestObject[] = []
   let index = -1
   for (const document of composer.compose(checkedTokens(), false, text.length)) {
     index++
-    const problems = documentProblems(name, text, document, at)
+    const problems = documentProblems(name, text, document, at, bracesIn(document.range))
     if (problems.length > 0) {
       if (options.problems === undefined) throw problems[0]
       options.problems.push(...problems)
@@ -198,9 +204,10 @@ function documentProblems(
   text: string,
   document: Document.Parsed,
   at: (offset: number) => Location,
+  hasBraces: boolean,
 ): InputError[] {
   if (document.errors.length === 0) {
-    const template = unrenderedTemplate(text, document)
+    const template = hasBraces ? unrenderedTemplate(text, document) : undefined
     if (template === undefined) return []
     const shown = templateText(text, template)
     return [
@@ -260,9 +267,6 @@ function* nodes(document: Document.Parsed): Generator<[unknown, string[]]> {
  * but no Kubernetes field is written that way.
  */
 function unrenderedTemplate(text: string, document: Document.Parsed): number | undefined {
-  const [start, , end] = document.range
-  const first = text.indexOf('{{', start)
-  if (first === -1 || first >= end) return undefined
   for (const [node] of nodes(document)) {
     const offset = nodeStart(node)
     if (isMap(node) && offset !== undefined && text.startsWith('{{', offset)) return offset
