@@ -224,7 +224,7 @@ function documentProblems(
       const what =
         duplicate === undefined
           ? 'duplicate key'
-          : `duplicate key ${JSON.stringify(duplicate.key)} in ${duplicate.path.length === 0 ? 'the top level' : duplicate.path.join('.')} (first at line ${at(duplicate.first).line})`
+          : `duplicate key ${JSON.stringify(duplicate.key)} in ${duplicate.path.length === 0 ? 'the top level' : duplicate.path.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? k : `.${k}`)).join('')} (first at line ${at(duplicate.first).line})`
       return new InputError(
         file,
         `${what}: kubectl's strict field validation (its default) rejects the object; it is not checked`,
@@ -243,19 +243,19 @@ function documentProblems(
 }
 
 /** The nodes of a document in the order they are written, with the keys that lead to each. */
-function* nodes(document: Document.Parsed): Generator<[unknown, string[]]> {
-  const stack: [unknown, string[]][] = [[document.contents, []]]
+function* nodes(document: Document.Parsed): Generator<[unknown, (string | number)[]]> {
+  const stack: [unknown, (string | number)[]][] = [[document.contents, []]]
   while (stack.length > 0) {
     const [node, path] = stack.pop()!
     yield [node, path]
-    const children: [unknown, string[]][] = []
+    const children: [unknown, (string | number)[]][] = []
     if (isMap(node)) {
       for (const pair of node.items as PairLike[]) {
         children.push([pair.key, path])
         children.push([pair.value, [...path, isScalar(pair.key) ? String(pair.key.value) : '?']])
       }
     } else if (isSeq(node)) {
-      for (const [i, item] of node.items.entries()) children.push([item, [...path, String(i)]])
+      for (const [i, item] of node.items.entries()) children.push([item, [...path, i]])
     }
     stack.push(...children.reverse())
   }
@@ -286,7 +286,7 @@ function templateText(text: string, offset: number): string {
 function findDuplicate(
   document: Document.Parsed,
   offset: number,
-): { key: string; path: string[]; first: number } | undefined {
+): { key: string; path: (string | number)[]; first: number } | undefined {
   for (const [node, path] of nodes(document)) {
     if (!isMap(node)) continue
     const pairs = node.items as PairLike[]

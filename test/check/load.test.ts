@@ -180,12 +180,17 @@ describe('bad input', () => {
       'spec: {a: 1',
       '---',
       'kind: Deployment',
+      'spec:',
+      '  containers:',
+      '    - env:',
+      '        - {name: A, value: "1"}',
+      '      env: []',
     ].join('\n')
     const problems: InputError[] = []
     const objects = parseSource({ name: 'm.yaml', text }, { problems })
     assert.deepEqual(
       objects.map((o) => o.value['kind']),
-      ['Service', 'Deployment'],
+      ['Service'],
     )
     assert.deepEqual(
       problems.map((p) => [p.location?.line, p.message.split(':').slice(3, 4)[0]?.trim()]),
@@ -194,6 +199,7 @@ describe('bad input', () => {
         [6, 'duplicate key "b" in data (first at line 4)'],
         // Where the flow mapping should have closed.
         [12, 'YAML syntax error'],
+        [18, 'duplicate key "env" in spec.containers[0] (first at line 16)'],
       ],
     )
   })
