@@ -6,6 +6,7 @@
 //   npm run bench -- overhead exit      only some of them
 //   npm run bench -- ablation           which part of lameduck costs what per request
 //   npm run bench -- h2                 the same per-request figure on the HTTP/2 path (h2c)
+//   npm run bench -- check              lameduck check on 1 MB and 10 MB of real manifests
 //   npm run bench -- overhead --reps 1  fewer repetitions
 //   npm run bench -- overhead --variants lameduck,lameduck-probe-port --window steady
 //                                       only some variants (bare always runs), one window
@@ -15,6 +16,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { checkBenchmark, reportCheck } from './check.js'
 import { closeIdle, reportCloseIdle } from './close-idle.js'
 import { describeMachine, machine, outDir } from './common.js'
 import { exitLatency, reportExitLatency } from './exit-latency.js'
@@ -31,11 +33,11 @@ import {
 } from './overhead.js'
 import { reportWrk, wrk } from './wrk.js'
 
-const BENCHMARKS = ['overhead', 'wrk', 'exit', 'close', 'ablation', 'h2'] as const
+const BENCHMARKS = ['overhead', 'wrk', 'exit', 'close', 'ablation', 'h2', 'check'] as const
 type Benchmark = (typeof BENCHMARKS)[number]
 const DEFAULT_BENCHMARKS: readonly Benchmark[] = ['overhead', 'wrk', 'exit', 'close']
 
-const HELP = `Usage: npm run bench -- [overhead] [wrk] [exit] [close] [ablation] [h2] [options]
+const HELP = `Usage: npm run bench -- [overhead] [wrk] [exit] [close] [ablation] [h2] [check] [options]
 
 Benchmarks (the first four when none is named):
   overhead  instructions per request under callgrind: bare vs lameduck (probes on the app's
@@ -47,10 +49,12 @@ Benchmarks (the first four when none is named):
   ablation  callgrind, steady state: which part of lameduck costs what per request
   h2        callgrind, steady state: h2 bare vs h2 lameduck (h2c, one session, sequential
             streams)
+  check     lameduck check on 1 MB and 10 MB copies of test/fixtures/real: wall, CPU, peak
+            RSS (issue 20: 10 MB <= 2 s and <= 250 MB, 1 MB <= 0.4 s)
 
 Options:
   --reps N         repetitions (default: overhead 2, wrk 5 pairs, exit 30, close 3,
-                   ablation 2, h2 2)
+                   ablation 2, h2 2, check 5)
   --jobs N         overhead, ablation, h2: valgrind runs at once (default 2)
   --variants LIST  overhead, ablation: only these variants, comma-separated; bare always
                    runs, since every ratio is bare ÷ variant from the same run.
@@ -155,6 +159,13 @@ for (const name of selected) {
     const result = await exitLatency({ repetitions: positiveInt('reps', reps, 30) })
     results[name] = result
     report = reportExitLatency(result)
+  } else if (name === 'check') {
+    const result = await checkBenchmark({
+      repetitions: positiveInt('reps', reps, 5),
+      sizes: [1, 10],
+    })
+    results[name] = result
+    report = reportCheck(result)
   } else {
     const result = await closeIdle({
       connections: positiveInt('connections', values.connections, 10_000),

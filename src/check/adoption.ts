@@ -4,7 +4,7 @@
 import { ENV_PREFIX } from '../contract.js'
 import { containerArgv, type ServeCommand, serveCommand } from './commands.js'
 import type { Container, Model, Workload } from './model.js'
-import { get, list, record, text } from './model.js'
+import { get, list, record, text } from './values.js'
 
 /**
  * Annotation, on the workload or its pod template, that says which containers run

@@ -66,8 +66,8 @@ export function formatPath(path: Path): string {
 }
 
 /**
- * Checks the given sources. A source that cannot be parsed becomes an entry in `errors`
- * (with `readErrors`, the ones met while reading files) and the others are still checked.
+ * Checks the given sources. A document that cannot be parsed becomes an entry in `errors`
+ * (with `readErrors`, the inputs that could not be read) and the others are still checked.
  */
 export function check(
   sources: readonly Source[],
@@ -78,12 +78,15 @@ export function check(
   const errors: InputProblem[] = [...readErrors]
   const retain = (kind: string) => REPORTED_KINDS.has(kind)
   for (const source of sources) {
+    // A document that cannot be read is reported; the file's other documents are checked.
+    const problems: InputError[] = []
     try {
-      objects.push(...parseSource(source, { retain }))
+      objects.push(...parseSource(source, { retain, problems }))
     } catch (error) {
       if (!(error instanceof InputError)) throw error
-      errors.push(inputProblem(error))
+      problems.push(error)
     }
+    errors.push(...problems.map(inputProblem))
   }
   const model = buildModel(objects, { assumeLameduck: options.assumeLameduck === true })
   const timelines = allTimelines(model)

@@ -2,7 +2,8 @@
 // as "stop gracefully", whether it has a shell, whether it only serves metrics, and whether
 // it drains on its own before closing its listener.
 import { containerArgv } from './commands.js'
-import { type Container, get, list, type Model, text, type Workload } from './model.js'
+import type { Container, Model, Workload } from './model.js'
+import { get, list, text } from './values.js'
 
 export interface ImageInfo {
   /** What the table calls the image in messages. */

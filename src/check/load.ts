@@ -101,6 +101,12 @@ export interface ParseOptions {
    * when `locate` is called. Default: every kind.
    */
   retain?: (kind: string) => boolean
+  /**
+   * Where a document that cannot be read (a syntax error, a duplicate key, an unrendered
+   * template) is recorded, and the file's other documents are still read. Without it, the
+   * first such document throws.
+   */
+  problems?: InputError[]
 }
 
 const COMPOSER_OPTIONS = { merge: true, prettyErrors: false, uniqueKeys: true } as const
@@ -132,23 +138,21 @@ export function parseSource(source: Source, options: ParseOptions = {}): Manifes
     }
   }
 
+  // The next `{{` at or after the current document, found once per file, not per document.
+  let braces = text.indexOf('{{')
+  const bracesIn = ([start, , end]: Document.Parsed['range']): boolean => {
+    if (braces !== -1 && braces < start) braces = text.indexOf('{{', start)
+    return braces !== -1 && braces < end
+  }
   const objects: ManifestObject[] = []
   let index = -1
   for (const document of composer.compose(checkedTokens(), false, text.length)) {
     index++
-    const error = document.errors[0]
-    if (error !== undefined) {
-      // yaml places some errors at the indentation before the offending token; point at it.
-      let offset = error.pos[0]
-      while (text[offset] === ' ') offset++
-      const hint = text.includes('{{')
-        ? ' (an unrendered template? pipe `helm template` output in)'
-        : ''
-      throw new InputError(
-        name,
-        `YAML syntax error: ${firstLine(error.message)}${hint}`,
-        at(offset),
-      )
+    const problems = documentProblems(name, text, document, at, bracesIn(document.range))
+    if (problems.length > 0) {
+      if (options.problems === undefined) throw problems[0]
+      options.problems.push(...problems)
+      continue
     }
     let value: unknown
     try {
@@ -189,6 +193,113 @@ export function parseSource(source: Source, options: ParseOptions = {}): Manifes
     }
   }
   return objects
+}
+
+/**
+ * Why a document cannot be read, one problem per duplicate key or the first syntax error;
+ * none when it can. A document that kubectl would reject is not checked at all.
+ */
+function documentProblems(
+  file: string,
+  text: string,
+  document: Document.Parsed,
+  at: (offset: number) => Location,
+  hasBraces: boolean,
+): InputError[] {
+  if (document.errors.length === 0) {
+    const template = hasBraces ? unrenderedTemplate(text, document) : undefined
+    if (template === undefined) return []
+    const shown = templateText(text, template)
+    return [
+      new InputError(
+        file,
+        `unrendered template ${shown}: this is a chart's source, not a manifest; pipe \`helm template\` output in`,
+        at(template),
+      ),
+    ]
+  }
+  if (document.errors.every((error) => error.code === 'DUPLICATE_KEY')) {
+    return document.errors.map((error) => {
+      const duplicate = findDuplicate(document, error.pos[0])
+      const what =
+        duplicate === undefined
+          ? 'duplicate key'
+          : `duplicate key ${JSON.stringify(duplicate.key)} in ${duplicate.path.length === 0 ? 'the top level' : duplicate.path.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? k : `.${k}`)).join('')} (first at line ${at(duplicate.first).line})`
+      return new InputError(
+        file,
+        `${what}: kubectl's strict field validation (its default) rejects the object; it is not checked`,
+        at(error.pos[0]),
+      )
+    })
+  }
+  const error = document.errors.find((e) => e.code !== 'DUPLICATE_KEY')!
+  // yaml places some errors at the indentation before the offending token; point at it.
+  let offset = error.pos[0]
+  while (text[offset] === ' ') offset++
+  const hint = text.includes('{{')
+    ? ' (an unrendered template? pipe `helm template` output in)'
+    : ''
+  return [new InputError(file, `YAML syntax error: ${firstLine(error.message)}${hint}`, at(offset))]
+}
+
+/** The nodes of a document in the order they are written, with the keys that lead to each. */
+function* nodes(document: Document.Parsed): Generator<[unknown, (string | number)[]]> {
+  const stack: [unknown, (string | number)[]][] = [[document.contents, []]]
+  while (stack.length > 0) {
+    const [node, path] = stack.pop()!
+    yield [node, path]
+    const children: [unknown, (string | number)[]][] = []
+    if (isMap(node)) {
+      for (const pair of node.items as PairLike[]) {
+        children.push([pair.key, path])
+        children.push([pair.value, [...path, isScalar(pair.key) ? String(pair.key.value) : '?']])
+      }
+    } else if (isSeq(node)) {
+      for (const [i, item] of node.items.entries()) children.push([item, [...path, i]])
+    }
+    stack.push(...children.reverse())
+  }
+}
+
+/**
+ * Offset of the first `{{` that YAML read as a flow mapping inside a flow mapping: Helm's
+ * `replicas: {{ .Values.replicas }}` is valid YAML (a mapping whose only key is a mapping),
+ * but no Kubernetes field is written that way.
+ */
+function unrenderedTemplate(text: string, document: Document.Parsed): number | undefined {
+  for (const [node] of nodes(document)) {
+    const offset = nodeStart(node)
+    if (isMap(node) && offset !== undefined && text.startsWith('{{', offset)) return offset
+  }
+  return undefined
+}
+
+/** The template at `offset`, up to its `}}` on the same line. */
+function templateText(text: string, offset: number): string {
+  const lineEnd = text.indexOf('\n', offset)
+  const line = text.slice(offset, lineEnd === -1 ? undefined : lineEnd)
+  const close = line.indexOf('}}')
+  return close === -1 ? line.trimEnd() : line.slice(0, close + 2)
+}
+
+/** The duplicate key written at `offset`: its name, the mapping's path, its first occurrence. */
+function findDuplicate(
+  document: Document.Parsed,
+  offset: number,
+): { key: string; path: (string | number)[]; first: number } | undefined {
+  for (const [node, path] of nodes(document)) {
+    if (!isMap(node)) continue
+    const pairs = node.items as PairLike[]
+    const index = pairs.findIndex((pair) => nodeStart(pair.key) === offset)
+    if (index === -1) continue
+    const key = pairs[index]!.key
+    if (!isScalar(key)) return undefined
+    const earlier = pairs
+      .slice(0, index)
+      .find((pair) => isScalar(pair.key) && pair.key.value === key.value)
+    return { key: String(key.value), path, first: nodeStart(earlier?.key) ?? offset }
+  }
+  return undefined
 }
 
 /** A document parsed again from its own text, for `locate` on objects whose tree was dropped. */

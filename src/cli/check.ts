@@ -1,5 +1,4 @@
 // lameduck check: reads manifests, prints findings and timelines, exits by --fail-on.
-import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { check, inputProblem } from '../check/check.js'
 import { type InputError, readSources } from '../check/load.js'
@@ -8,7 +7,9 @@ import { formatSarif } from '../check/reporters/sarif.js'
 import { formatText } from '../check/reporters/text.js'
 import { RULE_IDS, RULES } from '../check/rules/index.js'
 import { SCOPE_TEXT, SEVERITIES, type Severity, severityRank } from '../check/rules/types.js'
+import { didYouMean, parseArgsMessage } from './args.js'
 import { CliError } from './errors.js'
+import { packageVersion } from './version.js'
 
 const FORMATS = ['text', 'json', 'sarif'] as const
 type Format = (typeof FORMATS)[number]
@@ -50,8 +51,9 @@ Options:
   -h, --help           print this help and exit 0
 
 Exit status: 0 nothing reached --fail-on; 1 something did; 2 bad usage, no Kubernetes
-object in the input, or an input that cannot be read (missing path, YAML syntax error with
-its line and column, binary file): the other inputs are still checked and reported.
+object in the input, or an input that cannot be read (missing path, binary file, a YAML
+syntax error, a duplicate key or an unrendered template, each with its line and column): the
+other inputs, and the other documents of the file, are still checked and reported.
 
 Examples:
   lameduck check k8s/
@@ -67,14 +69,11 @@ export function inputMode(
   return stdinIsTTY ? 'usage' : 'stdin'
 }
 
-function packageVersion(): string {
-  const url = new URL('../../../package.json', import.meta.url)
-  return String(JSON.parse(readFileSync(url, 'utf8')).version)
-}
-
 function oneOf<T extends string>(option: string, value: string, allowed: readonly T[]): T {
   if ((allowed as readonly string[]).includes(value)) return value as T
-  throw new CliError(`--${option} must be one of ${allowed.join(', ')}; got '${value}'`)
+  throw new CliError(
+    `--${option} must be one of ${allowed.join(', ')}; got '${value}'${didYouMean(value, allowed)}`,
+  )
 }
 
 function listRules(): string {
@@ -90,7 +89,14 @@ export async function run(argv: string[]): Promise<number> {
   try {
     parsed = parse(argv)
   } catch (error) {
-    throw new CliError(`${(error as Error).message}; see lameduck check --help`)
+    throw new CliError(
+      parseArgsMessage(error, OPTIONS, SEE_HELP, {
+        format: 'json',
+        ignore: 'no-spread',
+        'fail-on': 'warning',
+        'min-severity': 'warning',
+      }),
+    )
   }
   const { values, positionals } = parsed
   if (values.help) {
@@ -107,7 +113,7 @@ export async function run(argv: string[]): Promise<number> {
   for (const id of ignore) {
     if (!RULE_IDS.has(id)) {
       throw new CliError(
-        `--ignore: unknown rule id '${id}'; lameduck check --list-rules lists them`,
+        `--ignore: unknown rule id '${id}'${didYouMean(id, RULE_IDS)}; lameduck check --list-rules lists them`,
       )
     }
   }
@@ -160,21 +166,20 @@ export async function run(argv: string[]): Promise<number> {
   return result.findings.some((f) => severityRank(f.severity) >= threshold) ? 1 : 0
 }
 
+const OPTIONS = {
+  format: { type: 'string' },
+  'fail-on': { type: 'string' },
+  ignore: { type: 'string', multiple: true },
+  'min-severity': { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  'assume-lameduck': { type: 'boolean' },
+  verbose: { type: 'boolean', short: 'v' },
+  'list-rules': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+const SEE_HELP = 'see lameduck check --help'
+
 function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      format: { type: 'string' },
-      'fail-on': { type: 'string' },
-      ignore: { type: 'string', multiple: true },
-      'min-severity': { type: 'string' },
-      quiet: { type: 'boolean', short: 'q' },
-      'assume-lameduck': { type: 'boolean' },
-      verbose: { type: 'boolean', short: 'v' },
-      'list-rules': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  })
+  return parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS })
 }

@@ -25,8 +25,9 @@ import { renderHtml } from '../rollout/report/html.js'
 import { progress } from '../rollout/report/progress.js'
 import { renderText } from '../rollout/report/text.js'
 import type { LabResult } from '../rollout/result.js'
+import { parseArgsMessage } from './args.js'
 import { CliError } from './errors.js'
-import { packageVersion } from './main.js'
+import { packageVersion } from './version.js'
 
 /** Exit code after Ctrl-C, as a shell reports a process ended by SIGINT. */
 const EXIT_INTERRUPTED = 130
@@ -173,21 +174,6 @@ const OPTIONS = {
 
 const SEE_HELP = 'run `lameduck rollout --help` for the options (the command goes after --)'
 
-/** node:util parseArgs' errors, in the words of this command's help. */
-function parseArgsMessage(error: NodeJS.ErrnoException): string {
-  const option = /'(?:-\w, )?(--?[\w-]+)/.exec(error.message)?.[1] ?? 'an option'
-  switch (error.code) {
-    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-      return `unknown option '${option}'; ${SEE_HELP}`
-    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-      return /does not take an argument/.test(error.message)
-        ? `${option} takes no value; ${SEE_HELP}`
-        : `${option} expects a value, e.g. ${option} ${EXAMPLE_VALUES[option.slice(2)] ?? '<value>'}; ${SEE_HELP}`
-    default:
-      return `${error.message.split('\n')[0]}; ${SEE_HELP}`
-  }
-}
-
 /** A plausible value per option, for "expects a value" errors. */
 const EXAMPLE_VALUES: Record<string, string> = {
   replicas: '3',
@@ -214,7 +200,7 @@ export function parseRolloutArgs(
   try {
     parsed = parseArgs({ args: own, options: OPTIONS, allowPositionals: true, strict: true })
   } catch (error) {
-    throw new LabOptionError(parseArgsMessage(error as NodeJS.ErrnoException))
+    throw new LabOptionError(parseArgsMessage(error, OPTIONS, SEE_HELP, EXAMPLE_VALUES))
   }
   const v = parsed.values
   if (v.help) return { help: true }

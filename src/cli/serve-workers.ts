@@ -8,6 +8,7 @@ import { LameduckError } from '../errors.js'
 import { jsonLogger, resolveOptions } from '../options.js'
 import { autoWorkers } from '../serve/workers/count.js'
 import { startPrimary, type WorkersOptions } from '../serve/workers/primary.js'
+import { parseArgsMessage } from './args.js'
 import { CliError, durationFlag, integerFlag } from './errors.js'
 
 export const WORKER_DEFAULTS = {
@@ -188,10 +189,8 @@ export function parseWorkersArgs(
   try {
     parsed = parseArgs({ args: own, options: OPTIONS, strict: true })
   } catch (error) {
-    const message = (error as Error).message
-    const unknown = /Unknown option '([^']+)'/.exec(message)
     throw new CliError(
-      `${unknown === null ? message.split('\n')[0] : `unknown option '${unknown[1]}'`}; run \`lameduck serve --help\` for the options`,
+      parseArgsMessage(error, OPTIONS, 'run `lameduck serve --help` for the options'),
     )
   }
   const v = parsed.values

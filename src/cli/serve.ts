@@ -16,6 +16,7 @@ import { LameduckError } from '../errors.js'
 import { jsonLogger, resolveOptions } from '../options.js'
 import { runProxyMode, ServeStartError, stopBudgetMs } from '../serve/proxy-mode.js'
 import { parseUpstream } from '../serve/upstream.js'
+import { parseArgsMessage } from './args.js'
 import { CliError, envMs, durationFlag as parseDuration } from './errors.js'
 
 export const DEFAULT_PORT = 8080
@@ -138,10 +139,12 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   try {
     parsed = parseArgs({ args: own, options: OPTIONS, allowPositionals: true, strict: true })
   } catch (error) {
-    const message = (error as Error).message
-    const unknown = /Unknown option '([^']+)'/.exec(message)
     throw new CliError(
-      `${unknown === null ? message.split('\n')[0] : `unknown option '${unknown[1]}'`}; run \`lameduck serve --help\` for the options (the command goes after --)`,
+      parseArgsMessage(
+        error,
+        OPTIONS,
+        'run `lameduck serve --help` for the options (the command goes after --)',
+      ),
     )
   }
   const v = parsed.values

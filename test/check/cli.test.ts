@@ -305,6 +305,34 @@ describe('lameduck check: input', () => {
     noStackTrace(ran)
   })
 
+  test('a duplicate key: exit 2 at its line; the other objects of the file are checked', async () => {
+    const file = 'test/fixtures/check/input/duplicate-key.yaml'
+    const ran = await lameduckCheck([file])
+    assert.equal(ran.code, 2)
+    assert.equal(
+      ran.stderr,
+      `lameduck check: ${file}:12:3: duplicate key "LOG_LEVEL" in data (first at line 10): kubectl's strict field validation (its default) rejects the object; it is not checked\n`,
+    )
+    assert.match(
+      ran.stdout,
+      /duplicate-key\.yaml:\d+:\d+ {2}error {2}grace-period-too-short\n {2}Deployment\/web/,
+    )
+    assert.match(ran.stdout, /\(1 file, 2 objects, 1 workload; 1 input could not be read\)$/m)
+  })
+
+  test('an unrendered Helm template that parses as YAML: exit 2, "unrendered template"', async () => {
+    const file = 'test/fixtures/check/input/helm-unrendered.yaml'
+    const ran = await lameduckCheck(['--format', 'json', file])
+    assert.equal(ran.code, 2)
+    assert.match(
+      ran.stderr,
+      /^lameduck check: .*helm-unrendered\.yaml:9:13: unrendered template \{\{ \.Values\.replicaCount \}\}: .*pipe `helm template` output in\n$/,
+    )
+    const report = JSON.parse(ran.stdout)
+    assert.deepEqual(report.findings, [], 'no invalid-field findings about {{ }}')
+    assert.equal(report.summary.objects, 1, 'the Service after it is read')
+  })
+
   test('an alias bomb: exit 2, refused', async () => {
     const ran = await lameduckCheck(['test/fixtures/check/input/alias-bomb.yaml'])
     assert.equal(ran.code, 2)
@@ -381,11 +409,32 @@ describe('lameduck check: input', () => {
       )
       const unknown = await lameduckCheck(['--strict', 'examples/k8s'])
       assert.equal(unknown.code, 2)
-      assert.match(
+      assert.equal(
         unknown.stderr,
-        /^lameduck check: Unknown option '--strict'.*see lameduck check --help$/m,
+        "lameduck check: unknown option '--strict'; see lameduck check --help\n",
       )
       noStackTrace(unknown)
+    })
+
+    test('"did you mean" for an option, a value and a rule id; never parseArgs\' own text', async () => {
+      const cases: [string[], string][] = [
+        [['--formt', 'json', bad], "unknown option '--formt' (did you mean '--format'?)"],
+        [['--format', 'jsn', bad], "got 'jsn' (did you mean 'json'?)"],
+        [
+          ['--ignore', 'no-prestop', bad],
+          "unknown rule id 'no-prestop' (did you mean 'no-prestop-delay'?)",
+        ],
+        [['--ignore', 'grace-period-to-short', bad], "(did you mean 'grace-period-too-short'?)"],
+        [['--format'], '--format expects a value, e.g. --format json; see lameduck check --help'],
+        [['--quiet=yes', bad], '--quiet takes no value; see lameduck check --help'],
+      ]
+      for (const [args, expected] of cases) {
+        const ran = await lameduckCheck(args)
+        assert.equal(ran.code, 2, args.join(' '))
+        assert.ok(ran.stderr.includes(expected), `${args.join(' ')}: ${ran.stderr}`)
+        assert.doesNotMatch(ran.stderr, /positional argument|argument missing|Unknown option/)
+        noStackTrace(ran)
+      }
     })
   })
 })

@@ -151,15 +151,92 @@ describe('bad input', () => {
     )
   })
 
-  test('an unclosed flow mapping and duplicate keys are syntax errors too', () => {
+  test('an unclosed flow mapping is a syntax error too', () => {
     assert.match(
       inputError(() => parseSource({ name: 'u.yaml', text: 'kind: Pod\nspec: {a: 1\n' })).message,
       /^u\.yaml:\d+:\d+: YAML syntax error/,
     )
-    assert.match(
+  })
+
+  test('a duplicate key names itself, its mapping and its first line', () => {
+    assert.equal(
       inputError(() => parseSource({ name: 'k.yaml', text: 'kind: Pod\nkind: Service\n' })).message,
-      /^k\.yaml:2:1: YAML syntax error: Map keys must be unique/,
+      `k.yaml:2:1: duplicate key "kind" in the top level (first at line 1): kubectl's strict field validation (its default) rejects the object; it is not checked`,
     )
+  })
+
+  test('with `problems`, a document that cannot be read is recorded and the others are read', () => {
+    const text = [
+      'kind: ConfigMap',
+      'data:',
+      '  a: "1"',
+      '  b: "2"',
+      '  a: "3"',
+      '  b: "4"',
+      '---',
+      'kind: Service',
+      '---',
+      'kind: Pod',
+      'spec: {a: 1',
+      '---',
+      'kind: Deployment',
+      'spec:',
+      '  containers:',
+      '    - env:',
+      '        - {name: A, value: "1"}',
+      '      env: []',
+    ].join('\n')
+    const problems: InputError[] = []
+    const objects = parseSource({ name: 'm.yaml', text }, { problems })
+    assert.deepEqual(
+      objects.map((o) => o.value['kind']),
+      ['Service'],
+    )
+    assert.deepEqual(
+      problems.map((p) => [p.location?.line, p.message.split(':').slice(3, 4)[0]?.trim()]),
+      [
+        [5, 'duplicate key "a" in data (first at line 3)'],
+        [6, 'duplicate key "b" in data (first at line 4)'],
+        // Where the flow mapping should have closed.
+        [12, 'YAML syntax error'],
+        [18, 'duplicate key "env" in spec.containers[0] (first at line 16)'],
+      ],
+    )
+  })
+
+  test('an unrendered Helm template that parses as YAML is named, not read as fields', () => {
+    const text = [
+      'kind: Deployment',
+      'spec:',
+      '  replicas: {{ .Values.replicas }}',
+      '  template:',
+      '    spec:',
+      '      terminationGracePeriodSeconds: {{ .Values.grace | default 30 }}',
+      '---',
+      'kind: Service',
+    ].join('\n')
+    const problems: InputError[] = []
+    const objects = parseSource({ name: 't.yaml', text }, { problems })
+    assert.deepEqual(
+      objects.map((o) => o.value['kind']),
+      ['Service'],
+    )
+    assert.deepEqual(
+      problems.map((p) => p.message),
+      [
+        "t.yaml:3:13: unrendered template {{ .Values.replicas }}: this is a chart's source, not a manifest; pipe `helm template` output in",
+      ],
+    )
+  })
+
+  test('{{ }} inside strings is data (alert templates), not an unrendered template', () => {
+    const text = [
+      'kind: ConfigMap',
+      'data:',
+      "  rule: 'summary: {{ $labels.instance }} is down'",
+      '  other: "{{ .Values.x }}"',
+    ].join('\n')
+    assert.equal(parseSource({ name: 's.yaml', text }).length, 1)
   })
 
   test('an alias bomb is refused before it expands', () => {

@@ -1,0 +1,132 @@
+// `lameduck check` on 1 MB and 10 MB of manifests (issue 20: 10 MB in <= 2 s and <= 250 MB,
+// 1 MB in <= 0.4 s). The corpora are copies of test/fixtures/real (real manifests from public
+// repositories), each copy in namespaces of its own so that copies do not select each other's
+// pods, written under bench/out/. Each run is the CLI as a user runs it (bin/lameduck.js,
+// --format json to a file), wall time from spawn to exit, with its CPU time and peak RSS.
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
+import { parseAllDocuments } from 'yaml'
+import { fixed, fromRoot, outDir, type Summary, spawnNode, stop, summarize } from './common.js'
+
+const SOURCE = 'test/fixtures/real'
+/** Issue 20's targets, in seconds and MiB, per corpus size in MB. */
+const TARGETS: Record<number, { seconds: number; rssMiB?: number }> = {
+  1: { seconds: 0.4 },
+  10: { seconds: 2, rssMiB: 250 },
+}
+
+function manifests(dir: string): string[] {
+  return readdirSync(dir)
+    .sort()
+    .flatMap((name) => {
+      const path = join(dir, name)
+      if (statSync(path).isDirectory()) return manifests(path)
+      return /\.(ya?ml|json)$/.test(name) ? [path] : []
+    })
+}
+
+/** Writes copies of the real fixtures under `dir` until they hold `megabytes` MB; the byte count. */
+export function makeCorpus(dir: string, megabytes: number): number {
+  rmSync(dir, { recursive: true, force: true })
+  const root = fromRoot(SOURCE)
+  const files = manifests(root)
+  const target = megabytes * 1024 * 1024
+  let size = 0
+  for (let copy = 0; size < target; copy++) {
+    for (const file of files) {
+      const documents = parseAllDocuments(readFileSync(file, 'utf8'))
+      for (const document of documents) {
+        if (document.get('kind') === undefined) continue
+        const namespace = document.getIn(['metadata', 'namespace']) ?? 'default'
+        document.setIn(['metadata', 'namespace'], `${String(namespace)}-${copy}`)
+      }
+      const text = documents.map((d) => d.toString()).join('')
+      const path = join(dir, `copy-${copy}`, relative(root, file).replace(/\.json$/, '.yaml'))
+      mkdirSync(dirname(path), { recursive: true })
+      writeFileSync(path, text)
+      size += Buffer.byteLength(text)
+      if (size >= target) break
+    }
+  }
+  return size
+}
+
+export interface CheckRun {
+  megabytes: number
+  wallMs: number
+  cpuMs: number
+  maxRssMiB: number
+  exitCode: number | null
+}
+
+export interface CheckResult {
+  corpora: { megabytes: number; bytes: number; files: number }[]
+  runs: CheckRun[]
+  summaries: { megabytes: number; wall: Summary; cpu: Summary; rss: Summary }[]
+}
+
+async function once(dir: string, megabytes: number): Promise<CheckRun> {
+  const output = join(outDir(), 'check-output.json')
+  const usage = fromRoot('dist/bench/check-usage.js')
+  const started = process.hrtime.bigint()
+  const run = spawnNode('bin/lameduck.js', ['check', '--format', 'json', dir], ['--import', usage])
+  const chunks: string[] = []
+  run.child.stdout?.on('data', (chunk: string) => chunks.push(chunk))
+  const exit = await stop(run, `lameduck check ${dir}`, 600_000)
+  const wallMs = Number(exit.at - started) / 1e6
+  writeFileSync(output, chunks.join(''))
+  const line = /lameduck-bench-usage (\{.*\})/.exec(run.stderr())
+  if (line === null)
+    throw new Error(`no usage line from lameduck check: ${run.stderr().slice(-500)}`)
+  const { cpuMs, maxRssKiB } = JSON.parse(line[1] as string) as { cpuMs: number; maxRssKiB: number }
+  JSON.parse(chunks.join('')) // the whole report came out, and it is JSON
+  return { megabytes, wallMs, cpuMs, maxRssMiB: maxRssKiB / 1024, exitCode: exit.code }
+}
+
+export async function checkBenchmark(options: {
+  repetitions: number
+  sizes: readonly number[]
+}): Promise<CheckResult> {
+  const corpora: CheckResult['corpora'] = []
+  const dirs = new Map<number, string>()
+  for (const megabytes of options.sizes) {
+    const dir = join(outDir(), `check-corpus-${megabytes}MB`)
+    const bytes = makeCorpus(dir, megabytes)
+    corpora.push({ megabytes, bytes, files: manifests(dir).length })
+    dirs.set(megabytes, dir)
+  }
+  const runs: CheckRun[] = []
+  // Sizes alternate within each repetition, so a change in the machine's load hits both.
+  for (let rep = 0; rep < options.repetitions; rep++) {
+    for (const megabytes of options.sizes) runs.push(await once(dirs.get(megabytes)!, megabytes))
+  }
+  const summaries = options.sizes.map((megabytes) => {
+    const mine = runs.filter((r) => r.megabytes === megabytes)
+    return {
+      megabytes,
+      wall: summarize(mine.map((r) => r.wallMs)),
+      cpu: summarize(mine.map((r) => r.cpuMs)),
+      rss: summarize(mine.map((r) => r.maxRssMiB)),
+    }
+  })
+  return { corpora, runs, summaries }
+}
+
+export function reportCheck(result: CheckResult): string {
+  const rows = result.summaries.map(({ megabytes, wall, cpu, rss }) => {
+    const corpus = result.corpora.find((c) => c.megabytes === megabytes)!
+    const target = TARGETS[megabytes]
+    const goal =
+      target === undefined
+        ? ''
+        : `≤ ${target.seconds} s${target.rssMiB === undefined ? '' : `, ≤ ${target.rssMiB} MiB`}`
+    return `| ${fixed(corpus.bytes / 1024 / 1024, 1)} MiB, ${corpus.files} files | ${fixed(wall.median / 1000)} s (${fixed(wall.min / 1000)}–${fixed(wall.max / 1000)}) | ${fixed(cpu.median / 1000)} s (${fixed(cpu.min / 1000)}–${fixed(cpu.max / 1000)}) | ${fixed(rss.max, 0)} MiB | ${goal} |`
+  })
+  return [
+    '| corpus | wall, median (min–max) | CPU user+sys, median (min–max) | peak RSS | issue 20 target |',
+    '|---|---|---|---|---|',
+    ...rows,
+    '',
+    `${result.summaries[0]?.wall.n ?? 0} runs per corpus; exit codes ${[...new Set(result.runs.map((r) => r.exitCode))].join(', ')} (1: the copies have findings).`,
+  ].join('\n')
+}
