@@ -70,11 +70,14 @@ export function lameduck(
     started: () => lifecycle?.started === true,
     status: () => {
       const current = lifecycle?.state ?? 'starting'
-      return current === 'starting' && lifecycle?.notReadyReason !== undefined
+      return current === 'starting' &&
+        (lifecycle?.notReadyReason !== undefined ||
+          (lifecycle?.started === true && lifecycle.waitingFor.length > 0))
         ? 'not ready'
         : current
     },
     reason: () => (lifecycle?.state === 'starting' ? lifecycle.notReadyReason : undefined),
+    waitingFor: () => (lifecycle?.state === 'starting' ? lifecycle.waitingFor : []),
   }
   const state = follower?.probeState(own) ?? own
   let probes: Probes | undefined
@@ -88,6 +91,7 @@ export function lameduck(
       follower === undefined
         ? (res) => renderMetrics({ lifecycle: lifecycle as Lameduck, trackers }, res)
         : (res) => follower.metrics(res),
+      new Checks(resolved.livenessChecks, resolved.checkTimeout, resolved.logger, 'liveness'),
     )
   }
   if (probes !== undefined && resolved.probes !== false && resolved.probes.port !== undefined) {
