@@ -21,12 +21,6 @@ export function isManaged(server: unknown): boolean {
 
 function validateServers(servers: unknown): (HttpServer | Http2ServerLike)[] {
   const list = Array.isArray(servers) ? servers : [servers]
-  if (list.length === 0) {
-    throw new LameduckError(
-      'LAMEDUCK_ERR_INVALID_SERVER',
-      'Expected at least one server, got an empty array',
-    )
-  }
   for (const server of list) {
     if (!(server instanceof HttpServer || server instanceof HttpsServer || isHttp2Server(server))) {
       throw new LameduckError(
@@ -52,6 +46,10 @@ function validateServers(servers: unknown): (HttpServer | Http2ServerLike)[] {
  * the servers keep serving for `drainDelay` with `Connection: close`, then close, wait for
  * in-flight requests up to `shutdownTimeout`, run the `onShutdown` hooks, and exit.
  *
+ * A worker with no HTTP server of its own (a queue consumer) passes `[]` with
+ * `probes: { port }` (or `probes: false`): the same phases, deadlines and exit codes, with
+ * `onDrain` stopping the consumption and `onShutdown` finishing the jobs in hand.
+ *
  * Call it before `server.listen()`, or after: it becomes ready once every server listens.
  * Invalid options and `LAMEDUCK_*` environment values throw a LameduckError here.
  */
@@ -61,6 +59,12 @@ export function lameduck(
 ): Lameduck {
   const list = validateServers(servers)
   const resolved = resolveOptions(options)
+  if (list.length === 0 && resolved.probes !== false && resolved.probes.port === undefined) {
+    throw new LameduckError(
+      'LAMEDUCK_ERR_INVALID_SERVER',
+      'lameduck([]) manages no server, so its probes have nowhere to be answered: set probes.port (a probe server of its own, such as { probes: { port: 9000 } }, or LAMEDUCK_PROBE_PORT), or probes: false for the shutdown contract alone; or pass at least one server',
+    )
+  }
   // In a worker of `lameduck serve --workers`, the primary owns signals and readiness.
   const follower = followPrimary(resolved)
 
@@ -113,6 +117,10 @@ export function lameduck(
           `The probe server could not listen on port ${resolved.probes === false ? '' : resolved.probes.port}: ${error.message}`,
           { cause: error },
         )
+    })
+    probeServer.once('listening', () => {
+      const address = lifecycle?.probeAddress
+      if (address !== undefined) lifecycle?.emit('probeListening', address)
     })
     probeServer.listen(resolved.probes.port, resolved.probes.host)
   }

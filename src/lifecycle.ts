@@ -103,6 +103,8 @@ export interface LameduckEvents {
   state: [state: State, previous: State]
   /** The separate probe server failed (for example, its port is taken). */
   error: [error: Error]
+  /** The separate probe server (`probes.port`) listens, at this address. */
+  probeListening: [address: AddressInfo]
 }
 
 /**

@@ -129,7 +129,11 @@ test('lameduck() rejects what is not a node:http or node:https server, and a ser
     'LAMEDUCK_ERR_INVALID_SERVER',
     /node:http, node:https or node:http2 server/,
   )
-  rejects(() => lameduck([], base), 'LAMEDUCK_ERR_INVALID_SERVER', /at least one server/)
+  rejects(
+    () => lameduck([], base),
+    'LAMEDUCK_ERR_INVALID_SERVER',
+    /manages no server, so its probes have nowhere to be answered: set probes.port/,
+  )
   const server = http.createServer()
   rejects(() => lameduck([server, server], base), 'LAMEDUCK_ERR_INVALID_SERVER', /twice/)
   const ld = lameduck(server, base)
