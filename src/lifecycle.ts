@@ -3,10 +3,16 @@ import type { Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Follower } from './cluster.js'
 import type { Http2ServerLike } from './connections-h2.js'
+import {
+  FORCE_EXIT_MARGIN_MS,
+  FORCED_HOOK_BUDGET_MS,
+  forceExitAfterMs,
+  MAX_TIMER_MS,
+} from './contract.js'
 import { type CrashOrigin, describeCrash, onCrashes } from './crash.js'
 import { describeValue, LameduckError } from './errors.js'
 import { type Hook, type HookResult, type RegisteredHook, runHook, validateHook } from './hooks.js'
-import { MAX_TIMER_MS, type ResolvedOptions } from './options.js'
+import type { ResolvedOptions } from './options.js'
 import { FirstReady, ReadinessHolds } from './readiness.js'
 import { onSignals } from './signals.js'
 
@@ -55,13 +61,9 @@ export interface ShutdownOutcome {
   exitCode: 0 | 1
 }
 
-/** Slack past drainDelay + shutdownTimeout + hook budget before the process is ended. */
-export const FORCE_EXIT_MARGIN_MS = 1_000
 /** Crashes logged after the one that started the shutdown: a timer that throws every few
  * milliseconds would otherwise flood the log. */
 const MAX_LOGGED_LATER_CRASHES = 10
-/** What hooks get, in all, once a second signal has forced the shutdown. */
-export const FORCED_HOOK_BUDGET_MS = 1_000
 
 /** What the lifecycle asks of each server's connection tracker, whatever its protocol
  * (ConnectionTracker for node:http and node:https, Http2Tracker for node:http2). */
@@ -436,10 +438,11 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       this.#shutdownHooks.reduce((sum, hook) => sum + hook.timeoutMs, 0) +
       this.#drainHooks.reduce((max, hook) => Math.max(max, hook.timeoutMs), 0)
     this.#armForceExit(
-      (drains ? options.drainDelay : 0) +
-        options.shutdownTimeout +
-        hookBudget +
-        FORCE_EXIT_MARGIN_MS,
+      forceExitAfterMs({
+        drainDelayMs: drains ? options.drainDelay : 0,
+        shutdownTimeoutMs: options.shutdownTimeout,
+        hooksMs: hookBudget,
+      }),
     )
     const why =
       reason.kind === 'signal'
