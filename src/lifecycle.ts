@@ -216,7 +216,13 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
    * and is logged. Usable at any time: a process that was ready stops being ready. */
   holdReadiness(name: string, task: PromiseLike<unknown> | readonly PromiseLike<unknown>[]): this {
     this.#holds.add(name, task, (settled, failure) => {
-      if (failure !== undefined) {
+      if (failure === undefined) {
+        this.#log(
+          'info',
+          { event: 'hold', task: settled, ok: true },
+          `lameduck: the task '${settled}' holding readiness settled`,
+        )
+      } else {
         const error = failure.error instanceof Error ? failure.error.message : String(failure.error)
         this.#log(
           'warn',
@@ -226,6 +232,11 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       }
       this.#updateReadiness()
     })
+    this.#log(
+      'info',
+      { event: 'hold', task: name },
+      `lameduck: readiness waits for the task '${name}'`,
+    )
     this.#updateReadiness()
     return this
   }
