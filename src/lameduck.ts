@@ -5,7 +5,7 @@ import { ConnectionTracker } from './connections.js'
 import { type Http2ServerLike, Http2Tracker, isHttp2Server } from './connections-h2.js'
 import { describeValue, LameduckError } from './errors.js'
 import { Lameduck, type Tracker } from './lifecycle.js'
-import { renderMetrics } from './metrics.js'
+import { registerSource, renderMetrics } from './metrics.js'
 import { type LameduckOptions, resolveOptions } from './options.js'
 import { Checks, type ProbeState, Probes } from './probes.js'
 
@@ -126,6 +126,17 @@ export function lameduck(
   }
 
   const ownProbes = probeServer === undefined ? probes : undefined
+  if (ownProbes !== undefined && resolved.probes !== false && resolved.logger !== false) {
+    const path = resolved.probes.metrics
+    // A request listener is an opaque function: whether the application answers `path`
+    // cannot be known without calling it with a made-up request, which would run its code.
+    if (path !== false && list.length > 0) {
+      resolved.logger.info(
+        { event: 'metrics-path', path },
+        `lameduck: ${path} is answered by lameduck on the application's own port, so an application route ${path} is never reached; to serve lameduck's figures from the application's own metrics use promClientMetrics() or openTelemetryMetrics(), or move lameduck's to probes.port`,
+      )
+    }
+  }
   trackers = list.map((server) =>
     isHttp2Server(server)
       ? new Http2Tracker(server, ownProbes)
@@ -133,6 +144,7 @@ export function lameduck(
   )
   for (const server of list) managed.add(server)
   lifecycle = new Lameduck({ options: resolved, servers: list, trackers, probeServer, follower })
+  registerSource({ lifecycle, trackers })
   follower?.attach(lifecycle, resolved, trackers)
   return lifecycle
 }
