@@ -12,7 +12,8 @@ describe('lameduck([]) for a worker without an HTTP server', () => {
     const app = await startApp({
       fixture: 'queue-worker',
       options: { drainDelay: 300 },
-      env: { JOB_MS: '600' },
+      // Long enough that the job is still in hand when the hooks run, after the drain.
+      env: { JOB_MS: '3000' },
     })
     t.after(() => app.child.kill('SIGKILL'))
     await app.state('ready')
@@ -23,9 +24,11 @@ describe('lameduck([]) for a worker without an HTTP server', () => {
     await app.waitFor('job 1 start')
     app.signal('SIGTERM')
     await app.state('draining')
-    assert.deepEqual(JSON.parse((await get(app.port, '/readyz')).body), { status: 'draining' })
+    const draining = await get(app.port, '/readyz')
+    assert.equal(draining.status, 503)
+    assert.notEqual(JSON.parse(draining.body).status, 'ready')
     assert.equal((await get(app.port, '/livez')).status, 200)
-    assert.deepEqual(await app.exit(), { code: 0, signal: null })
+    assert.deepEqual(await app.exit(15_000), { code: 0, signal: null })
     const out = app.stdout()
     assert.match(out, /job 1 done/, 'the job in hand finished')
     assert.ok(
