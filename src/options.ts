@@ -31,7 +31,7 @@ export interface LoggerLike {
   error(fields: Record<string, unknown>, message: string): void
 }
 
-/** A readiness check: passes when it returns (or resolves to) anything but `false`,
+/** A readiness or liveness check: passes when it returns (or resolves to) anything but `false`,
  * fails when it throws, rejects, returns `false`, or outlives `checkTimeout`. */
 export type Check = () => unknown
 
