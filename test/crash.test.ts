@@ -2,7 +2,9 @@
 // request is in flight.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import { lameduck } from 'lameduck'
 import { startApp } from './app-process.js'
+import { within } from './helpers.js'
 import { get, RawConnection } from './http-client.js'
 
 describe('shutdownOnCrash', () => {
@@ -51,8 +53,8 @@ describe('shutdownOnCrash', () => {
     await app.waitFor('request /?delay=500')
     await get(app.port, '/crash?how=throw')
     await app.state('draining')
-    await get(app.port, '/crash?how=reject')
-    await app.waitFor('during the shutdown (draining)')
+    await get(app.port, '/crash?how=reject&times=15')
+    await app.waitFor('(further ones are not logged)')
     // A signal still forces what a crash started.
     app.signal('SIGTERM')
     assert.deepEqual(await app.exit(), { code: 1, signal: null })
@@ -61,9 +63,25 @@ describe('shutdownOnCrash', () => {
       crashes.map((line) => [line.origin, line.during]),
       [
         ['uncaughtException', undefined],
-        ['unhandledRejection', 'draining'],
+        ...Array.from({ length: 10 }, () => ['unhandledRejection', 'draining']),
       ],
+      'the first crash and the first 10 during the shutdown',
     )
+  })
+
+  test('its listeners are removed when the shutdown ends', async () => {
+    const before = process.listenerCount('uncaughtException')
+    const ld = lameduck([], {
+      probes: false,
+      signals: [],
+      exit: false,
+      logger: false,
+      shutdownOnCrash: true,
+    })
+    assert.equal(process.listenerCount('uncaughtException'), before + 1)
+    assert.equal(process.listenerCount('unhandledRejection') > 0, true)
+    await within('the shutdown', ld.shutdown())
+    assert.equal(process.listenerCount('uncaughtException'), before)
   })
 
   test('without it, an uncaught exception ends the process at once and the request in flight is cut', async (t) => {
