@@ -56,8 +56,8 @@ export interface ShutdownOutcome {
    * handler, `fastify.close()`) before lameduck's close phase: new connections were refused
    * while the Service may still have routed to the process. */
   listenerClosedByApp: boolean
-  /** 0 when everything finished on its own; 1 when anything was forced or failed, or the
-   * shutdown was started by a crash. */
+  /** 0 when everything finished on its own; 1 when anything was forced or failed, or (with
+   * `shutdownOnCrash`) the process crashed. */
   exitCode: 0 | 1
 }
 
@@ -304,8 +304,9 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
     }
   }
 
-  /** The first crash starts the shutdown (exit code 1); later ones are logged (the first
-   * few) and change nothing: the force-exit timer armed by the first bounds the rest. */
+  /** The first crash starts the shutdown, unless one is running; every crash makes the exit
+   * code 1. Those during the shutdown are logged (the first few) and change nothing else:
+   * the force-exit timer bounds the rest. */
   #onCrash(origin: CrashOrigin, error: unknown): void {
     const first = this.#shutdown === undefined
     if (!first && ++this.#laterCrashes > MAX_LOGGED_LATER_CRASHES) return
@@ -574,7 +575,10 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       connections.forced += tracker.forcedCount
     }
     const exitCode =
-      forced !== undefined || hooks.some((h) => h.status !== 'ok') || reason.kind === 'crash'
+      forced !== undefined ||
+      hooks.some((h) => h.status !== 'ok') ||
+      reason.kind === 'crash' ||
+      this.#laterCrashes > 0
         ? 1
         : 0
     const outcome: ShutdownOutcome = {

@@ -69,6 +69,27 @@ describe('shutdownOnCrash', () => {
     )
   })
 
+  test('a crash during a shutdown a signal started makes the exit code 1', async (t) => {
+    const app = await startApp({
+      fixture: 'runtime-app',
+      options: { shutdownOnCrash: true, drainDelay: 300 },
+      env: { FIXTURE_DRAIN_THROWS: '1' },
+    })
+    t.after(() => app.child.kill('SIGKILL'))
+    await app.state('ready')
+    const inFlight = new RawConnection(app.port)
+    inFlight.request('/?delay=1000')
+    await app.waitFor('request /?delay=1000')
+    app.signal('SIGTERM')
+    await app.waitFor('during the shutdown (draining): thrown during the drain')
+    await inFlight.waitFor('GET / 1000')
+    assert.match(inFlight.data, /^HTTP\/1.1 200 OK/)
+    assert.deepEqual(await app.exit(), { code: 1, signal: null })
+    const stopped = app.logs().find((line) => line.state === 'stopped')
+    assert.equal(stopped?.reason, 'SIGTERM')
+    assert.equal(stopped?.exitCode, 1)
+  })
+
   test('its listeners are removed when the shutdown ends', async () => {
     const before = process.listenerCount('uncaughtException')
     const ld = lameduck([], {
