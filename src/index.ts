@@ -1,6 +1,23 @@
 export type { ErrorCode } from './errors.js'
 export { LameduckError } from './errors.js'
 export type { Hook, HookPhase, HookResult } from './hooks.js'
+export type {
+  InstrumentOptionsLike,
+  MeterLike,
+  ObservableCallbackLike,
+  ObservableLike,
+  ObservableResultLike,
+} from './integrations/opentelemetry.js'
+export { openTelemetryMetrics } from './integrations/opentelemetry.js'
+export type {
+  PromClientLike,
+  PromClientMetricsOptions,
+  PromCounterLike,
+  PromGaugeLike,
+  PromMetricConfigLike,
+  PromRegistryLike,
+} from './integrations/prom-client.js'
+export { promClientMetrics } from './integrations/prom-client.js'
 export type { EventStreams, EventStreamsOptions, StreamedResponseLike } from './integrations/sse.js'
 export { eventStreams } from './integrations/sse.js'
 export type { WebSocketLike, WebSocketServerLike, WebSocketsOptions } from './integrations/ws.js'

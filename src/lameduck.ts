@@ -5,7 +5,7 @@ import { ConnectionTracker } from './connections.js'
 import { type Http2ServerLike, Http2Tracker, isHttp2Server } from './connections-h2.js'
 import { describeValue, LameduckError } from './errors.js'
 import { Lameduck, type Tracker } from './lifecycle.js'
-import { renderMetrics } from './metrics.js'
+import { registerSource, renderMetrics } from './metrics.js'
 import { type LameduckOptions, resolveOptions } from './options.js'
 import { Checks, type ProbeState, Probes } from './probes.js'
 
@@ -21,12 +21,6 @@ export function isManaged(server: unknown): boolean {
 
 function validateServers(servers: unknown): (HttpServer | Http2ServerLike)[] {
   const list = Array.isArray(servers) ? servers : [servers]
-  if (list.length === 0) {
-    throw new LameduckError(
-      'LAMEDUCK_ERR_INVALID_SERVER',
-      'Expected at least one server, got an empty array',
-    )
-  }
   for (const server of list) {
     if (!(server instanceof HttpServer || server instanceof HttpsServer || isHttp2Server(server))) {
       throw new LameduckError(
@@ -52,6 +46,10 @@ function validateServers(servers: unknown): (HttpServer | Http2ServerLike)[] {
  * the servers keep serving for `drainDelay` with `Connection: close`, then close, wait for
  * in-flight requests up to `shutdownTimeout`, run the `onShutdown` hooks, and exit.
  *
+ * A worker with no HTTP server of its own (a queue consumer) passes `[]` with
+ * `probes: { port }` (or `probes: false`): the same phases, deadlines and exit codes, with
+ * `onDrain` stopping the consumption and `onShutdown` finishing the jobs in hand.
+ *
  * Call it before `server.listen()`, or after: it becomes ready once every server listens.
  * Invalid options and `LAMEDUCK_*` environment values throw a LameduckError here.
  */
@@ -61,6 +59,12 @@ export function lameduck(
 ): Lameduck {
   const list = validateServers(servers)
   const resolved = resolveOptions(options)
+  if (list.length === 0 && resolved.probes !== false && resolved.probes.port === undefined) {
+    throw new LameduckError(
+      'LAMEDUCK_ERR_INVALID_SERVER',
+      'lameduck([]) manages no server, so its probes have nowhere to be answered: set probes.port (a probe server of its own, such as { probes: { port: 9000 } }, or LAMEDUCK_PROBE_PORT), or probes: false for the shutdown contract alone; or pass at least one server',
+    )
+  }
   // In a worker of `lameduck serve --workers`, the primary owns signals and readiness.
   const follower = followPrimary(resolved)
 
@@ -70,11 +74,14 @@ export function lameduck(
     started: () => lifecycle?.started === true,
     status: () => {
       const current = lifecycle?.state ?? 'starting'
-      return current === 'starting' && lifecycle?.notReadyReason !== undefined
+      return current === 'starting' &&
+        (lifecycle?.notReadyReason !== undefined ||
+          (lifecycle?.started === true && lifecycle.waitingFor.length > 0))
         ? 'not ready'
         : current
     },
     reason: () => (lifecycle?.state === 'starting' ? lifecycle.notReadyReason : undefined),
+    waitingFor: () => (lifecycle?.state === 'starting' ? lifecycle.waitingFor : []),
   }
   const state = follower?.probeState(own) ?? own
   let probes: Probes | undefined
@@ -88,6 +95,7 @@ export function lameduck(
       follower === undefined
         ? (res) => renderMetrics({ lifecycle: lifecycle as Lameduck, trackers }, res)
         : (res) => follower.metrics(res),
+      new Checks(resolved.livenessChecks, resolved.checkTimeout, resolved.logger, 'liveness'),
     )
   }
   if (probes !== undefined && resolved.probes !== false && resolved.probes.port !== undefined) {
@@ -110,10 +118,25 @@ export function lameduck(
           { cause: error },
         )
     })
+    probeServer.once('listening', () => {
+      const address = lifecycle?.probeAddress
+      if (address !== undefined) lifecycle?.emit('probeListening', address)
+    })
     probeServer.listen(resolved.probes.port, resolved.probes.host)
   }
 
   const ownProbes = probeServer === undefined ? probes : undefined
+  if (ownProbes !== undefined && resolved.probes !== false && resolved.logger !== false) {
+    const path = resolved.probes.metrics
+    // A request listener is an opaque function: whether the application answers `path`
+    // cannot be known without calling it with a made-up request, which would run its code.
+    if (path !== false && list.length > 0) {
+      resolved.logger.info(
+        { event: 'metrics-path', path },
+        `lameduck: ${path} is answered by lameduck on the application's own port, so an application route ${path} is never reached; to serve lameduck's figures from the application's own metrics use promClientMetrics() or openTelemetryMetrics(), or move lameduck's to probes.port`,
+      )
+    }
+  }
   trackers = list.map((server) =>
     isHttp2Server(server)
       ? new Http2Tracker(server, ownProbes)
@@ -121,6 +144,7 @@ export function lameduck(
   )
   for (const server of list) managed.add(server)
   lifecycle = new Lameduck({ options: resolved, servers: list, trackers, probeServer, follower })
+  registerSource({ lifecycle, trackers })
   follower?.attach(lifecycle, resolved, trackers)
   return lifecycle
 }

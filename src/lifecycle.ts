@@ -9,9 +9,11 @@ import {
   forceExitAfterMs,
   MAX_TIMER_MS,
 } from './contract.js'
+import { type CrashOrigin, describeCrash, onCrashes } from './crash.js'
 import { describeValue, LameduckError } from './errors.js'
 import { type Hook, type HookResult, type RegisteredHook, runHook, validateHook } from './hooks.js'
 import type { ResolvedOptions } from './options.js'
+import { FirstReady, ReadinessHolds } from './readiness.js'
 import { onSignals } from './signals.js'
 
 /** Where a process is in its life. Readiness answers 200 only in `ready`. */
@@ -31,6 +33,8 @@ export const STATE_RANK: Readonly<Record<State, number>> = {
 export type ShutdownReason =
   | { kind: 'signal'; signal: NodeJS.Signals }
   | { kind: 'manual'; reason: string | undefined }
+  /** `shutdownOnCrash`: the first uncaught exception or unhandled rejection. */
+  | { kind: 'crash'; origin: CrashOrigin; error: unknown }
 
 /** Why connections were destroyed instead of finishing, if they were. */
 export type ForceCause =
@@ -52,9 +56,14 @@ export interface ShutdownOutcome {
    * handler, `fastify.close()`) before lameduck's close phase: new connections were refused
    * while the Service may still have routed to the process. */
   listenerClosedByApp: boolean
-  /** 0 when everything finished on its own; 1 when anything was forced or failed. */
+  /** 0 when everything finished on its own; 1 when anything was forced or failed, or (with
+   * `shutdownOnCrash`) the process crashed. */
   exitCode: 0 | 1
 }
+
+/** Crashes logged after the one that started the shutdown: a timer that throws every few
+ * milliseconds would otherwise flood the log. */
+const MAX_LOGGED_LATER_CRASHES = 10
 
 /** What the lifecycle asks of each server's connection tracker, whatever its protocol
  * (ConnectionTracker for node:http and node:https, Http2Tracker for node:http2). */
@@ -96,6 +105,8 @@ export interface LameduckEvents {
   state: [state: State, previous: State]
   /** The separate probe server failed (for example, its port is taken). */
   error: [error: Error]
+  /** The separate probe server (`probes.port`) listens, at this address. */
+  probeListening: [address: AddressInfo]
 }
 
 /**
@@ -110,6 +121,8 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
   readonly #drainHooks: RegisteredHook[] = []
   readonly #shutdownHooks: RegisteredHook[] = []
   readonly #force = new AbortController()
+  readonly #holds = new ReadinessHolds()
+  readonly #firstReady = new FirstReady()
   #state: State = 'starting'
   #started = false
   #appReady: boolean
@@ -118,6 +131,9 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
   #forceCause: ForceCause | undefined
   #forceExitTimer: NodeJS.Timeout | undefined
   #removeSignalHandlers: () => void
+  #removeCrashHandlers: () => void = () => {}
+  /** Crashes seen after the first, while the shutdown it started runs. */
+  #laterCrashes = 0
   /** performance.now() at the start of the shutdown and at the end of each phase. */
   readonly #phaseMarks: number[] = []
   readonly #follower: Follower | undefined
@@ -140,6 +156,9 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
     this.#removeSignalHandlers =
       parts.follower?.onSignals(parts.options.signals, handler) ??
       onSignals(parts.options.signals, handler)
+    if (parts.options.shutdownOnCrash) {
+      this.#removeCrashHandlers = onCrashes((origin, error) => this.#onCrash(origin, error))
+    }
     // Let the caller attach 'state' listeners before a server that already listens makes us ready.
     queueMicrotask(() => this.#updateReadiness())
   }
@@ -178,6 +197,48 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
   /** Why the application said it is not ready, if it did. */
   get notReadyReason(): string | undefined {
     return this.#notReadyReason
+  }
+
+  /** The names of the `holdReadiness` tasks still running. */
+  get waitingFor(): string[] {
+    return this.#holds.names
+  }
+
+  /** Resolves the first time the process is ready (every server listens, the application
+   * is ready, no `holdReadiness` task runs). Rejects with LAMEDUCK_ERR_SHUTTING_DOWN if the
+   * shutdown starts first. */
+  whenFirstReady(): Promise<void> {
+    return this.#firstReady.promise
+  }
+
+  /** Readiness answers 503 (`waitingFor` names the task) until `task` settles: a promise,
+   * or an array of promises, all of which must settle. A rejection releases the hold too,
+   * and is logged. Usable at any time: a process that was ready stops being ready. */
+  holdReadiness(name: string, task: PromiseLike<unknown> | readonly PromiseLike<unknown>[]): this {
+    this.#holds.add(name, task, (settled, failure) => {
+      if (failure === undefined) {
+        this.#log(
+          'info',
+          { event: 'hold', task: settled, ok: true },
+          `lameduck: the task '${settled}' holding readiness settled`,
+        )
+      } else {
+        const error = failure.error instanceof Error ? failure.error.message : String(failure.error)
+        this.#log(
+          'warn',
+          { event: 'hold', task: settled, ok: false, error },
+          `lameduck: the task '${settled}' holding readiness failed: ${error}; readiness no longer waits for it`,
+        )
+      }
+      this.#updateReadiness()
+    })
+    this.#log(
+      'info',
+      { event: 'hold', task: name },
+      `lameduck: readiness waits for the task '${name}'`,
+    )
+    this.#updateReadiness()
+    return this
   }
 
   /** Marks the application ready; readiness answers 200 once every server also listens. */
@@ -243,6 +304,22 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
     }
   }
 
+  /** The first crash starts the shutdown, unless one is running; every crash makes the exit
+   * code 1. Those during the shutdown are logged (the first few) and change nothing else:
+   * the force-exit timer bounds the rest. */
+  #onCrash(origin: CrashOrigin, error: unknown): void {
+    const first = this.#shutdown === undefined
+    if (!first && ++this.#laterCrashes > MAX_LOGGED_LATER_CRASHES) return
+    this.#log(
+      'error',
+      { event: 'crash', origin, ...describeCrash(error), during: first ? undefined : this.#state },
+      first
+        ? `lameduck: ${origin}: shutting down (exit code 1): ${describeCrash(error).error}`
+        : `lameduck: ${origin} during the shutdown (${this.#state}): ${describeCrash(error).error}${this.#laterCrashes === MAX_LOGGED_LATER_CRASHES ? ' (further ones are not logged)' : ''}`,
+    )
+    if (first) this.#shutdown = this.#run({ kind: 'crash', origin, error })
+  }
+
   /** A second signal: every wait ends now, connections are destroyed, hooks get
    * FORCED_HOOK_BUDGET_MS in all, and the process exits 1. */
   #forceNow(signal: NodeJS.Signals): void {
@@ -267,14 +344,17 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
   #updateReadiness(): void {
     if (this.#shutdown !== undefined) return
     if (this.#state !== 'starting' && this.#state !== 'ready') return
-    const next = this.#appReady && this.#servers.every((s) => s.listening) ? 'ready' : 'starting'
+    const next =
+      this.#appReady && this.#holds.size === 0 && this.#servers.every((s) => s.listening)
+        ? 'ready'
+        : 'starting'
     if (next === 'ready') this.#started = true
-    this.#setState(
-      next,
-      next === 'starting' && this.#notReadyReason !== undefined
-        ? { reason: this.#notReadyReason }
-        : {},
-    )
+    const fields: Record<string, unknown> = {}
+    if (next === 'starting' && this.#notReadyReason !== undefined)
+      fields.reason = this.#notReadyReason
+    if (next === 'starting' && this.#holds.size > 0) fields.waitingFor = this.#holds.names
+    this.#setState(next, fields)
+    if (next === 'ready') this.#firstReady.resolve()
   }
 
   #setState(state: State, fields: Record<string, unknown> = {}, message?: string): void {
@@ -358,6 +438,14 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
     const started = performance.now()
     this.#phaseMarks.push(started)
     const drains = this.#started
+    if (!drains) {
+      this.#firstReady.reject(
+        new LameduckError(
+          'LAMEDUCK_ERR_SHUTTING_DOWN',
+          'The shutdown started before the process was ever ready',
+        ),
+      )
+    }
     const hookBudget =
       this.#shutdownHooks.reduce((sum, hook) => sum + hook.timeoutMs, 0) +
       this.#drainHooks.reduce((max, hook) => Math.max(max, hook.timeoutMs), 0)
@@ -368,7 +456,12 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
         hooksMs: hookBudget,
       }),
     )
-    const why = reason.kind === 'signal' ? reason.signal : (reason.reason ?? 'shutdown()')
+    const why =
+      reason.kind === 'signal'
+        ? reason.signal
+        : reason.kind === 'crash'
+          ? reason.origin
+          : (reason.reason ?? 'shutdown()')
 
     // 2. Lame duck.
     let drainResults: Promise<HookResult[]> = Promise.resolve([])
@@ -481,7 +574,13 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       connections.closed += tracker.closedCount
       connections.forced += tracker.forcedCount
     }
-    const exitCode = forced !== undefined || hooks.some((h) => h.status !== 'ok') ? 1 : 0
+    const exitCode =
+      forced !== undefined ||
+      hooks.some((h) => h.status !== 'ok') ||
+      reason.kind === 'crash' ||
+      this.#laterCrashes > 0
+        ? 1
+        : 0
     const outcome: ShutdownOutcome = {
       reason,
       drained: drains,
@@ -498,6 +597,7 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       exitCode,
     }
     this.#removeSignalHandlers()
+    this.#removeCrashHandlers()
     if (this.#probeServer !== undefined) {
       this.#probeServer.close()
       this.#probeServer.closeAllConnections()

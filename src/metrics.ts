@@ -3,10 +3,11 @@
 // In a worker of `lameduck serve --workers` a scrape answers for the pod: the figures of
 // every worker, summed by the primary (src/cluster.ts, src/serve/workers/primary.ts).
 import type { ServerResponse } from 'node:http'
+import { describeValue, LameduckError } from './errors.js'
 import { type Lameduck, STATE_RANK, type State, type Tracker } from './lifecycle.js'
 
-const STATES: readonly State[] = ['starting', 'ready', 'draining', 'stopping', 'stopped']
-const PHASES = ['drain', 'close', 'hooks'] as const
+export const STATES: readonly State[] = ['starting', 'ready', 'draining', 'stopping', 'stopped']
+export const PHASES = ['drain', 'close', 'hooks'] as const
 
 /** What a scrape reads. */
 export interface MetricsSource {
@@ -62,6 +63,34 @@ function render(families: readonly Family[]): string {
     }
   }
   return text
+}
+
+/** Each lifecycle's trackers, for the adapters onto the user's own metrics libraries. */
+const sources = new WeakMap<object, MetricsSource>()
+
+/** Makes a lifecycle's figures readable by `figuresOf` (called by lameduck()). */
+export function registerSource(source: MetricsSource): void {
+  sources.set(source.lifecycle, source)
+}
+
+/** The figures of the servers `ld` manages, read now (in a worker of `lameduck serve
+ * --workers`, this worker's own). */
+export function figuresOf(ld: Lameduck): Figures {
+  const source = sources.get(ld)
+  if (source === undefined) throw notLameduck(ld)
+  return readFigures([source])
+}
+
+/** Throws unless `ld` is what lameduck() returned. */
+export function assertLameduck(ld: unknown, fn: string): asserts ld is Lameduck {
+  if (typeof ld !== 'object' || ld === null || !sources.has(ld)) throw notLameduck(ld, fn)
+}
+
+function notLameduck(value: unknown, fn = 'figuresOf'): LameduckError {
+  return new LameduckError(
+    'LAMEDUCK_ERR_INVALID_OPTION',
+    `Expected the first argument of ${fn} to be what lameduck() returned, got ${describeValue(value)}`,
+  )
 }
 
 /** Reads the figures of one or more lifecycles (a worker may call lameduck() more than

@@ -31,7 +31,7 @@ export interface LoggerLike {
   error(fields: Record<string, unknown>, message: string): void
 }
 
-/** A readiness check: passes when it returns (or resolves to) anything but `false`,
+/** A readiness or liveness check: passes when it returns (or resolves to) anything but `false`,
  * fails when it throws, rejects, returns `false`, or outlives `checkTimeout`. */
 export type Check = () => unknown
 
@@ -51,6 +51,10 @@ export interface ProbeOptions {
   port?: number
   /** Host for the separate probe server (only with `port`). @default '0.0.0.0' */
   host?: string
+  /** Put what each passing check returned in the probe's body (`checks.<name>.details`),
+   * as JSON. Off by default: a check such as `pool.query('select 1')` returns a whole
+   * driver result. @default false */
+  details?: boolean
 }
 
 export interface LameduckOptions {
@@ -77,9 +81,17 @@ export interface LameduckOptions {
   probes?: ProbeOptions | false
   /** Named readiness checks, run when a readiness probe arrives. @default {} */
   checks?: Record<string, Check>
-  /** Milliseconds a readiness check may take before it counts as failed.
+  /** Named liveness checks, run when a liveness probe arrives before the shutdown: check the
+   * process itself (a stalled loop, a wedged worker), never a dependency, or one outage
+   * restarts every pod at once. Bounded by `checkTimeout`. @default {} */
+  livenessChecks?: Record<string, Check>
+  /** Milliseconds a readiness or liveness check may take before it counts as failed.
    * Env `LAMEDUCK_CHECK_TIMEOUT_MS`. @default 1000 */
   checkTimeout?: number
+  /** Turn an `uncaughtException` or `unhandledRejection` into the ordered shutdown (lame
+   * duck, in-flight requests complete, hooks) with exit code 1, instead of the process
+   * dying at once with requests in flight. @default false */
+  shutdownOnCrash?: boolean
   /** Where lifecycle events are logged; `false` for silence.
    * @default one JSON line per event on stderr */
   logger?: LoggerLike | false
@@ -92,6 +104,7 @@ export interface ResolvedProbes {
   metrics: string | false
   port: number | undefined
   host: string
+  details: boolean
 }
 
 export interface ResolvedOptions {
@@ -103,7 +116,9 @@ export interface ResolvedOptions {
   autoReady: boolean
   probes: ResolvedProbes | false
   checks: ReadonlyMap<string, Check>
+  livenessChecks: ReadonlyMap<string, Check>
   checkTimeout: number
+  shutdownOnCrash: boolean
   logger: LoggerLike | false
 }
 
@@ -116,10 +131,20 @@ const KNOWN_OPTIONS = new Set([
   'autoReady',
   'probes',
   'checks',
+  'livenessChecks',
   'checkTimeout',
+  'shutdownOnCrash',
   'logger',
 ])
-const KNOWN_PROBE_OPTIONS = new Set(['readiness', 'liveness', 'startup', 'metrics', 'port', 'host'])
+const KNOWN_PROBE_OPTIONS = new Set([
+  'readiness',
+  'liveness',
+  'startup',
+  'metrics',
+  'port',
+  'host',
+  'details',
+])
 /** SIGKILL and SIGSTOP cannot be caught. */
 const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP'])
 
@@ -248,6 +273,11 @@ function resolveProbes(value: unknown, env: NodeJS.ProcessEnv): ResolvedProbes |
     metrics: probePath('probes.metrics', given.metrics, false),
     port: given.port === undefined ? undefined : port('probes.port', given.port),
     host: '0.0.0.0',
+    details: false,
+  }
+  if (given.details !== undefined) {
+    if (typeof given.details !== 'boolean') invalid('probes.details', 'a boolean', given.details)
+    probes.details = given.details
   }
   const envPort = env[ENV.probePort]
   if (envPort !== undefined && envPort.trim() !== '') {
@@ -276,6 +306,19 @@ function resolveProbes(value: unknown, env: NodeJS.ProcessEnv): ResolvedProbes |
     )
   }
   return probes
+}
+
+function checkMap(option: string, value: unknown, example: string): Map<string, Check> {
+  const checks = new Map<string, Check>()
+  if (value === undefined) return checks
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    invalid(option, `an object of named functions such as { ${example} }`, value)
+  }
+  for (const [name, check] of Object.entries(value)) {
+    if (typeof check !== 'function') invalid(`${option}.${name}`, 'a function', check)
+    checks.set(name, check as Check)
+  }
+  return checks
 }
 
 function resolveLogger(value: unknown): LoggerLike | false {
@@ -350,30 +393,18 @@ export function resolveOptions(
     )
   }
 
-  for (const flag of ['exit', 'autoReady'] as const) {
+  for (const flag of ['exit', 'autoReady', 'shutdownOnCrash'] as const) {
     if (options[flag] !== undefined && typeof options[flag] !== 'boolean') {
       invalid(flag, 'a boolean', options[flag])
     }
   }
 
-  const checks = new Map<string, Check>()
-  if (options.checks !== undefined) {
-    if (
-      typeof options.checks !== 'object' ||
-      options.checks === null ||
-      Array.isArray(options.checks)
-    ) {
-      invalid(
-        'checks',
-        'an object of named functions such as { db: () => pool.query("select 1") }',
-        options.checks,
-      )
-    }
-    for (const [name, check] of Object.entries(options.checks)) {
-      if (typeof check !== 'function') invalid(`checks.${name}`, 'a function', check)
-      checks.set(name, check)
-    }
-  }
+  const checks = checkMap('checks', options.checks, 'db: () => pool.query("select 1")')
+  const livenessChecks = checkMap(
+    'livenessChecks',
+    options.livenessChecks,
+    'loop: () => Date.now() - lastTick < 30_000',
+  )
 
   return {
     drainDelay,
@@ -384,7 +415,9 @@ export function resolveOptions(
     autoReady: options.autoReady ?? true,
     probes: resolveProbes(options.probes, env),
     checks,
+    livenessChecks,
     checkTimeout,
+    shutdownOnCrash: options.shutdownOnCrash ?? false,
     logger: resolveLogger(options.logger),
   }
 }

@@ -15,12 +15,27 @@ export interface ProbeState {
   status(): string
   /** Why the application called `notReady(reason)`, if it did. */
   reason(): string | undefined
+  /** The `holdReadiness` tasks readiness waits for, if any. */
+  waitingFor?(): string[]
 }
 
+/** How one check ended, as a probe's body shows it: `error` when it threw or rejected,
+ * `false` when it returned false, `timeout` when it outlived its timeout. */
+export type CheckFailure = 'error' | 'false' | 'timeout'
+
+/** One check's result; `reason` is for the log only (an error message can carry a
+ * connection string), `value` is what it returned. */
+export type CheckResult =
+  | { ok: true; value: unknown }
+  | { ok: false; failure: CheckFailure; reason: string }
+
 interface CheckRun {
-  result: Promise<string | undefined>
+  result: Promise<CheckResult>
   timedOut: boolean
 }
+
+/** The states in which the shutdown has started: liveness no longer runs its checks. */
+const SHUTTING_DOWN = new Set(['draining', 'stopping', 'stopped'])
 
 /**
  * Runs named readiness checks, each bounded by a timeout, with at most one run in flight
@@ -31,58 +46,88 @@ export class Checks {
   readonly #checks: ReadonlyMap<string, Check>
   readonly #timeoutMs: number
   readonly #logger: LoggerLike | false
+  readonly #probe: 'readiness' | 'liveness'
   readonly #running = new Map<string, CheckRun>()
   readonly #lastFailure = new Map<string, string | undefined>()
   /** Completed runs per check, for tests and diagnostics. */
   readonly runs = new Map<string, number>()
 
-  constructor(checks: ReadonlyMap<string, Check>, timeoutMs: number, logger: LoggerLike | false) {
+  constructor(
+    checks: ReadonlyMap<string, Check>,
+    timeoutMs: number,
+    logger: LoggerLike | false,
+    probe: 'readiness' | 'liveness' = 'readiness',
+  ) {
     this.#checks = checks
     this.#timeoutMs = timeoutMs
     this.#logger = logger
+    this.#probe = probe
   }
 
   get size(): number {
     return this.#checks.size
   }
 
-  /** Runs every check; resolves to the failing ones, name → short reason. */
-  async failures(): Promise<Record<string, string>> {
+  /** Runs every check; resolves to each one's result, by name, in the order given. */
+  async results(): Promise<Map<string, CheckResult>> {
     const names = [...this.#checks.keys()]
     const results = await Promise.all(names.map((name) => this.#run(name)))
-    const failed: Record<string, string> = {}
-    results.forEach((failure, i) => {
+    const out = new Map<string, CheckResult>()
+    results.forEach((result, i) => {
       const name = names[i] as string
-      this.#report(name, failure)
-      if (failure !== undefined) failed[name] = failure
+      this.#report(name, result.ok ? undefined : result.reason)
+      out.set(name, result)
     })
+    return out
+  }
+
+  /** Runs every check; resolves to the failing ones, name → short reason. */
+  async failures(): Promise<Record<string, string>> {
+    const failed: Record<string, string> = {}
+    for (const [name, result] of await this.results()) {
+      if (!result.ok) failed[name] = result.reason
+    }
     return failed
   }
 
-  #run(name: string): Promise<string | undefined> {
+  #run(name: string): Promise<CheckResult> {
     const running = this.#running.get(name)
     if (running !== undefined) {
       return running.timedOut
-        ? Promise.resolve(`timed out after ${this.#timeoutMs} ms (still running)`)
+        ? Promise.resolve({
+            ok: false,
+            failure: 'timeout',
+            reason: `timed out after ${this.#timeoutMs} ms (still running)`,
+          })
         : running.result
     }
     const check = this.#checks.get(name) as Check
-    const run: CheckRun = { result: Promise.resolve(undefined), timedOut: false }
+    const run: CheckRun = {
+      result: Promise.resolve({ ok: true, value: undefined }),
+      timedOut: false,
+    }
     const settled = Promise.resolve()
       .then(check)
       .then(
-        (value) => (value === false ? 'returned false' : undefined),
-        (error: unknown) => (error instanceof Error ? error.message : String(error)) || 'failed',
+        (value): CheckResult =>
+          value === false
+            ? { ok: false, failure: 'false', reason: 'returned false' }
+            : { ok: true, value },
+        (error: unknown): CheckResult => ({
+          ok: false,
+          failure: 'error',
+          reason: (error instanceof Error ? error.message : String(error)) || 'failed',
+        }),
       )
       .finally(() => {
         this.#running.delete(name)
         this.runs.set(name, (this.runs.get(name) ?? 0) + 1)
       })
     let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<string>((resolve) => {
+    const timeout = new Promise<CheckResult>((resolve) => {
       timer = setTimeout(() => {
         run.timedOut = true
-        resolve(`timed out after ${this.#timeoutMs} ms`)
+        resolve({ ok: false, failure: 'timeout', reason: `timed out after ${this.#timeoutMs} ms` })
       }, this.#timeoutMs)
       timer.unref()
     })
@@ -100,13 +145,13 @@ export class Checks {
       return
     if (failure !== undefined) {
       this.#logger.warn(
-        { event: 'check', check: name, ok: false, reason: failure },
-        `readiness check '${name}' failing: ${failure}`,
+        { event: 'check', probe: this.#probe, check: name, ok: false, reason: failure },
+        `${this.#probe} check '${name}' failing: ${failure}`,
       )
     } else if (known) {
       this.#logger.info(
-        { event: 'check', check: name, ok: true },
-        `readiness check '${name}' passing again`,
+        { event: 'check', probe: this.#probe, check: name, ok: true },
+        `${this.#probe} check '${name}' passing again`,
       )
     }
   }
@@ -124,8 +169,16 @@ export class Probes {
   readonly #state: ProbeState
   readonly #metrics: MetricsRenderer | undefined
   readonly checks: Checks
+  readonly livenessChecks: Checks | undefined
+  readonly #details: boolean
 
-  constructor(paths: ResolvedProbes, state: ProbeState, checks: Checks, metrics?: MetricsRenderer) {
+  constructor(
+    paths: ResolvedProbes,
+    state: ProbeState,
+    checks: Checks,
+    metrics?: MetricsRenderer,
+    livenessChecks?: Checks,
+  ) {
     if (paths.readiness !== false) this.#paths.set(paths.readiness, 'readiness')
     if (paths.liveness !== false) this.#paths.set(paths.liveness, 'liveness')
     if (paths.startup !== false) this.#paths.set(paths.startup, 'startup')
@@ -136,6 +189,9 @@ export class Probes {
     this.#state = state
     this.#metrics = metrics
     this.checks = checks
+    this.livenessChecks =
+      livenessChecks !== undefined && livenessChecks.size > 0 ? livenessChecks : undefined
+    this.#details = paths.details
   }
 
   /** The probe a request target asks for, ignoring any query string. Origin form
@@ -170,7 +226,7 @@ export class Probes {
           if (!res.writableEnded && !res.destroyed) sendMetrics(res, pod)
         })
     } else if (kind === 'liveness') {
-      send(res, 200, { status: 'alive' })
+      this.#liveness(res)
     } else if (kind === 'startup') {
       if (this.#state.started()) send(res, 200, { status: 'started' })
       else send(res, 503, { status: 'starting' })
@@ -179,30 +235,74 @@ export class Probes {
     }
   }
 
+  /** 200 unless a liveness check fails. Once the shutdown has started the checks no longer
+   * run: the shutdown has its own deadline, and a restart then would cut what it waits for. */
+  #liveness(res: ServerResponse): void {
+    const checks = this.livenessChecks
+    if (checks === undefined || SHUTTING_DOWN.has(this.#state.status())) {
+      send(res, 200, { status: 'alive' })
+      return
+    }
+    checks.results().then((results) => {
+      const body = this.#checkBody(results)
+      if (body.failed === undefined) send(res, 200, { status: 'alive', checks: body.checks })
+      else send(res, 503, { status: 'failing', ...body })
+    })
+  }
+
   #readiness(res: ServerResponse): void {
     if (!this.#state.ready()) {
       const reason = this.#state.reason()
-      send(
-        res,
-        503,
-        reason === undefined
-          ? { status: this.#state.status() }
-          : { status: this.#state.status(), reason },
-      )
+      const waitingFor = this.#state.waitingFor?.() ?? []
+      const body: Record<string, unknown> = { status: this.#state.status() }
+      if (reason !== undefined) body.reason = reason
+      if (waitingFor.length > 0) body.waitingFor = waitingFor
+      send(res, 503, body)
       return
     }
     if (this.checks.size === 0) {
       send(res, 200, { status: 'ready' })
       return
     }
-    this.checks.failures().then((failed) => {
+    this.checks.results().then((results) => {
       // The state may have changed while the checks ran (a SIGTERM): answer with the newest.
-      // Only the failing checks' names go out; their reasons are logged, since an error
-      // message can carry a connection string.
+      const body = this.#checkBody(results)
       if (!this.#state.ready()) send(res, 503, { status: this.#state.status() })
-      else if (Object.keys(failed).length === 0) send(res, 200, { status: 'ready' })
-      else send(res, 503, { status: 'failing', failed: Object.keys(failed) })
+      else if (body.failed === undefined) send(res, 200, { status: 'ready', checks: body.checks })
+      else send(res, 503, { status: 'failing', ...body })
     })
+  }
+
+  /** Each check's result for a probe's body: ok, or how it failed; with `probes.details`,
+   * what a passing check returned. A failure's message stays in the log, since an error
+   * message can carry a connection string. */
+  #checkBody(results: ReadonlyMap<string, CheckResult>): {
+    failed?: string[]
+    checks: Record<string, Record<string, unknown>>
+  } {
+    const checks: Record<string, Record<string, unknown>> = {}
+    const failed: string[] = []
+    for (const [name, result] of results) {
+      if (!result.ok) {
+        failed.push(name)
+        checks[name] = { ok: false, failure: result.failure }
+      } else if (this.#details && result.value !== undefined && typeof result.value !== 'boolean') {
+        checks[name] = { ok: true, details: jsonValue(result.value) }
+      } else {
+        checks[name] = { ok: true }
+      }
+    }
+    return failed.length === 0 ? { checks } : { failed, checks }
+  }
+}
+
+/** `value` as JSON would carry it, or a note when it cannot be (a cycle, a BigInt). */
+function jsonValue(value: unknown): unknown {
+  try {
+    const text = JSON.stringify(value)
+    return text === undefined ? null : JSON.parse(text)
+  } catch {
+    return '(not serialisable to JSON)'
   }
 }
 

@@ -41,6 +41,10 @@ test('invalid options throw LAMEDUCK_ERR_INVALID_OPTION naming the option and th
     ],
     [{ probes: { metrics: 'metrics' } }, [/`probes.metrics`/, /'metrics'/]],
     [{ checks: { db: 'select 1' } }, [/`checks.db`/, /a function/]],
+    [{ livenessChecks: { loop: true } }, [/`livenessChecks.loop`/, /a function/]],
+    [{ livenessChecks: [] }, [/`livenessChecks`/, /named functions/]],
+    [{ shutdownOnCrash: 'yes' }, [/`shutdownOnCrash`/, /a boolean/]],
+    [{ probes: { details: 1 } }, [/`probes.details`/, /a boolean/]],
     [{ logger: {} }, [/`logger`/, /info, warn and error/]],
     [{ drainDelays: 5 }, [/Unknown option `drainDelays`/, /did you mean `drainDelay`\?/]],
     [{ draindelay: 5 }, [/did you mean `drainDelay`\?/]],
@@ -90,7 +94,10 @@ test('defaults: drainDelay is 10 s on Kubernetes and 0 elsewhere; environment ov
     metrics: false,
     port: undefined,
     host: '0.0.0.0',
+    details: false,
   })
+  assert.equal(defaults.shutdownOnCrash, false)
+  assert.equal(defaults.livenessChecks.size, 0)
   const env = {
     LAMEDUCK_DRAIN_DELAY_MS: '1500',
     LAMEDUCK_SHUTDOWN_TIMEOUT_MS: '2500',
@@ -122,7 +129,11 @@ test('lameduck() rejects what is not a node:http or node:https server, and a ser
     'LAMEDUCK_ERR_INVALID_SERVER',
     /node:http, node:https or node:http2 server/,
   )
-  rejects(() => lameduck([], base), 'LAMEDUCK_ERR_INVALID_SERVER', /at least one server/)
+  rejects(
+    () => lameduck([], base),
+    'LAMEDUCK_ERR_INVALID_SERVER',
+    /manages no server, so its probes have nowhere to be answered: set probes.port/,
+  )
   const server = http.createServer()
   rejects(() => lameduck([server, server], base), 'LAMEDUCK_ERR_INVALID_SERVER', /twice/)
   const ld = lameduck(server, base)

@@ -184,7 +184,11 @@ test('a failing readiness check answers 503 with its name; the reason is logged,
   healthy = false
   const failing = await get(port, '/readyz')
   assert.equal(failing.status, 503)
-  assert.deepEqual(JSON.parse(failing.body), { status: 'failing', failed: ['db'] })
+  assert.deepEqual(JSON.parse(failing.body), {
+    status: 'failing',
+    failed: ['db'],
+    checks: { db: { ok: false, failure: 'error' }, cache: { ok: true } },
+  })
   assert.doesNotMatch(failing.body, /hunter2/)
   assert.equal(warnings.length, 1)
   assert.match(warnings[0] as string, /'db' failing: password=hunter2 rejected/)
@@ -213,7 +217,11 @@ test('a hanging check fails at checkTimeout, and a probe storm runs each check o
   await whenReady(ld)
   const storm = await Promise.all(Array.from({ length: 50 }, () => get(port, '/readyz')))
   assert.ok(storm.every((answer) => answer.status === 503))
-  assert.deepEqual(JSON.parse(storm[0]?.body ?? ''), { status: 'failing', failed: ['slow'] })
+  assert.deepEqual(JSON.parse(storm[0]?.body ?? ''), {
+    status: 'failing',
+    failed: ['slow'],
+    checks: { slow: { ok: false, failure: 'timeout' } },
+  })
   assert.equal(runs, 1, '50 concurrent probes share one run')
   // Still pending after its timeout: new probes fail at once instead of piling up runs.
   assert.equal((await get(port, '/readyz')).status, 503)

@@ -73,7 +73,11 @@ test('--upstream-health: readiness follows the upstream health path', async () =
   await request(serve.port, '/__health?status=503')
   const failing = await request(serve.port, '/readyz')
   assert.equal(failing.status, 503)
-  assert.deepEqual(JSON.parse(failing.body), { status: 'failing', failed: ['upstream'] })
+  assert.deepEqual(JSON.parse(failing.body), {
+    status: 'failing',
+    failed: ['upstream'],
+    checks: { upstream: { ok: false, failure: 'error' } },
+  })
   assert.equal((await request(serve.port, '/livez')).status, 200, 'liveness does not follow it')
   await request(serve.port, '/__health?status=200')
   assert.equal((await request(serve.port, '/readyz')).status, 200)
