@@ -2,10 +2,10 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { type DiagnosedPod, diagnose } from '../../src/rollout/diagnosis.js'
-import { FAST, fixture, runLab } from './lab-helpers.js'
 import { drainWarning } from '../../src/rollout/lab.js'
 import { DEFAULTS, type LabOptions } from '../../src/rollout/options.js'
 import type { RequestRecord } from '../../src/rollout/recorder.js'
+import { FAST, fixture, runLab } from './lab-helpers.js'
 
 const context = {
   propagationDelayMs: 1_000,
