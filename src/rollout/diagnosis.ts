@@ -232,7 +232,9 @@ function sentenceFor(
       const answered = pods.map((p) => context.after.get(p.name)?.answered ?? 0)
       const lastBeforeKill = pods.flatMap((p) => {
         const last = context.after.get(p.name)?.lastEnd
-        return last === undefined || p.sigkillAt === undefined ? [] : [p.sigkillAt - last]
+        return last === undefined || p.sigkillAt === undefined
+          ? []
+          : [Math.max(0, p.sigkillAt - last)]
       })
       const grace = formatDuration(context.gracePeriodMs)
       return `SIGKILL at the grace period (${grace}) cut ${plural(n, 'request')} on ${onPods} still serving on kept-alive connections after SIGTERM: they answered ${answered.join(', ')} requests sent after SIGTERM, on connections opened before it, the last ${range(lastBeforeKill)} before SIGKILL; they never closed those connections, so they never exited (a bare server.close() stops the listener but leaves busy keep-alive connections open) → a longer grace period would not help: during the drain send \`Connection: close\` on every response and close idle keep-alive connections (server.closeIdleConnections()), then exit once the last connection is gone — lameduck does both`
