@@ -85,11 +85,9 @@ export function advisedDrainMs(context: DiagnosisContext): number {
   return Math.ceil(needed / 500) * 500
 }
 
-/** What a pod answered after its SIGTERM, for telling a pod that never closed its kept-alive
- * connections from one that was busy with long requests when SIGKILL came. */
+/** What a pod answered on the connections it kept, for telling a pod that never closed its
+ * kept-alive connections from one busy with long requests when SIGKILL came. */
 interface AfterSigterm {
-  /** ok requests sent after SIGTERM */
-  answered: number
   /** ok requests sent after SIGTERM and after the Service stopped routing new connections to
    * the pod: only connections opened before can have carried them */
   onKeptConnections: number
@@ -97,7 +95,7 @@ interface AfterSigterm {
   lastEnd: number
 }
 
-function answeredAfterSigterm(
+function answeredOnKeptConnections(
   requests: readonly RequestRecord[],
   pods: ReadonlyMap<string, DiagnosedPod>,
 ): Map<string, AfterSigterm> {
@@ -105,13 +103,11 @@ function answeredAfterSigterm(
   for (const r of requests) {
     if (r.outcome !== 'ok' || r.pod === undefined) continue
     const pod = pods.get(r.pod)
-    if (pod?.sigtermAt === undefined || r.start < pod.sigtermAt) continue
-    const entry = out.get(r.pod) ?? { answered: 0, onKeptConnections: 0, lastEnd: 0 }
-    entry.answered++
-    if (r.start >= (pod.endpointRemovedAt ?? pod.sigtermAt)) {
-      entry.onKeptConnections++
-      entry.lastEnd = Math.max(entry.lastEnd, r.end)
-    }
+    if (pod?.sigtermAt === undefined) continue
+    if (r.start < Math.max(pod.sigtermAt, pod.endpointRemovedAt ?? pod.sigtermAt)) continue
+    const entry = out.get(r.pod) ?? { onKeptConnections: 0, lastEnd: 0 }
+    entry.onKeptConnections++
+    entry.lastEnd = Math.max(entry.lastEnd, r.end)
     out.set(r.pod, entry)
   }
   return out
@@ -179,7 +175,7 @@ export function diagnose(
     .map((r) => r.end - r.start)
     .sort((a, b) => a - b)
   const p99 = okLatencies[Math.max(0, Math.ceil(okLatencies.length * 0.99) - 1)] ?? 0
-  const after = answeredAfterSigterm(requests, pods)
+  const after = answeredOnKeptConnections(requests, pods)
   const clusters = new Map<Mechanism, RequestRecord[]>()
   for (const request of requests) {
     if (request.outcome === 'ok') continue
@@ -229,7 +225,7 @@ function sentenceFor(
   const onPods = plural(pods.length, 'pod')
   switch (mechanism) {
     case 'kept-alive': {
-      const answered = pods.map((p) => context.after.get(p.name)?.answered ?? 0)
+      const answered = pods.map((p) => context.after.get(p.name)?.onKeptConnections ?? 0)
       const lastBeforeKill = pods.flatMap((p) => {
         const last = context.after.get(p.name)?.lastEnd
         return last === undefined || p.sigkillAt === undefined
@@ -237,7 +233,7 @@ function sentenceFor(
           : [Math.max(0, p.sigkillAt - last)]
       })
       const grace = formatDuration(context.gracePeriodMs)
-      return `SIGKILL at the grace period (${grace}) cut ${plural(n, 'request')} on ${onPods} still serving on kept-alive connections after SIGTERM: they answered ${answered.join(', ')} requests sent after SIGTERM, on connections opened before it, the last ${range(lastBeforeKill)} before SIGKILL; they never closed those connections, so they never exited (a bare server.close() stops the listener but leaves busy keep-alive connections open) → a longer grace period would not help: during the drain send \`Connection: close\` on every response and close idle keep-alive connections (server.closeIdleConnections()), then exit once the last connection is gone — lameduck does both`
+      return `SIGKILL at the grace period (${grace}) cut ${plural(n, 'request')} on ${onPods} still serving on kept-alive connections after SIGTERM: they answered ${answered.join(', ')} requests sent after the Service had stopped routing to them, on connections opened before, the last ${range(lastBeforeKill)} before SIGKILL; they never closed those connections, so they never exited (a bare server.close() stops the listener but leaves busy keep-alive connections open) → a longer grace period would not help: during the drain send \`Connection: close\` on every response and close idle keep-alive connections (server.closeIdleConnections()), then exit once the last connection is gone — lameduck does both`
     }
     case 'sigkill': {
       const after = pods.flatMap((p) =>

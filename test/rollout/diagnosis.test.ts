@@ -171,7 +171,7 @@ test('a pod SIGKILLed while still serving its kept-alive connections is told apa
   const kept = found[0]!.sentence
   assert.match(
     kept,
-    /^SIGKILL at the grace period \(30s\) cut 2 requests on 1 pod still serving on kept-alive connections after SIGTERM: they answered 4 requests sent after SIGTERM, on connections opened before it, the last 0\.1 s before SIGKILL; .*never exited/,
+    /^SIGKILL at the grace period \(30s\) cut 2 requests on 1 pod still serving on kept-alive connections after SIGTERM: they answered 4 requests sent after the Service had stopped routing to them, on connections opened before, the last 0\.1 s before SIGKILL; .*never exited/,
   )
   assert.match(
     kept,
@@ -182,15 +182,17 @@ test('a pod SIGKILLed while still serving its kept-alive connections is told apa
 })
 
 test('the lab tells a service whose SIGTERM handler only calls server.close() that it never closed its kept-alive connections', async () => {
-  // Keep-alive connections kept busy (8 connections, 100 requests/s of 50 ms each): the ones
-  // busy at SIGTERM outlive server.close(), and their client keeps using them until SIGKILL.
+  // Keep-alive connections kept busy (12 connections, 200 requests/s of 50 ms each: about 5
+  // in flight per pod): the ones busy at SIGTERM outlive server.close(), and their client
+  // keeps using them until SIGKILL. A pod whose connections all happened to be idle at its
+  // SIGTERM exits at once, which is why only one SIGKILLed pod is required.
   const run = await runLab(
     [
       ...FAST,
       '--replicas',
       '2',
       '--rate',
-      '100',
+      '200',
       '--path',
       '/?delay=50',
       '--client',
@@ -198,7 +200,7 @@ test('the lab tells a service whose SIGTERM handler only calls server.close() th
       '--pools',
       '1',
       '--connections',
-      '8',
+      '12',
       '--termination-grace-period',
       '3s',
       '--max-failures',
@@ -207,12 +209,15 @@ test('the lab tells a service whose SIGTERM handler only calls server.close() th
     [process.execPath, fixture('close-on-sigterm.mjs')],
     30_000,
   )
-  assert.equal(run.exit.code, 0, run.stderr)
+  // 0, or 3 (inconclusive) when the machine was too busy to deliver some requests: the
+  // diagnosis is what is checked here.
+  assert.ok(run.exit.code === 0 || run.exit.code === 3, `exit ${run.exit.code}: ${run.stderr}`)
   const result = run.result!
   const deleted = result.pods.filter((p) => p.deletedAt !== undefined)
   assert.equal(deleted.length, 2)
-  for (const pod of deleted) {
-    assert.deepEqual(pod.exit, { code: null, signal: 'SIGKILL' }, pod.name)
+  const killed = deleted.filter((p) => p.exit?.signal === 'SIGKILL')
+  assert.ok(killed.length > 0, 'a pod SIGKILLed at the grace period')
+  for (const pod of killed) {
     assert.ok(pod.shutdown!.servedInLameDuck > 0, `${pod.name} answered after its SIGTERM`)
   }
   const kept = result.diagnosis.find((d) => d.mechanism === 'kept-alive')

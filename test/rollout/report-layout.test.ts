@@ -91,7 +91,9 @@ test('the HTML report of a real run fits 1280 and 800 px wide windows, nothing c
       [process.execPath, fixture('close-on-sigterm.mjs')],
       60_000,
     )
-    assert.equal(run.exit.code, 0, run.stderr)
+    // 0, or 3 (inconclusive) when the machine was too busy to deliver some requests: any
+    // report will do.
+    assert.ok(run.exit.code === 0 || run.exit.code === 3, `exit ${run.exit.code}: ${run.stderr}`)
     assert.ok(run.result!.failed > 0, 'the run has failed requests to list')
     browser = await Browser.launch(chromium!)
     const url = pathToFileURL(html).href
