@@ -98,11 +98,13 @@ test('npm pack: the tarball installs alone and works for import, require, TypeSc
     'dist/bundle/THIRD_PARTY_LICENSES.txt',
     'docs/options.md',
     'docs/frameworks.md',
+    'examples/k8s/deployment.yaml',
+    'examples/k8s/service.yaml',
   ]) {
     assert.ok(paths.includes(required), `the tarball contains ${required}`)
   }
   const unwanted = paths.filter((p) =>
-    /^(src|test|examples|bench|scripts)\/|^dist\/(test|examples|bench)\/|^dist\/src\/(cli|check|rollout|serve)\/|\.ts$(?<!\.d\.ts$)/.test(
+    /^(src|test|examples(?!\/k8s\/[^/]+\.yaml$)|bench|scripts)\/|^dist\/(test|examples|bench)\/|^dist\/src\/(cli|check|rollout|serve)\/|\.ts$(?<!\.d\.ts$)/.test(
       p,
     ),
   )
@@ -193,6 +195,7 @@ console.log(typeof lameduck, typeof LameduckError, typeof lameduckFastify)
   )
   const user = `import http from 'node:http'
 import { lameduck, LameduckError, type LameduckOptions, type ShutdownOutcome } from 'lameduck'
+import { lameduckFastify, type FastifyLike } from 'lameduck/fastify'
 
 const options: LameduckOptions = { drainDelay: 5_000, probes: { metrics: '/metrics' } }
 const server = http.createServer((_req, res) => res.end('ok'))
@@ -206,10 +209,23 @@ export const notAny: [IsAny<typeof ld>, IsAny<ShutdownOutcome>, IsAny<typeof ld.
 lameduck(server, { drainDelay: '10s' })
 `
   writeFileSync(join(app, 'user.ts'), user)
+  // 4b. The other module resolutions a user may have: node10 (TypeScript 5's `node`, which
+  // ignores `exports`: `lameduck/fastify` resolves through `typesVersions`), node16 (ESM
+  // files) and bundler.
+  const variants: Record<string, Record<string, unknown>> = {
+    node10: { module: 'commonjs', moduleResolution: 'node10', files: ['user.ts'] },
+    node16: { module: 'node16', moduleResolution: 'node16', files: ['user.mts'] },
+    bundler: { module: 'preserve', moduleResolution: 'bundler', files: ['user.ts', 'user.mts'] },
+  }
+  for (const [name, { files, ...options }] of Object.entries(variants)) {
+    writeFileSync(
+      join(app, `tsconfig.${name}.json`),
+      JSON.stringify({ extends: './tsconfig.json', compilerOptions: options, files }),
+    )
+  }
   writeFileSync(
     join(app, 'user.mts'),
-    `${user}import { lameduckFastify, type FastifyLike } from 'lameduck/fastify'
-export const adapt = (app: FastifyLike) => lameduckFastify(app, { exit: false })
+    `${user}export const adapt = (app: FastifyLike) => lameduckFastify(app, { exit: false })
 export const adaptedNotAny: IsAny<ReturnType<typeof adapt>> = false
 `,
   )
@@ -230,15 +246,62 @@ export const adaptedNotAny: IsAny<ReturnType<typeof adapt>> = false
 
   // Independent commands, run side by side to keep the test short.
   const npx = (...args: string[]) => run('npx', ['--no', '--', 'lameduck', ...args], app)
-  const [esm, cjs, tsc, versionRun, clean, short, help] = await Promise.all([
+  const tscOn = (project: string) =>
+    run(process.execPath, [fromRoot('node_modules/typescript/bin/tsc'), '-p', project], app)
+  const [esm, cjs, versionRun, clean, short, help, shipped, ...helpTexts] = await Promise.all([
     ok(process.execPath, ['esm.mjs'], app),
     ok(process.execPath, ['cjs.cjs'], app),
-    run(process.execPath, [fromRoot('node_modules/typescript/bin/tsc'), '-p', '.'], app),
     npx('--version'),
     npx('check', 'deployment.yaml'),
     npx('check', 'short.yaml'),
     npx('rollout', '--help'),
+    npx('check', 'node_modules/lameduck/examples/k8s'),
+    npx('--help'),
+    npx('check', '--help'),
+    npx('serve', '--help'),
+    npx('serve', '--workers', '2', '--help'),
   ])
+  // One compiler at a time: each loads @types/node, and several at once on a busy machine
+  // outlive the command timeout.
+  const tsc = await tscOn('.')
+  for (const name of Object.keys(variants)) {
+    const result = await tscOn(`tsconfig.${name}.json`)
+    assert.equal(result.code, 0, `tsc (${name}):\n${result.stdout}${result.stderr}`)
+  }
+  assert.equal(shipped.code, 0, `lameduck check on the shipped manifests: ${shipped.stdout}`)
+
+  // 6. Every file or directory of the package a help text or the README names ships in it.
+  const helps = [help, ...helpTexts]
+  for (const h of helps) assert.equal(h.code, 0, h.stderr)
+  const ships = (named: string) =>
+    paths.some((p) => p === named || p.startsWith(named.endsWith('/') ? named : `${named}/`))
+  const named = (text: string) =>
+    [...text.matchAll(/(?<![\w./-])(?:dist|docs|examples)\/[\w./-]*[\w/]/g)].map(([m]) => m)
+  // The user's own build output, in the examples of `lameduck serve --workers`.
+  const usersApp = 'dist/server.js'
+  for (const h of helps) {
+    for (const path of named(h.stdout)) {
+      assert.ok(ships(path) || path === usersApp, `a help text names ${path}`)
+    }
+  }
+  // The README also names files of the repository, each introduced as such (links resolve to
+  // the repository on the registry's page), and the user's own build output.
+  const repositoryOnly = new Set([
+    'dist/examples/', // "in a clone of this repository"
+    'dist/examples/server.js',
+    'examples/frameworks/', // a link
+    'examples/frameworks',
+    'examples/Dockerfile', // a link
+    'examples/naive.ts', // what `npm run demo` runs
+    'examples/server.ts',
+    'examples/h2',
+    'examples/ws',
+    'examples/python/',
+    usersApp,
+  ])
+  for (const path of named(readFileSync(join(root, 'README.md'), 'utf8'))) {
+    assert.ok(ships(path) || repositoryOnly.has(path), `the README names ${path}`)
+  }
   assert.equal(esm.trim(), 'function function function', 'import')
   assert.equal(cjs.trim(), 'function function function', 'require')
   assert.equal(tsc.code, 0, `tsc (nodenext) on user.ts and user.mts:\n${tsc.stdout}${tsc.stderr}`)

@@ -115,11 +115,11 @@ Report
   --version                       print lameduck's version
 
 Examples
-  # 3 rolling updates of a lameduck service under a mix of short, slow, streamed and POST
-  # requests from every client kind, with an HTML report
+  # 3 rolling updates of your lameduck service (server.js) under a mix of short, slow,
+  # streamed and POST requests from every client kind, with an HTML report
   lameduck rollout --rollouts 3 --rate 300 --path 85:/ --path '5:/?delay=2000' \\
     --path '5:/stream' --post 5:/echo --readiness-path /readyz \\
-    --env LAMEDUCK_DRAIN_DELAY_MS=3000 --html report.html -- node dist/examples/server.js
+    --env LAMEDUCK_DRAIN_DELAY_MS=3000 --html report.html -- node server.js
 
   # any language: a Python service, only Node's keep-alive agents, 2 s propagation
   lameduck rollout --client agent-lifo --client agent-fifo --propagation-delay 2s \\

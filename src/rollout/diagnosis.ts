@@ -2,7 +2,11 @@
 // first rule that matches, in the order below), and each cluster becomes one sentence that
 // names the mechanism, gives the numbers and says what fixes it.
 //
-//   1. sigkill     the pod was SIGKILLed at the grace period while the request was in flight
+//   1. kept-alive  SIGKILLed at the grace period, on a pod that kept answering requests on
+//                  its kept-alive connections long after SIGTERM (after the Service stopped
+//                  routing to it, into the second half of the grace period): it never closed
+//                  them, so it never exited (a bare server.close() does this)
+//   1b. sigkill    the pod was SIGKILLed at the grace period while the request was in flight
 //   2. refused     routed to a pod whose listener had closed, before the Service stopped routing
 //   3. no-endpoint the Service had no ready endpoint
 //   4. keep-alive  a request sent on a reused keep-alive connection the pod closed
@@ -19,6 +23,7 @@ import { formatDuration } from './options.js'
 import { OUTCOME_LABELS, type RequestRecord } from './recorder.js'
 
 export type Mechanism =
+  | 'kept-alive'
   | 'sigkill'
   | 'refused'
   | 'no-endpoint'
@@ -80,7 +85,48 @@ export function advisedDrainMs(context: DiagnosisContext): number {
   return Math.ceil(needed / 500) * 500
 }
 
-function classifyOne(f: RequestRecord, pod: DiagnosedPod | undefined): Mechanism {
+/** What a pod answered on the connections it kept, for telling a pod that never closed its
+ * kept-alive connections from one busy with long requests when SIGKILL came. */
+interface AfterSigterm {
+  /** ok requests sent after SIGTERM and after the Service stopped routing new connections to
+   * the pod: only connections opened before can have carried them */
+  onKeptConnections: number
+  /** end of the last of those */
+  lastEnd: number
+}
+
+function answeredOnKeptConnections(
+  requests: readonly RequestRecord[],
+  pods: ReadonlyMap<string, DiagnosedPod>,
+): Map<string, AfterSigterm> {
+  const out = new Map<string, AfterSigterm>()
+  for (const r of requests) {
+    if (r.outcome !== 'ok' || r.pod === undefined) continue
+    const pod = pods.get(r.pod)
+    if (pod?.sigtermAt === undefined) continue
+    if (r.start < Math.max(pod.sigtermAt, pod.endpointRemovedAt ?? pod.sigtermAt)) continue
+    const entry = out.get(r.pod) ?? { onKeptConnections: 0, lastEnd: 0 }
+    entry.onKeptConnections++
+    entry.lastEnd = Math.max(entry.lastEnd, r.end)
+    out.set(r.pod, entry)
+  }
+  return out
+}
+
+/** SIGKILLed, and still answering on kept-alive connections in the second half of its grace. */
+function keptServing(pod: DiagnosedPod, after: AfterSigterm | undefined): boolean {
+  if (pod.sigkillAt === undefined || pod.sigtermAt === undefined || after === undefined) {
+    return false
+  }
+  const halfway = pod.sigtermAt + (pod.sigkillAt - pod.sigtermAt) / 2
+  return after.onKeptConnections > 0 && after.lastEnd >= halfway
+}
+
+function classifyOne(
+  f: RequestRecord,
+  pod: DiagnosedPod | undefined,
+  after: AfterSigterm | undefined,
+): Mechanism {
   if (f.outcome === 'refused' && f.pod === undefined) return 'no-endpoint'
   if (f.outcome === 'refused' && /no ready endpoint/.test(f.message ?? '')) return 'no-endpoint'
   if (pod === undefined) return f.outcome === 'timeout' ? 'timeout' : 'other'
@@ -90,7 +136,10 @@ function classifyOne(f: RequestRecord, pod: DiagnosedPod | undefined): Mechanism
     f.end >= pod.sigkillAt - 1 &&
     f.end <= pod.sigkillAt + EXIT_PROXIMITY_MS
   ) {
-    return 'sigkill'
+    // A request sent before SIGTERM and still running at SIGKILL is a long request; one sent
+    // after it reached the pod only because the pod kept its connections.
+    const sentAfterSigterm = pod.sigtermAt !== undefined && f.start >= pod.sigtermAt
+    return sentAfterSigterm && keptServing(pod, after) ? 'kept-alive' : 'sigkill'
   }
   if (f.outcome === 'refused') return 'refused'
   const terminating = pod.sigtermAt !== undefined && f.end >= pod.sigtermAt
@@ -126,12 +175,14 @@ export function diagnose(
     .map((r) => r.end - r.start)
     .sort((a, b) => a - b)
   const p99 = okLatencies[Math.max(0, Math.ceil(okLatencies.length * 0.99) - 1)] ?? 0
+  const after = answeredOnKeptConnections(requests, pods)
   const clusters = new Map<Mechanism, RequestRecord[]>()
   for (const request of requests) {
     if (request.outcome === 'ok') continue
     const mechanism = classifyOne(
       request,
       request.pod === undefined ? undefined : pods.get(request.pod),
+      request.pod === undefined ? undefined : after.get(request.pod),
     )
     const list = clusters.get(mechanism) ?? []
     list.push(request)
@@ -142,7 +193,7 @@ export function diagnose(
     const podNames = [...new Set(failures.flatMap((f) => (f.pod === undefined ? [] : [f.pod])))]
     const clusterPods = podNames.map((name) => pods.get(name)!).filter((p) => p !== undefined)
     const posts = failures.filter((f) => f.method === 'POST').length
-    let sentence = sentenceFor(mechanism, failures, clusterPods, { ...context, p99 })
+    let sentence = sentenceFor(mechanism, failures, clusterPods, { ...context, p99, after })
     if (posts > 0) {
       sentence = sentence.replace(
         ' →',
@@ -168,11 +219,22 @@ function sentenceFor(
   mechanism: Mechanism,
   failures: readonly RequestRecord[],
   pods: readonly DiagnosedPod[],
-  context: DiagnosisContext & { p99: number },
+  context: DiagnosisContext & { p99: number; after: ReadonlyMap<string, AfterSigterm> },
 ): string {
   const n = failures.length
   const onPods = plural(pods.length, 'pod')
   switch (mechanism) {
+    case 'kept-alive': {
+      const answered = pods.map((p) => context.after.get(p.name)?.onKeptConnections ?? 0)
+      const lastBeforeKill = pods.flatMap((p) => {
+        const last = context.after.get(p.name)?.lastEnd
+        return last === undefined || p.sigkillAt === undefined
+          ? []
+          : [Math.max(0, p.sigkillAt - last)]
+      })
+      const grace = formatDuration(context.gracePeriodMs)
+      return `SIGKILL at the grace period (${grace}) cut ${plural(n, 'request')} on ${onPods} still serving on kept-alive connections after SIGTERM: they answered ${answered.join(', ')} requests sent after the Service had stopped routing to them, on connections opened before, the last ${range(lastBeforeKill)} before SIGKILL; they never closed those connections, so they never exited (a bare server.close() stops the listener but leaves busy keep-alive connections open) → a longer grace period would not help: during the drain send \`Connection: close\` on every response and close idle keep-alive connections (server.closeIdleConnections()), then exit once the last connection is gone — lameduck does both`
+    }
     case 'sigkill': {
       const after = pods.flatMap((p) =>
         p.sigkillAt !== undefined && p.sigtermAt !== undefined ? [p.sigkillAt - p.sigtermAt] : [],

@@ -135,9 +135,12 @@ export class LoadGenerator {
   /** Stops issuing; resolves once every request issued has an outcome. */
   async stop(): Promise<LoadSummary> {
     this.#stopIssuing()
+    // Recorded when the last request is sent (the summary's stoppedAt, the report's "load
+    // stopped"), not once the requests then in flight have their outcome.
+    const inFlight = this.inFlight > 0 ? `; waiting for the ${this.inFlight} in flight` : ''
+    this.#options.recorder.event('load-stopped', undefined, `${this.sent} requests${inFlight}`)
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve))
     this.#closeClients()
-    this.#options.recorder.event('load-stopped', undefined, `${this.sent} requests`)
     return this.summary()
   }
 
@@ -292,11 +295,13 @@ export function classify(
   const { message, code } = failure
   // The Service model accepted the connection, then reset it because the backend refused
   // (or there was none): in a cluster the client's connect() itself would have been refused.
+  // The client's own error is the model's reset (read ECONNRESET, socket hang up), which is
+  // not what a client in a cluster sees, so it is not quoted.
   if (info?.resetCause === 'refused') {
-    return ['refused', `${message} (backend ${info.pod} refused the connection)`]
+    return ['refused', 'connect ECONNREFUSED: the pod refused the connection']
   }
   if (info?.resetCause === 'no-endpoint') {
-    return ['refused', `${message} (the Service had no ready endpoint)`]
+    return ['refused', 'connect ECONNREFUSED: the Service had no ready endpoint']
   }
   if (code === 'ECONNREFUSED') return ['refused', message]
   if (

@@ -5,6 +5,7 @@ import { type DiagnosedPod, diagnose } from '../../src/rollout/diagnosis.js'
 import { drainWarning } from '../../src/rollout/lab.js'
 import { DEFAULTS, type LabOptions } from '../../src/rollout/options.js'
 import type { RequestRecord } from '../../src/rollout/recorder.js'
+import { FAST, fixture, runLab } from './lab-helpers.js'
 
 const context = {
   propagationDelayMs: 1_000,
@@ -129,4 +130,102 @@ test('timeouts on pods that were not being deleted are told apart as overload', 
     found[0]!.sentence,
     /^2 timed out on 2 pods that were not being deleted .* p99 latency of the ok requests 3\.0 s\): not a shutdown failure/,
   )
+})
+
+test('a pod SIGKILLed while still serving its kept-alive connections is told apart from a slow shutdown', () => {
+  // Like a service whose SIGTERM handler only calls server.close(): it keeps answering on the
+  // connections it has until SIGKILL.
+  const pods = [
+    pod('kept', {
+      sigtermAt: 1_000,
+      endpointRemovedAt: 1_300,
+      sigkillAt: 31_000,
+      exitedAt: 31_005,
+    }),
+    pod('slow', {
+      sigtermAt: 1_000,
+      endpointRemovedAt: 1_300,
+      sigkillAt: 31_000,
+      exitedAt: 31_005,
+    }),
+  ]
+  const requests = [
+    // Answered after the Service stopped routing to it: on connections opened before.
+    ...[2_000, 15_000, 29_000, 30_900].map((start) =>
+      failure({ outcome: 'ok', pod: 'kept', start, end: start + 50 }),
+    ),
+    failure({ outcome: 'hang_up', pod: 'kept', start: 30_990, end: 31_002 }),
+    failure({ outcome: 'hang_up', pod: 'kept', start: 30_995, end: 31_003, method: 'POST' }),
+    // A long request in flight since before SIGTERM, on a pod that stopped serving early.
+    failure({ outcome: 'ok', pod: 'slow', start: 1_100, end: 1_150 }),
+    failure({ outcome: 'hang_up', pod: 'slow', start: 900, end: 31_001 }),
+  ]
+  const found = diagnose(requests, { ...context, pods })
+  assert.deepEqual(
+    found.map((d) => [d.mechanism, d.count, d.pods]),
+    [
+      ['kept-alive', 2, ['kept']],
+      ['sigkill', 1, ['slow']],
+    ],
+  )
+  const kept = found[0]!.sentence
+  assert.match(
+    kept,
+    /^SIGKILL at the grace period \(30s\) cut 2 requests on 1 pod still serving on kept-alive connections after SIGTERM: they answered 4 requests sent after the Service had stopped routing to them, on connections opened before, the last 0\.1 s before SIGKILL; .*never exited/,
+  )
+  assert.match(
+    kept,
+    /→ a longer grace period would not help: .*`Connection: close`.*closeIdleConnections/,
+  )
+  assert.doesNotMatch(kept, /raise it/)
+  assert.match(found[1]!.sentence, /raise it above the drain delay plus the longest request/)
+})
+
+test('the lab tells a service whose SIGTERM handler only calls server.close() that it never closed its kept-alive connections', async () => {
+  // Keep-alive connections kept busy (12 connections, 200 requests/s of 50 ms each: about 5
+  // in flight per pod): the ones busy at SIGTERM outlive server.close(), and their client
+  // keeps using them until SIGKILL. A pod whose connections all happened to be idle at its
+  // SIGTERM exits at once, which is why only one SIGKILLed pod is required.
+  const run = await runLab(
+    [
+      ...FAST,
+      '--replicas',
+      '2',
+      '--rate',
+      '200',
+      '--path',
+      '/?delay=50',
+      '--client',
+      'agent-fifo',
+      '--pools',
+      '1',
+      '--connections',
+      '12',
+      '--termination-grace-period',
+      '3s',
+      '--max-failures',
+      '100000',
+    ],
+    [process.execPath, fixture('close-on-sigterm.mjs')],
+    30_000,
+  )
+  // 0, or 3 (inconclusive) when the machine was too busy to deliver some requests: the
+  // diagnosis is what is checked here.
+  assert.ok(run.exit.code === 0 || run.exit.code === 3, `exit ${run.exit.code}: ${run.stderr}`)
+  const result = run.result!
+  const deleted = result.pods.filter((p) => p.deletedAt !== undefined)
+  assert.equal(deleted.length, 2)
+  const killed = deleted.filter((p) => p.exit?.signal === 'SIGKILL')
+  assert.ok(killed.length > 0, 'a pod SIGKILLed at the grace period')
+  for (const pod of killed) {
+    assert.ok(pod.shutdown!.servedInLameDuck > 0, `${pod.name} answered after its SIGTERM`)
+  }
+  const kept = result.diagnosis.find((d) => d.mechanism === 'kept-alive')
+  assert.ok(kept, `a kept-alive diagnosis in ${JSON.stringify(result.diagnosis, null, 1)}`)
+  assert.match(kept.sentence, /still serving on kept-alive connections after SIGTERM/)
+  assert.match(kept.sentence, /→ a longer grace period would not help/)
+  for (const d of result.diagnosis) {
+    assert.doesNotMatch(d.sentence, /raise it above/, 'no advice to raise the grace period')
+  }
+  assert.match(run.stdout, /still serving on kept-alive connections after SIGTERM/)
 })

@@ -144,7 +144,28 @@ test('a connection the Service model reset because the backend refused counts as
     ['refused', 'refused', 'refused', 'refused'],
     JSON.stringify(recorder.requests.map((r) => r.message)),
   )
-  assert.match(recorder.requests[0]!.message!, /backend pod refused the connection/)
+  // What a client in a cluster sees, not the model's reset: no "read ECONNRESET" under a
+  // "connection refused" label.
+  for (const request of recorder.requests) {
+    assert.equal(request.message, 'connect ECONNREFUSED: the pod refused the connection')
+  }
+})
+
+test('"load stopped" is recorded when the last request is sent, not once those in flight end', async () => {
+  const { recorder, summary } = await runLoad({
+    backendPort,
+    client: 'agent-lifo',
+    path: '/never',
+    timeoutMs: 500,
+  })
+  const stopped = recorder.events.find((e) => e.type === 'load-stopped')!
+  assert.equal(stopped.detail, '4 requests; waiting for the 4 in flight')
+  assert.ok(
+    stopped.t - summary.stoppedAt < 50,
+    `${stopped.t} ms, stopped at ${summary.stoppedAt} ms`,
+  )
+  const firstEnd = Math.min(...recorder.requests.map((r) => r.end))
+  assert.ok(stopped.t < firstEnd, `recorded at ${stopped.t} ms, a request ended at ${firstEnd} ms`)
 })
 
 test('a request whose connection never reached the Service model is undelivered, not a failure', async () => {

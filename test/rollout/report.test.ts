@@ -116,6 +116,9 @@ test('the text report has outcomes, pods with SIGKILL, and the verdict', () => {
   assert.match(text, /success rate {2}66\.666 %/)
   assert.match(text, /demo-abc-1 .* SIGKILL at grace period/)
   assert.match(text, /verdict {3}FAIL: 1 failed request, more than --max-failures 0/)
+  // A failure sent and failed within the same hundredth of a second: one time, not a range.
+  assert.match(text, /^ {2}0\.03 s {2}connection reset {2}GET \/\?x=<b>/m)
+  assert.doesNotMatch(text, /0\.03–0\.03/)
 })
 
 test('the HTML report is self-contained and escapes what it quotes', () => {

@@ -1,7 +1,7 @@
 // Several results of the same experiment side by side (the demo: without and with lameduck).
 import { OUTCOME_LABELS, OUTCOMES } from '../recorder.js'
 import type { LabResult } from '../result.js'
-import { count, latency, rate, seconds } from './format.js'
+import { count, latency, rate, span } from './format.js'
 import { settingsLines } from './text.js'
 
 export interface Column {
@@ -13,9 +13,7 @@ export interface Column {
 function exitTimes(result: LabResult): string {
   const times = result.pods.flatMap((p) => (p.timeToExitMs === undefined ? [] : [p.timeToExitMs]))
   if (times.length === 0) return '-'
-  const low = Math.min(...times)
-  const high = Math.max(...times)
-  return low === high ? `${seconds(low)} s` : `${seconds(low)}–${seconds(high)} s`
+  return span(Math.min(...times), Math.max(...times))
 }
 
 export function renderComparison(columns: Column[]): string {

@@ -11,6 +11,13 @@ export function seconds(ms: number | undefined, digits = 2): string {
   return ms === undefined ? '-' : (ms / 1_000).toFixed(digits)
 }
 
+/** A time span in seconds, `2.41–2.45 s`; one time, `2.41 s`, when both ends print the same. */
+export function span(from: number | undefined, to: number | undefined, digits = 2): string {
+  const low = seconds(from, digits)
+  const high = seconds(to, digits)
+  return low === high ? `${low} s` : `${low}–${high} s`
+}
+
 /** A latency: `0.84 ms`, `12.3 ms`, `2,004 ms` */
 export function latency(ms: number): string {
   if (ms < 10) return `${ms.toFixed(2)} ms`

@@ -5,7 +5,7 @@
 import { formatDuration } from '../options.js'
 import { type FailureClass, OUTCOME_LABELS, OUTCOMES } from '../recorder.js'
 import { failuresByClass, type LabResult, type PodSummary } from '../result.js'
-import { count, latency, podEnd, rate, seconds } from './format.js'
+import { count, latency, podEnd, rate, seconds, span } from './format.js'
 import { headroomLine, settingsLines, verdictLine } from './text.js'
 
 /** Failed requests listed in the table (all are in the JSON). */
@@ -43,6 +43,8 @@ const SERIES = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9'
 // The chart is drawn for this width and scales with the page; at 800 px its text stays at
 // 10 px or more, and below 720 px the figure scrolls instead of shrinking further.
 const WIDTH = 960
+/** The page's widest content: at 1280 px the tables get the room they need. */
+const PAGE_WIDTH = 1_200
 const MIN_WIDTH = 720
 const LEFT = 180
 const RIGHT = 16
@@ -93,7 +95,7 @@ function chart(result: LabResult): string {
   const rateStep = niceStep(maxRate, 4)
   const rateMax = Math.ceil(maxRate / rateStep) * rateStep
   const yRate = (v: number) => r1(rateTop + rateHeight - (v / rateMax) * rateHeight)
-  parts.push(panelTitle(y, 'Requests per second, by outcome (100 ms buckets)'))
+  parts.push(panelTitle(y, 'Requests per second, by outcome, as they ended (100 ms buckets)'))
   for (let v = 0; v <= rateMax; v += rateStep) {
     parts.push(gridLine(yRate(v), String(v)))
   }
@@ -149,13 +151,15 @@ function chart(result: LabResult): string {
 
   // Panel 3: the endpoints the Service model routes new connections to, by the state of their
   // pod: a connection routed to a pod that has exited is refused.
-  const stepHeight = 64
+  // At least 24 px a step: a change of one endpoint must read at a glance at 800 px.
   const stepTop = y + 18
   const maxPods = Math.max(1, ...buckets.map((b) => b.endpoints))
+  const stepHeight = Math.max(120, 24 * maxPods)
   const yPods = (v: number) => r1(stepTop + stepHeight - (v / maxPods) * stepHeight)
   parts.push(
     panelTitle(y, 'Endpoints the Service routes new connections to, by the state of their pod'),
   )
+  parts.push('<g class="endpoints">')
   for (let v = 0; v <= maxPods; v++) parts.push(gridLine(yPods(v), String(v)))
   const layers: [string, (b: (typeof buckets)[number]) => number, string][] = [
     [COLORS.ready, (b) => b.endpoints - b.endpointsTerminating - b.endpointsGone, 'ready pod'],
@@ -173,6 +177,7 @@ function chart(result: LabResult): string {
       base += n
     }
   }
+  parts.push('</g>')
   y = stepTop + stepHeight + 14
 
   const flightHeight = 44
@@ -211,7 +216,7 @@ function chart(result: LabResult): string {
   const loadMarks =
     load === undefined
       ? ''
-      : `<line x1="${x(load.startedAt)}" x2="${x(load.startedAt)}" y1="22" y2="${bandsBottom}" stroke="${COLORS.axis}" stroke-dasharray="3 3"/><line x1="${x(load.stoppedAt)}" x2="${x(load.stoppedAt)}" y1="22" y2="${bandsBottom}" stroke="${COLORS.axis}" stroke-dasharray="3 3"/><text x="${x(load.startedAt)}" y="16" class="small" text-anchor="middle">load on</text><text x="${x(load.stoppedAt)}" y="16" class="small" text-anchor="middle">load off</text>`
+      : `<line x1="${x(load.startedAt)}" x2="${x(load.startedAt)}" y1="22" y2="${bandsBottom}" stroke="${COLORS.axis}" stroke-dasharray="3 3"/><line x1="${x(load.stoppedAt)}" x2="${x(load.stoppedAt)}" y1="22" y2="${bandsBottom}" stroke="${COLORS.axis}" stroke-dasharray="3 3"/><text x="${x(load.startedAt)}" y="16" class="small" text-anchor="middle">load on</text><text x="${x(load.stoppedAt)}" y="16" class="small" text-anchor="end">load stopped</text>`
 
   // Time axis.
   y = bandsBottom + 22
@@ -324,7 +329,7 @@ function podBand(
   ) => {
     if (from === undefined || to === undefined || to <= from) return
     out.push(
-      `<rect x="${x(from)}" y="${y + 3}" width="${Math.max(1, r1(x(to) - x(from)))}" height="12" fill="${color}"><title>${e(pod.name)}: ${what} ${seconds(from)}–${seconds(to)} s</title></rect>`,
+      `<rect x="${x(from)}" y="${y + 3}" width="${Math.max(1, r1(x(to) - x(from)))}" height="12" fill="${color}"><title>${e(pod.name)}: ${what} ${span(from, to)}</title></rect>`,
     )
   }
   const readyEnd = pod.deletedAt ?? end
@@ -335,7 +340,7 @@ function podBand(
   if (pod.endpointAddedAt !== undefined) {
     const routedEnd = pod.endpointRemovedAt ?? duration
     out.push(
-      `<line x1="${x(pod.endpointAddedAt)}" x2="${x(routedEnd)}" y1="${y + 18}" y2="${y + 18}" stroke="${COLORS.routed}" stroke-width="2.5"><title>${e(pod.name)}: the Service routes new connections to it ${seconds(pod.endpointAddedAt)}–${seconds(routedEnd)} s</title></line>`,
+      `<line x1="${x(pod.endpointAddedAt)}" x2="${x(routedEnd)}" y1="${y + 18}" y2="${y + 18}" stroke="${COLORS.routed}" stroke-width="2.5"><title>${e(pod.name)}: the Service routes new connections to it ${span(pod.endpointAddedAt, routedEnd)}</title></line>`,
     )
   }
   for (const f of result.failures) {
@@ -433,17 +438,26 @@ export function renderHtml(result: LabResult): string {
       `${result.pods.filter((p) => p.sigkillAt !== undefined).length} SIGKILLed · ${result.pods.filter((p) => p.deletedAt !== undefined).length} deleted`,
     ),
   ]
-  const podRows = result.pods
+  // Two tables, each narrow enough for an 800 px window: when each pod lived, then what
+  // crossed its shutdown.
+  const podName = (p: PodSummary) => `<td class="mono">${e(p.name)}</td>`
+  const lifeRows = result.pods
     .map(
       (p) =>
-        `<tr><td class="mono">${e(p.name)}</td><td>${p.revision}</td><td>${seconds(p.startedAt)}</td><td>${seconds(p.readyAt)}</td><td>${seconds(p.endpointAddedAt)}</td><td>${seconds(p.deletedAt)}</td><td>${seconds(p.endpointRemovedAt)}</td><td>${seconds(p.sigtermAt)}</td><td>${seconds(p.exitedAt)}</td><td class="left ${p.sigkillAt === undefined ? '' : 'bad'}">${e(podEnd(p))}</td><td>${p.timeToExitMs === undefined ? '-' : `${seconds(p.timeToExitMs)} s`}</td><td>${count(p.ok)}</td><td class="${p.failed > 0 ? 'bad' : ''}">${count(p.failed)}</td><td>${p.shutdown === undefined ? '-' : count(p.shutdown.inFlightAtSigterm)}</td><td class="${p.shutdown !== undefined && !p.shutdown.exercised ? 'bad' : ''}">${p.shutdown === undefined ? '-' : count(p.shutdown.servedInLameDuck)}</td><td class="${p.headroomMs !== undefined && p.headroomMs < 0 ? 'bad' : ''}">${p.headroomMs === undefined ? '-' : `${seconds(p.headroomMs)} s`}</td></tr>`,
+        `<tr>${podName(p)}<td>${p.revision}</td><td>${seconds(p.startedAt)}</td><td>${seconds(p.readyAt)}</td><td>${seconds(p.endpointAddedAt)}</td><td>${seconds(p.deletedAt)}</td><td>${seconds(p.endpointRemovedAt)}</td><td>${seconds(p.sigtermAt)}</td><td>${seconds(p.exitedAt)}</td><td class="left text ${p.sigkillAt === undefined ? '' : 'bad'}">${e(podEnd(p))}</td></tr>`,
+    )
+    .join('')
+  const trafficRows = result.pods
+    .map(
+      (p) =>
+        `<tr>${podName(p)}<td>${p.timeToExitMs === undefined ? '-' : `${seconds(p.timeToExitMs)} s`}</td><td>${count(p.ok)}</td><td class="${p.failed > 0 ? 'bad' : ''}">${count(p.failed)}</td><td>${p.shutdown === undefined ? '-' : count(p.shutdown.inFlightAtSigterm)}</td><td class="${p.shutdown !== undefined && !p.shutdown.exercised ? 'bad' : ''}">${p.shutdown === undefined ? '-' : count(p.shutdown.servedInLameDuck)}</td><td class="${p.headroomMs !== undefined && p.headroomMs < 0 ? 'bad' : ''}">${p.headroomMs === undefined ? '-' : `${seconds(p.headroomMs)} s`}</td></tr>`,
     )
     .join('')
   const failureRows = result.failures
     .slice(0, FAILURES_IN_TABLE)
     .map(
       (f) =>
-        `<tr><td>${seconds(f.start)}</td><td>${seconds(f.end)}</td><td class="left" style="color:${COLORS[f.outcome as FailureClass]}">${e(OUTCOME_LABELS[f.outcome])}</td><td class="mono">${f.method} ${e(f.path)}</td><td class="left">${e(f.client)}${f.reused ? ', reused' : ''}</td><td class="mono">${e(f.pod ?? '-')}</td><td class="left">${e(f.message ?? '')}</td></tr>`,
+        `<tr><td>${seconds(f.start)}</td><td>${seconds(f.end)}</td><td class="left" style="color:${COLORS[f.outcome as FailureClass]}">${e(OUTCOME_LABELS[f.outcome])}</td><td class="mono words">${f.method} ${e(f.path)}</td><td class="left">${e(f.client)}${f.reused ? ', reused' : ''}</td><td class="mono">${e(f.pod ?? '-')}</td><td class="left text">${e(f.message ?? '')}</td></tr>`,
     )
     .join('')
   const notes = [
@@ -473,7 +487,7 @@ export function renderHtml(result: LabResult): string {
 <title>lameduck rollout — ${e(s.name)}: ${status.toUpperCase()}</title>
 <style>
   body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: ${COLORS.text}; background: #f8f9fa; margin: 0; }
-  main { max-width: ${WIDTH}px; margin: 0 auto; padding: 24px 20px 40px; }
+  main { max-width: ${PAGE_WIDTH}px; margin: 0 auto; padding: 24px 20px 40px; }
   h1 { font-size: 22px; margin: 0 0 4px; display: flex; align-items: center; gap: 12px; }
   h2 { font-size: 16px; margin: 28px 0 8px; }
   .pill { font-size: 13px; font-weight: 700; padding: 3px 10px; border-radius: 999px; color: white; }
@@ -499,8 +513,14 @@ export function renderHtml(result: LabResult): string {
   .key i { display: inline-block; width: 12px; height: 10px; margin-right: 5px; vertical-align: -1px; border-radius: 2px; }
   .key i.line { height: 3px; vertical-align: 3px; }
   table { border-collapse: collapse; width: 100%; background: white; font-size: 12.5px; }
-  th, td { border-bottom: 1px solid #e9ecef; padding: 4px 8px; text-align: right; white-space: nowrap; }
-  th { background: #f1f3f5; font-weight: 600; }
+  th, td { border-bottom: 1px solid #e9ecef; padding: 4px 6px; text-align: right; white-space: nowrap; }
+  th { background: #f1f3f5; font-weight: 600; white-space: normal; vertical-align: bottom; }
+  td.words { white-space: normal; overflow-wrap: break-word; }
+  td.text { white-space: normal; overflow-wrap: anywhere; min-width: 12ch; }
+  .note { font-size: 12px; color: #495057; margin: 2px ${RIGHT}px 0 ${LEFT}px; }
+  dl.run { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; background: white; border: 1px solid #dee2e6; border-radius: 8px; padding: 10px 12px; margin: 0; }
+  dl.run dt { color: #495057; }
+  dl.run dd { margin: 0; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; white-space: pre-wrap; overflow-wrap: anywhere; min-width: 0; }
   td:first-child, th:first-child, td.mono, .left { text-align: left; }
   .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
   td.bad { color: ${COLORS.bad}; font-weight: 600; }
@@ -516,19 +536,31 @@ export function renderHtml(result: LabResult): string {
 ${notes}
 <div class="cards">${cards.join('')}</div>
 ${diagnosis}
-<div class="figure">${chart(result)}<div class="legend">${legend()}</div></div>
+<div class="figure">${chart(result)}<div class="legend">${legend()}</div>${load === undefined ? '' : '<p class="note">Requests are counted when they end: the bars after “load stopped” are requests sent before it that were still in flight.</p>'}</div>
 <h2>Requests by client kind and by shape</h2>
 <div class="pair">${breakdownTable('client kind', result.byClient)}${breakdownTable('request', result.byRequest)}</div>
 <h2>Pods <small>(times in seconds since the lab started)</small></h2>
-<div class="scroll"><table><thead><tr><th>pod</th><th>rev</th><th>start</th><th>ready</th><th>routed</th><th>deleted</th><th>unrouted</th><th>SIGTERM</th><th>exit</th><th class="left">how it ended</th><th>exit after SIGTERM</th><th>ok</th><th>failed</th><th title="requests in flight on connections to the pod at its SIGTERM">in flight at SIGTERM</th><th title="requests sent to the pod after its SIGTERM that it answered">served in lame duck</th><th title="exit minus the moment the Service stopped routing new connections to it">headroom</th></tr></thead><tbody>${podRows}</tbody></table></div>
+<div class="scroll"><table class="pods"><thead><tr><th>pod</th><th>rev</th><th>start</th><th>ready</th><th title="the Service starts routing new connections to it">routed</th><th>deleted</th><th title="the Service stops routing new connections to it">unrouted</th><th>SIGTERM</th><th>exit</th><th class="left">how it ended</th></tr></thead><tbody>${lifeRows}</tbody></table></div>
+<h2>Traffic across each pod's shutdown</h2>
+<div class="scroll"><table class="pods"><thead><tr><th>pod</th><th>exit after SIGTERM</th><th>ok</th><th>failed</th><th title="requests in flight on connections to the pod at its SIGTERM">in flight at SIGTERM</th><th title="requests sent to the pod after its SIGTERM that it answered">served in lame duck</th><th title="exit minus the moment the Service stopped routing new connections to it">headroom</th></tr></thead><tbody>${trafficRows}</tbody></table></div>
 ${
   result.failures.length === 0
     ? ''
     : `<h2>Failed requests <small>(${result.failures.length > FAILURES_IN_TABLE ? `first ${FAILURES_IN_TABLE} of ${count(result.failed)}` : 'all'}; every one is in the JSON report)</small></h2>
-<div class="scroll"><table><thead><tr><th>sent</th><th>failed</th><th class="left">outcome</th><th class="left">request</th><th class="left">client</th><th class="left">pod</th><th class="left">error</th></tr></thead><tbody>${failureRows}</tbody></table></div>`
+<div class="scroll"><table class="failures"><thead><tr><th>sent</th><th>failed</th><th class="left">outcome</th><th class="left">request</th><th class="left">client</th><th class="left">pod</th><th class="left">error</th></tr></thead><tbody>${failureRows}</tbody></table></div>`
 }
 <h2>Run</h2>
-<pre>${e([`command   ${result.command.join(' ')}`, ...settingsLines(result).map((l, i) => `${i === 0 ? 'settings  ' : '          '}${l}`), `started   ${result.startedAt}, ran ${seconds(result.durationMs, 1)} s`, `model     propagation ${formatDuration(s.propagationDelayMs)} ± ${formatDuration(s.propagationJitterMs)}; see docs/lab.md for what the lab models and what it does not`].join('\n'))}</pre>
+<dl class="run">${[
+    ['command', result.command.join(' ')],
+    ['settings', settingsLines(result).join('\n')],
+    ['started', `${result.startedAt}, ran ${seconds(result.durationMs, 1)} s`],
+    [
+      'model',
+      `propagation ${formatDuration(s.propagationDelayMs)} ± ${formatDuration(s.propagationJitterMs)}; see docs/lab.md in the lameduck package for what the lab models and what it does not`,
+    ],
+  ]
+    .map(([term, value]) => `<dt>${e(term!)}</dt><dd>${e(value!)}</dd>`)
+    .join('')}</dl>
 <footer>Generated by lameduck rollout. Self-contained: no scripts, nothing loaded from elsewhere.</footer>
 </main>
 </body>

@@ -2,7 +2,7 @@
 import { formatDuration } from '../options.js'
 import { OUTCOME_LABELS, OUTCOMES } from '../recorder.js'
 import type { LabResult, PodSummary } from '../result.js'
-import { count, latency, podEnd, rate, seconds } from './format.js'
+import { count, latency, podEnd, rate, seconds, span } from './format.js'
 
 export function settingsLines(result: LabResult): string[] {
   const s = result.settings
@@ -172,7 +172,7 @@ export function renderText(result: LabResult): string {
     lines.push('')
     lines.push(
       `rolling updates  ${result.rollouts
-        .map((r) => `${r.index}: ${seconds(r.startedAt, 1)}–${seconds(r.completedAt, 1)} s`)
+        .map((r) => `${r.index}: ${span(r.startedAt, r.completedAt, 1)}`)
         .join('   ')}`,
     )
   }
@@ -182,7 +182,7 @@ export function renderText(result: LabResult): string {
     lines.push(`first failed requests (all ${count(result.failed)} are in --json)`)
     for (const f of failures) {
       lines.push(
-        `  ${seconds(f.start)}–${seconds(f.end)} s  ${OUTCOME_LABELS[f.outcome]}  ${f.method} ${f.path}  ${f.client}${f.reused ? ' (reused connection)' : ''}  pod ${f.pod ?? '-'}  ${f.message ?? ''}`.trimEnd(),
+        `  ${span(f.start, f.end)}  ${OUTCOME_LABELS[f.outcome]}  ${f.method} ${f.path}  ${f.client}${f.reused ? ' (reused connection)' : ''}  pod ${f.pod ?? '-'}  ${f.message ?? ''}`.trimEnd(),
       )
     }
   }
