@@ -19,6 +19,20 @@ export interface ImageInfo {
    */
   stateful?: boolean
   /**
+   * Why the program must run as one instance, from its arguments (the Thanos compactor,
+   * Jaeger all-in-one); undefined when it may run as several.
+   */
+  singleton?: (
+    argv: readonly string[],
+    kind: string,
+  ) => { why: string; more: string; helps: string } | undefined
+  /**
+   * A database or message broker: its clients hold long-lived connections and reconnect
+   * when one closes, through the Service or to the pods themselves; a delay before SIGTERM
+   * does not spare them the reconnect.
+   */
+  connectionClients?: boolean
+  /**
    * Seconds the program keeps serving after SIGTERM before it closes its listener, read
    * from its configuration in the input; undefined when it does not (or it cannot be seen).
    */
@@ -68,6 +82,24 @@ function podinfoDelay(_model: Model, _w: Workload, c: Container) {
   return debug ? undefined : { seconds: 3, where: "podinfo's own shutdown delay" }
 }
 
+/** Gatekeeper waits `--shutdown-delay` (10 s by default) after SIGTERM before it stops serving. */
+function gatekeeperDelay(_model: Model, _w: Workload, c: Container) {
+  const argv = containerArgv(c.spec) ?? []
+  let value: string | undefined
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--shutdown-delay') value = argv[i + 1]
+    else if (argv[i]!.startsWith('--shutdown-delay=')) value = argv[i]!.slice(17)
+  }
+  if (value === undefined)
+    return { seconds: 10, where: "Gatekeeper's --shutdown-delay (10 s default)" }
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value)
+  if (match === null) return undefined
+  const unit = { ms: 0.001, s: 1, m: 60 }[(match[2] ?? 's') as 'ms' | 's' | 'm']
+  return { seconds: Number(match[1]) * unit, where: `Gatekeeper's --shutdown-delay=${value}` }
+}
+
+const one = (why: string, more: string, helps: string) => () => ({ why, more, helps })
+
 const IMAGES: readonly Entry[] = [
   { name: 'podinfo', repository: /(^|\/)podinfo$/, drainSeconds: podinfoDelay },
   // nginx: SIGQUIT is the graceful shutdown (the official image's STOPSIGNAL); SIGTERM is fast.
@@ -88,10 +120,88 @@ const IMAGES: readonly Entry[] = [
     repository: /(^|\/)postgres(ql)?$/,
     gracefulSignals: ['SIGINT', 'SIGTERM'],
     stateful: true,
+    connectionClients: true,
   },
-  { name: 'Redis', repository: /(^|\/)(redis|redis-stack-server|valkey)$/, stateful: true },
-  { name: 'MySQL', repository: /(^|\/)(mysql|mariadb|percona-server)$/, stateful: true },
-  { name: 'MongoDB', repository: /(^|\/)mongo(db)?$/, stateful: true },
+  {
+    name: 'Redis',
+    repository: /(^|\/)(redis|redis-stack-server|valkey)$/,
+    stateful: true,
+    connectionClients: true,
+  },
+  {
+    name: 'MySQL',
+    repository: /(^|\/)(mysql|mariadb|percona-server|percona-xtradb-cluster)$/,
+    stateful: true,
+    connectionClients: true,
+  },
+  { name: 'MongoDB', repository: /(^|\/)mongo(db)?$/, stateful: true, connectionClients: true },
+  // Databases and brokers that cluster on their own: their clients reconnect to other nodes.
+  ...(
+    [
+      ['Cassandra', /(^|\/)cassandra$/],
+      ['CockroachDB', /(^|\/)cockroach$/],
+      ['RethinkDB', /(^|\/)rethinkdb$/],
+      ['Elasticsearch', /(^|\/)(elasticsearch|opensearch)$/],
+      ['ZooKeeper', /(^|\/)(zookeeper|kubernetes-zookeeper)$/],
+      ['etcd', /(^|\/)etcd$/],
+      ['Consul', /(^|\/)consul$/],
+      ['Hazelcast', /(^|\/)hazelcast$/],
+      ['Kafka', /(^|\/)(cp-kafka|kafka)$/],
+    ] as const
+  ).map(([name, repository]): Entry => ({ name, repository, connectionClients: true })),
+  // A RabbitMQ or NATS server run by a Deployment is one broker: more copies are more
+  // brokers, each with its own queues (clustering needs stable names, a StatefulSet's).
+  ...(
+    [
+      ['RabbitMQ', /(^|\/)rabbitmq$/],
+      ['NATS', /(^|\/)(nats|nats-streaming)$/],
+    ] as const
+  ).map(
+    ([name, repository]): Entry => ({
+      name,
+      repository,
+      connectionClients: true,
+      singleton: (_argv, kind) =>
+        kind === 'StatefulSet'
+          ? undefined
+          : {
+              why: `a single ${name} broker`,
+              more: `each copy would be a separate ${name} broker with its own queues, not a replica`,
+              helps: `a ${name} cluster (a StatefulSet with cluster formation), or a managed broker`,
+            },
+    }),
+  ),
+  {
+    name: 'Jaeger all-in-one',
+    repository: /^jaegertracing\/(all-in-one|jaeger)$/,
+    singleton: one(
+      'Jaeger all-in-one keeps its traces in its own storage (in memory unless configured)',
+      'each copy would hold its own traces, and the UI would show whichever it reaches',
+      'a Jaeger with shared storage (collector and query apart), if traces must survive restarts',
+    ),
+  },
+  {
+    name: 'MetalLB controller',
+    repository: /(^|\/)metallb\/controller$/,
+    singleton: one(
+      'the MetalLB controller assigns addresses without leader election',
+      'two controllers would hand out the same IPs',
+      'nothing: run one, and keep its restart short',
+    ),
+  },
+  {
+    name: 'Thanos',
+    repository: /(^|\/)thanos$/,
+    singleton: (argv) =>
+      argv.includes('compact')
+        ? {
+            why: 'the Thanos compactor must run alone per bucket',
+            more: 'two compactors on one bucket would corrupt or duplicate its blocks',
+            helps: 'nothing: compaction is a background job, a restart only delays it',
+          }
+        : undefined,
+  },
+  { name: 'Gatekeeper', repository: /(^|\/)gatekeeper$/, drainSeconds: gatekeeperDelay },
   { name: 'coredns', repository: /(^|\/)coredns$/, drainSeconds: corednsLameduck },
   // Distroless and Chainguard images: no shell (their :debug and -dev tags add busybox).
   { name: 'distroless', repository: /(^|\/)distroless\//, tag: /^(?!.*debug)/, noShell: true },

@@ -1,5 +1,6 @@
 // The grace period against the time the container needs to stop (KUBERNETES.md pitfalls 2-4).
-import { get, integer } from '../model.js'
+import { containerArgv, idleCommand } from '../commands.js'
+import { type Container, get, integer, list, type Workload } from '../model.js'
 import { budgetSum, seconds, type Timeline } from '../timeline.js'
 import type { Rule } from './types.js'
 
@@ -10,8 +11,36 @@ function graceText(t: Timeline): string {
   return `grace ${seconds(t.grace.seconds)}${t.grace.written ? '' : ' (the default)'}`
 }
 
+/** A grace period of 0 or 1 s: grace-period-zero's, which the other grace rules leave alone. */
 function isZero(t: Timeline): boolean {
-  return t.grace.written && t.grace.seconds === 0
+  return t.grace.written && t.grace.seconds <= 1
+}
+
+/** A placeholder that only holds resources (`pause`, `sleep infinity`): nothing to stop. */
+function placeholder(c: Container): boolean {
+  return /(^|\/)pause(:|@|$)/.test(c.image ?? '') || idleCommand(containerArgv(c.spec))
+}
+
+/** Why the grace period of `w` matters although no Service in the input selects it. */
+function longRunning(w: Workload): string | undefined {
+  const active = w.containers.filter((c) => !placeholder(c))
+  if (active.length === 0) return undefined
+  if (active.some((c) => c.ports.length > 0)) return 'its container ports say it serves'
+  if (active.some((c) => get(c.spec, ['lifecycle', 'preStop']) !== undefined))
+    return 'it has a preStop hook'
+  return undefined
+}
+
+function preStopText(c: Container): string | undefined {
+  const hook = get(c.spec, ['lifecycle', 'preStop'])
+  if (hook === undefined) return undefined
+  const sleep = integer(get(hook, ['sleep', 'seconds']))
+  if (sleep !== undefined) return `sleep ${sleep} s`
+  const command = list(get(hook, ['exec', 'command']))
+    .map(String)
+    .join(' ')
+  if (command !== '') return command.length > 40 ? `${command.slice(0, 37)}...` : command
+  return get(hook, ['httpGet']) !== undefined ? 'an httpGet' : 'a hook'
 }
 
 function preStopUsesGrace(t: Timeline): boolean {
@@ -21,19 +50,33 @@ function preStopUsesGrace(t: Timeline): boolean {
 export const gracePeriodZero: Rule = {
   id: 'grace-period-zero',
   severity: 'error',
-  scope: 'serving-workloads',
-  summary: 'terminationGracePeriodSeconds: 0 skips preStop and does not wait for the app',
+  scope: 'workloads',
+  summary:
+    'terminationGracePeriodSeconds 0 or 1 on a long-running workload: no time to stop, and a preStop hook cannot run',
   rationale:
-    'with a grace period of 0 the preStop hook is skipped and the kubelet does not wait for the app, cutting every in-flight request',
+    'with a grace period of 0 the preStop hook is skipped and the kubelet does not wait for the app (1 s is no better: the hook and the app share that second), cutting every in-flight request; this holds whether or not a Service in the input selects the pod',
   check({ model, report }) {
     for (const w of model.workloads) {
-      if (!w.takesTraffic) continue
-      if (integer(get(w.pod, ['terminationGracePeriodSeconds'])) !== 0) continue
+      const grace = integer(get(w.pod, ['terminationGracePeriodSeconds']))
+      if (grace === undefined || grace > 1) continue
+      const why = w.takesTraffic ? undefined : longRunning(w)
+      if (!w.takesTraffic && why === undefined) continue
+      const hooks = w.containers.flatMap((c) => {
+        const text = preStopText(c)
+        return text === undefined ? [] : [`${c.name}: ${text}`]
+      })
+      const hookText =
+        hooks.length === 0
+          ? ''
+          : grace === 0
+            ? `: the preStop hook (${hooks.join('; ')}) never runs`
+            : `: the preStop hook (${hooks.join('; ')}) and the app's shutdown share that one second`
+      const served = why === undefined ? '' : ` (no Service in the input selects it, but ${why})`
       report({
         object: w,
         path: [...w.podPath, 'terminationGracePeriodSeconds'],
-        message: 'terminationGracePeriodSeconds is 0',
-        fix: 'remove the field (default 30 s) or set it to cover the shutdown, e.g. terminationGracePeriodSeconds: 45',
+        message: `terminationGracePeriodSeconds is ${grace}${hookText}${served}`,
+        fix: 'remove the field (default 30 s) or set it to cover the preStop hook and the shutdown, e.g. terminationGracePeriodSeconds: 45',
       })
     }
   },
