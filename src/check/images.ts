@@ -11,6 +11,13 @@ export interface ImageInfo {
   gracefulSignals?: readonly string[]
   /** The image ships no shell and no `sleep`: exec preStop hooks cannot run. */
   noShell?: boolean
+  /**
+   * Ports it serves its users on although they are conventional metrics ports (Prometheus
+   * and Thanos on 9090): a Service port to them is user traffic.
+   */
+  servesOn?: readonly number[]
+  /** A consensus system (etcd, ZooKeeper, Consul…): losing a majority of its members stops it. */
+  quorum?: boolean
   /** Only serves metrics for Prometheus: a Service port into it is not user traffic. */
   metricsOnly?: boolean
   /**
@@ -139,16 +146,24 @@ const IMAGES: readonly Entry[] = [
   ...(
     [
       ['Cassandra', /(^|\/)cassandra$/],
-      ['CockroachDB', /(^|\/)cockroach$/],
       ['RethinkDB', /(^|\/)rethinkdb$/],
       ['Elasticsearch', /(^|\/)(elasticsearch|opensearch)$/],
-      ['ZooKeeper', /(^|\/)(zookeeper|kubernetes-zookeeper)$/],
-      ['etcd', /(^|\/)etcd$/],
-      ['Consul', /(^|\/)consul$/],
       ['Hazelcast', /(^|\/)hazelcast$/],
-      ['Kafka', /(^|\/)(cp-kafka|kafka)$/],
     ] as const
   ).map(([name, repository]): Entry => ({ name, repository, connectionClients: true })),
+  // Raft and ZAB: a majority of the members must be up, so evictions must go one at a time.
+  ...(
+    [
+      ['CockroachDB', /(^|\/)cockroach$/],
+      ['ZooKeeper', /(^|\/)(zookeeper|kubernetes-zookeeper|cp-zookeeper)$/],
+      ['etcd', /(^|\/)etcd$/],
+      ['Consul', /(^|\/)consul$/],
+      ['Kafka', /(^|\/)(cp-kafka|kafka|cp-server)$/],
+      ['Vault', /(^|\/)vault$/],
+    ] as const
+  ).map(
+    ([name, repository]): Entry => ({ name, repository, connectionClients: true, quorum: true }),
+  ),
   // A RabbitMQ or NATS server run by a Deployment is one broker: more copies are more
   // brokers, each with its own queues (clustering needs stable names, a StatefulSet's).
   ...(
@@ -189,9 +204,11 @@ const IMAGES: readonly Entry[] = [
       'nothing: run one, and keep its restart short',
     ),
   },
+  { name: 'Prometheus', repository: /(^|\/)prometheus$/, servesOn: [9090] },
   {
     name: 'Thanos',
     repository: /(^|\/)thanos$/,
+    servesOn: [9090],
     singleton: (argv) =>
       argv.includes('compact')
         ? {

@@ -403,6 +403,13 @@ function servicePorts(value: unknown): ServicePort[] {
   })
 }
 
+/** A port name that says it is the app's own port: `http`, `web`, `grpc`, `http-query`… */
+function servingName(name: string | undefined): boolean {
+  return (
+    name !== undefined && /^(https?|web|grpc|ui|api)([-_].*)?$/i.test(name) && !metricsName(name)
+  )
+}
+
 /** A port name that says it carries metrics (`metrics`, `http-metrics`, `metrics-tls`). */
 function metricsName(name: string | undefined): boolean {
   return name !== undefined && /(^|[-_])metrics($|[-_])/i.test(name)
@@ -438,7 +445,16 @@ function isMetricsRoute(service: Service, port: ServicePort, container: Containe
   if (metricsName(declared?.name)) return true
   const number =
     declared?.containerPort ?? (typeof port.target === 'number' ? port.target : port.port)
-  if (number !== undefined && METRICS_PORTS.has(number)) return true
+  // A conventional metrics number is a scrape port unless the Service or the container
+  // names it as the serving port, or the image serves its users there (Prometheus on 9090).
+  if (
+    number !== undefined &&
+    METRICS_PORTS.has(number) &&
+    !servingName(port.name) &&
+    !servingName(declared?.name) &&
+    imageInfo(container.image)?.servesOn?.includes(number) !== true
+  )
+    return true
   return imageInfo(container.image)?.metricsOnly === true
 }
 

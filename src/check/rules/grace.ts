@@ -1,6 +1,7 @@
 // The grace period against the time the container needs to stop (KUBERNETES.md pitfalls 2-4).
 import { containerArgv, idleCommand } from '../commands.js'
 import { type Container, get, integer, list, type Workload } from '../model.js'
+import { flagValue } from '../singleton.js'
 import { budgetSum, seconds, type Timeline } from '../timeline.js'
 import type { Rule } from './types.js'
 
@@ -142,6 +143,90 @@ export const gracePeriodTooShort: Rule = {
         path: t.grace.path,
         message: `${budgetSum(t)} > ${graceText(t)}`,
         fix: `set terminationGracePeriodSeconds: ${needed}${shrink === '' ? '' : `, or lower ${shrink}`}${t.preStop.seconds > 0 ? ' or the preStop sleep' : ''}`,
+      })
+    }
+  },
+}
+
+/** `30`, `30s`, `1m05s`, `500ms` (Go durations and bare seconds) in seconds; undefined if not. */
+export function durationSeconds(raw: string): number | undefined {
+  const text = raw.trim()
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text)
+  if (!/^(\d+(\.\d+)?(ms|h|m|s))+$/.test(text)) return undefined
+  let total = 0
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)) {
+    total += Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] as 'ms' | 's' | 'm' | 'h']
+  }
+  return total
+}
+
+interface AppTimeout {
+  seconds: number
+  /** What sets it, for messages: `gunicorn --graceful-timeout 60`. */
+  what: string
+  path: (string | number)[]
+}
+
+/**
+ * How long the program itself waits for in-flight requests after SIGTERM, when its flags
+ * or env say so: gunicorn's --graceful-timeout, uvicorn's --timeout-graceful-shutdown,
+ * Envoy's --drain-time-s, OpenFaaS's write_timeout.
+ */
+function appTimeout(c: Container): AppTimeout | undefined {
+  const argv = containerArgv(c.spec) ?? []
+  const words = argv.flatMap((w) => (w.includes(' ') ? w.split(/\s+/) : [w]))
+  const argPath = [...c.path, c.spec['args'] !== undefined ? 'args' : 'command']
+  const programs: [RegExp, string, string][] = [
+    [/(^|\/)gunicorn$/, 'graceful-timeout', 'gunicorn'],
+    [/(^|\/)uvicorn$/, 'timeout-graceful-shutdown', 'uvicorn'],
+    [/(^|\/)envoy$/, 'drain-time-s', 'Envoy'],
+  ]
+  for (const [program, flag, name] of programs) {
+    if (!words.some((w) => program.test(w)) && !(name === 'Envoy' && /envoy/.test(c.image ?? '')))
+      continue
+    const value = flagValue(words, [flag])
+    const seconds = value === undefined ? undefined : durationSeconds(value)
+    if (seconds !== undefined) return { seconds, what: `${name} --${flag} ${value}`, path: argPath }
+  }
+  if (/(^|\/)openfaas\/(gateway|of-watchdog)(:|@|$)/.test(c.image ?? '')) {
+    const env = list(c.spec['env'])
+    for (let i = env.length - 1; i >= 0; i--) {
+      const e = env[i] as Record<string, unknown> | undefined
+      if (e?.['name'] !== 'write_timeout' || typeof e['value'] !== 'string') continue
+      const seconds = durationSeconds(e['value'])
+      if (seconds !== undefined)
+        return {
+          seconds,
+          what: `write_timeout ${e['value']} (OpenFaaS waits that long for requests on SIGTERM)`,
+          path: [...c.path, 'env', i, 'value'],
+        }
+    }
+  }
+  return undefined
+}
+
+export const appTimeoutExceedsGrace: Rule = {
+  id: 'app-timeout-exceeds-grace',
+  severity: 'error',
+  scope: 'serving-other',
+  summary:
+    "the app's own shutdown timeout (gunicorn, uvicorn, Envoy, OpenFaaS flags) is longer than the grace period leaves it",
+  rationale:
+    'the program waits that long for in-flight requests after SIGTERM, but the kubelet SIGKILLs it when the grace period (which counts the preStop hook too) runs out: the slow requests it was waiting for are cut',
+  check({ timelines, report }) {
+    for (const t of timelines) {
+      if (t.lameduck !== undefined || t.grace.invalid || isZero(t) || !t.preStop.known) continue
+      const found = appTimeout(t.container)
+      if (found === undefined) continue
+      const needed = t.preStop.seconds + found.seconds
+      if (needed <= t.grace.seconds) continue
+      const pre = t.preStop.seconds > 0 ? `preStop ${seconds(t.preStop.seconds)} + ` : ''
+      report({
+        object: t.workload,
+        container: t.container,
+        path: t.grace.written ? t.grace.path : found.path,
+        message: `${pre}${found.what} = ${seconds(needed)} > ${graceText(t)}`,
+        fix: `terminationGracePeriodSeconds: ${Math.ceil(needed + t.marginSeconds)} (${pre}${seconds(found.seconds)} + ${seconds(t.marginSeconds)} margin), or a shorter timeout`,
       })
     }
   },

@@ -1,6 +1,7 @@
 // How a rollout, a node drain or an eviction takes replicas down (KUBERNETES.md pitfalls 7,
 // 10 and 13).
 
+import { imageInfo } from '../images.js'
 import type { Path } from '../load.js'
 import {
   type Budget,
@@ -385,6 +386,38 @@ export const pdbNotRolloutGuard: Rule = {
           fix: `protect the rollout in ${describe(w)} itself: ${w.kind === 'StatefulSet' ? 'more replicas' : 'rollingUpdate: {maxUnavailable: 0, maxSurge: 1}'}`,
         })
       }
+    }
+  },
+}
+
+/** Members of a consensus system that can be lost while it keeps a majority. */
+function tolerated(members: number): number {
+  return Math.floor((members - 1) / 2)
+}
+
+export const quorumNoPdb: Rule = {
+  id: 'quorum-no-pdb',
+  severity: 'warning',
+  scope: 'workloads',
+  summary:
+    'a consensus system (etcd, ZooKeeper, Consul, Kafka, CockroachDB) of 3 or more members without a PodDisruptionBudget',
+  rationale:
+    'Raft and ZooKeeper need a majority of their members up; without a budget a node drain or a cluster upgrade may evict several members at once, and the whole system stops accepting writes until they are back',
+  check({ model, report }) {
+    for (const w of model.workloads) {
+      if (w.kind !== 'StatefulSet' || w.replicas === undefined || w.replicas < 3) continue
+      if (w.budgets.length > 0) continue
+      const system = w.containers.map((c) => imageInfo(c.image)).find((i) => i?.quorum === true)
+      if (system === undefined) continue
+      const labels = Object.entries(w.podLabels)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ')
+      report({
+        object: w,
+        path: ['spec', 'replicas'],
+        message: `${replicasText(w)} of ${system.name} and no PodDisruptionBudget selects them: it survives losing ${tolerated(w.replicas)}, and evictions are not limited`,
+        fix: `a PodDisruptionBudget with maxUnavailable: 1 and selector: {matchLabels: {${labels}}}`,
+      })
     }
   },
 }
