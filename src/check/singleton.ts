@@ -14,6 +14,11 @@ export interface Singleton {
   helps: string
   /** The pod's data is on a ReadWriteOnce volume: a surge or a second pod cannot mount it. */
   volume: boolean
+  /**
+   * Only the volume says so: the program may well run as several instances that share the
+   * work (a clustered broker, a store gateway), so more replicas are not ruled out.
+   */
+  maybe?: boolean
 }
 
 /** Access modes of the PersistentVolumeClaims in the input, by namespace-less name. */
@@ -182,7 +187,8 @@ export function singletonOf(model: Model, w: Workload): Singleton | undefined {
     }
   }
   const claim = readWriteOnceClaim(model, w)
-  if (claim !== undefined) {
+  // A StatefulSet gives each replica its own claim: its volume alone does not rule more out.
+  if (claim !== undefined && w.kind !== 'StatefulSet') {
     return {
       why: `its data is on the ${claim}`,
       more: 'a second pod on another node cannot mount it, and two on one node would share one data directory',
@@ -192,13 +198,17 @@ export function singletonOf(model: Model, w: Workload): Singleton | undefined {
     }
   }
   const templates = list(get(w.source.value, ['spec', 'volumeClaimTemplates']))
-  if (w.kind === 'StatefulSet' && templates.length > 0) {
-    const names = templates.map((t) => text(get(t, ['metadata', 'name'])) ?? '?').join(', ')
+  if (w.kind === 'StatefulSet' && (templates.length > 0 || claim !== undefined)) {
+    const names =
+      templates.length > 0
+        ? templates.map((t) => text(get(t, ['metadata', 'name'])) ?? '?').join(', ')
+        : claim
     return {
-      why: `a StatefulSet of 1 with its own volume (${names})`,
-      more: 'each new replica gets an empty volume of its own, not a copy of the data',
-      helps: `more replicas only if the program replicates its data itself (its clustering)`,
+      why: `a StatefulSet of 1 with its data on its own volume (${names})`,
+      more: 'each new replica starts with an empty volume of its own, not a copy of the data',
+      helps: 'more replicas only if the program shares the work or replicates its data itself',
       volume: true,
+      maybe: true,
     }
   }
   return undefined

@@ -243,7 +243,9 @@ export const singleReplica: Rule = {
           object: w,
           path: ['spec', 'replicas'],
           message: `${replicasText(w)}${behind}, and it runs as one instance: ${single.why}`,
-          fix: `not more replicas (${single.more}): a restart is an outage; plan for it (restart in a quiet hour, keep start-up short; ${single.helps})`,
+          fix: single.maybe
+            ? `a restart is an outage; plan for it (restart in a quiet hour, keep start-up short), or ${single.helps}: ${single.more}`
+            : `not more replicas (${single.more}): a restart is an outage; plan for it (restart in a quiet hour, keep start-up short; ${single.helps})`,
         })
         continue
       }

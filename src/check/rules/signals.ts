@@ -111,6 +111,14 @@ function execFix(argv: readonly string[]): string {
   // One command and nothing for a shell to expand: exec form does without the shell.
   if (commands.length === 1 && last.length > 0 && !/[$`*?~]/.test(script))
     return `exec form, without the shell: ${commandText(last)}`
+  // A loop or a conditional cannot be exec'd: the shell itself must act on SIGTERM (PID 1
+  // ignores signals it has no handler for).
+  if (
+    commands.some((words) =>
+      /^(while|until|for|if|case|do|done|fi|esac|then)$/.test(words[0] ?? ''),
+    )
+  )
+    return `have the shell exit on SIGTERM, at the start of the script: ${JSON.stringify(`trap 'exit 0' TERM; ${script.length > 100 ? `${script.slice(0, 97)}...` : script}`)}`
   const at = last[0] === undefined ? -1 : script.lastIndexOf(last[0])
   if (at === -1) return 'start the last command of the script with exec'
   const fixed = `${script.slice(0, at)}exec ${script.slice(at)}`.trim()
