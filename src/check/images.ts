@@ -142,6 +142,43 @@ const IMAGES: readonly Entry[] = [
     connectionClients: true,
   },
   { name: 'MongoDB', repository: /(^|\/)mongo(db)?$/, stateful: true, connectionClients: true },
+  {
+    name: 'DocumentDB',
+    repository: /(^|\/)documentdb(-local)?$/,
+    stateful: true,
+    connectionClients: true,
+  },
+  {
+    name: 'the Zalando Postgres operator',
+    repository: /(^|\/)postgres-operator$/,
+    singleton: one(
+      'the Zalando Postgres operator runs without leader election',
+      'two operators would both act on every Postgres cluster',
+      'nothing: run one, and keep its restart short (its clusters keep serving meanwhile)',
+    ),
+  },
+  {
+    name: 'Selenium Grid hub',
+    repository: /(^|\/)selenium\/hub$/,
+    singleton: one(
+      'the Selenium Grid hub is the one its nodes register with',
+      'each hub would have its own nodes and sessions, and a session would fail on the other',
+      'nothing: one hub per grid',
+    ),
+  },
+  {
+    name: 'flagd',
+    repository: /(^|\/)open-feature\/flagd$/,
+    singleton: (argv) =>
+      argv.some((w) => w.startsWith('file:') || w.startsWith('/'))
+        ? {
+            why: 'flagd serves the flags from a file in its own pod',
+            more: 'each copy would serve its own copy of the file, and a change made in one pod would not reach the other',
+            helps:
+              'a flag source all copies share (a ConfigMap or a flag service), then more replicas',
+          }
+        : undefined,
+  },
   // Databases and brokers that cluster on their own: their clients reconnect to other nodes.
   ...(
     [
@@ -164,8 +201,8 @@ const IMAGES: readonly Entry[] = [
   ).map(
     ([name, repository]): Entry => ({ name, repository, connectionClients: true, quorum: true }),
   ),
-  // A RabbitMQ or NATS server run by a Deployment is one broker: more copies are more
-  // brokers, each with its own queues (clustering needs stable names, a StatefulSet's).
+  // A RabbitMQ or NATS server is one broker unless its configuration (a ConfigMap the pod
+  // mounts) forms a cluster: more copies are more brokers, each with its own queues.
   ...(
     [
       ['RabbitMQ', /(^|\/)rabbitmq$/],
@@ -176,14 +213,11 @@ const IMAGES: readonly Entry[] = [
       name,
       repository,
       connectionClients: true,
-      singleton: (_argv, kind) =>
-        kind === 'StatefulSet'
-          ? undefined
-          : {
-              why: `a single ${name} broker`,
-              more: `each copy would be a separate ${name} broker with its own queues, not a replica`,
-              helps: `a ${name} cluster (a StatefulSet with cluster formation), or a managed broker`,
-            },
+      singleton: () => ({
+        why: `a single ${name} broker`,
+        more: `each copy would be a separate ${name} broker with its own queues, not a replica`,
+        helps: `a ${name} cluster (a StatefulSet with cluster formation), or a managed broker`,
+      }),
     }),
   ),
   {
@@ -210,13 +244,19 @@ const IMAGES: readonly Entry[] = [
     repository: /(^|\/)thanos$/,
     servesOn: [9090],
     singleton: (argv) =>
-      argv.includes('compact')
+      argv.includes('replicate')
         ? {
-            why: 'the Thanos compactor must run alone per bucket',
-            more: 'two compactors on one bucket would corrupt or duplicate its blocks',
-            helps: 'nothing: compaction is a background job, a restart only delays it',
+            why: 'Thanos bucket replication must run alone',
+            more: 'two replicators would copy the same blocks twice',
+            helps: 'nothing: replication is a background job, a restart only delays it',
           }
-        : undefined,
+        : argv.includes('compact')
+          ? {
+              why: 'the Thanos compactor must run alone per bucket',
+              more: 'two compactors on one bucket would corrupt or duplicate its blocks',
+              helps: 'nothing: compaction is a background job, a restart only delays it',
+            }
+          : undefined,
   },
   { name: 'Gatekeeper', repository: /(^|\/)gatekeeper$/, drainSeconds: gatekeeperDelay },
   { name: 'coredns', repository: /(^|\/)coredns$/, drainSeconds: corednsLameduck },

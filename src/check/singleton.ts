@@ -129,7 +129,22 @@ export function databaseOrBroker(c: Container): string | undefined {
 }
 
 /** Why `c` alone makes its pod a singleton, from its image, command and env. */
-function containerSingleton(w: Workload, c: Container): Singleton | undefined {
+/** A ConfigMap mounted or loaded by the pod that mentions `word` (cluster settings). */
+function podConfigMentions(model: Model, w: Workload, word: RegExp): boolean {
+  const names = [
+    ...list(get(w.pod, ['volumes'])).map((v) => text(get(v, ['configMap', 'name']))),
+    ...w.containers.flatMap((c) =>
+      list(c.spec['envFrom']).map((e) => text(get(e, ['configMapRef', 'name']))),
+    ),
+  ]
+  return names.some((name) =>
+    (name === undefined ? [] : (model.configMapsByName.get(name) ?? [])).some((map) =>
+      Object.values(map.data).some((value) => word.test(value)),
+    ),
+  )
+}
+
+function containerSingleton(model: Model, w: Workload, c: Container): Singleton | undefined {
   const argv = containerArgv(c.spec) ?? []
   const leader = flagValue(argv, LEADER_ELECTION_FLAGS)
   if (leader === 'false') {
@@ -157,8 +172,21 @@ function containerSingleton(w: Workload, c: Container): Singleton | undefined {
       volume: false,
     }
   }
+  // Spark's standalone master: a second one without ZooKeeper recovery is a second cluster.
+  if (argv.some((word) => /(^|\/)start-master(\.sh)?$/.test(word))) {
+    return {
+      why: 'a Spark standalone master',
+      more: 'a second master without ZooKeeper recovery would be a second cluster with its own workers',
+      helps: "Spark's ZooKeeper recovery mode, if the master must survive restarts",
+      volume: false,
+    }
+  }
   const info = imageInfo(c.image)
-  const known = info?.singleton?.(argv, w.kind)
+  // A RabbitMQ or NATS server is one broker unless its configuration forms a cluster.
+  const clustered =
+    (info?.name === 'RabbitMQ' && podConfigMentions(model, w, /cluster_formation/)) ||
+    (info?.name === 'NATS' && podConfigMentions(model, w, /\bcluster\s*[{:]/))
+  const known = clustered ? undefined : info?.singleton?.(argv, w.kind)
   if (known !== undefined) return { ...known, volume: false }
   const store = info?.stateful === true ? info.name : storeByPort(c)
   if (store !== undefined) {
@@ -180,7 +208,7 @@ export function singletonOf(model: Model, w: Workload): Singleton | undefined {
   if (w.kind === 'DaemonSet') return undefined
   if (w.replicas !== undefined && w.replicas !== 1) return undefined
   for (const c of w.containers) {
-    const found = containerSingleton(w, c)
+    const found = containerSingleton(model, w, c)
     if (found !== undefined) {
       const claim = readWriteOnceClaim(model, w)
       return claim === undefined ? found : { ...found, volume: true }

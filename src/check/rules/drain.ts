@@ -1,7 +1,7 @@
 // The time between the pod's deletion and the listener closing (KUBERNETES.md pitfall 1).
 import { imageInfo, lacksShell } from '../images.js'
 import { type Container, list, record, routeName, text, type Workload } from '../model.js'
-import { databaseOrBroker } from '../singleton.js'
+import { databaseOrBroker, singletonOf } from '../singleton.js'
 import { seconds, type Timeline } from '../timeline.js'
 import { canHandOver } from './rollout.js'
 import type { Rule } from './types.js'
@@ -94,7 +94,7 @@ export const noPrestopDelay: Rule = {
     'a Service routes to the container but nothing delays SIGTERM until the endpoint removal has spread',
   rationale:
     'when a pod is deleted, SIGTERM and the removal from the Service start together; kube-proxy, ingress controllers and load balancers learn of the removal up to seconds later and keep sending new connections, which are refused once the app closes its listener; a preStop sleep keeps the app serving until they have caught up (an app that keeps serving for a few seconds after SIGTERM on its own needs none: lameduck/ignore it)',
-  check({ timelines, report }) {
+  check({ model, timelines, report }) {
     for (const t of timelines) {
       if (t.lameduck !== undefined || t.container.routes.length === 0) continue
       // Through a headless Service clients resolve pod addresses themselves (StatefulSet
@@ -107,6 +107,8 @@ export const noPrestopDelay: Rule = {
       // Clients of databases and brokers hold long connections and reconnect when one
       // closes, whatever the delay; Typha's clients do not go through the Service at all.
       if (databaseOrBroker(t.container) !== undefined || typha(t.container)) continue
+      // One instance on a ReadWriteOnce volume: no other pod can take over, not even a surge.
+      if (singletonOf(model, t.workload)?.volume === true) continue
       report({
         object: t.workload,
         container: t.container,
