@@ -18,6 +18,11 @@ export interface ImageInfo {
   servesOn?: readonly number[]
   /** A consensus system (etcd, ZooKeeper, Consul…): losing a majority of its members stops it. */
   quorum?: boolean
+  /**
+   * Keeps serving for a while after SIGTERM on its own, for a time the manifest does not
+   * show: a preStop delay is not needed.
+   */
+  drainsItself?: boolean
   /** Only serves metrics for Prometheus: a Service port into it is not user traffic. */
   metricsOnly?: boolean
   /**
@@ -158,6 +163,15 @@ const IMAGES: readonly Entry[] = [
     ),
   },
   {
+    name: 'Zeppelin',
+    repository: /(^|\/)zeppelin$/,
+    singleton: one(
+      'Zeppelin keeps its notebooks in the pod',
+      'each copy would have its own notebooks and interpreters',
+      'a shared notebook storage, if notebooks must survive restarts',
+    ),
+  },
+  {
     name: 'Selenium Grid hub',
     repository: /(^|\/)selenium\/hub$/,
     singleton: one(
@@ -185,7 +199,12 @@ const IMAGES: readonly Entry[] = [
       ['Cassandra', /(^|\/)cassandra$/],
       ['RethinkDB', /(^|\/)rethinkdb$/],
       ['Elasticsearch', /(^|\/)(elasticsearch|opensearch)$/],
-      ['Hazelcast', /(^|\/)hazelcast$/],
+      ['Hazelcast', /(^|\/)hazelcast(-kubernetes)?$/],
+      // Not databases, but their clients retry refused connections the same way: S3 SDKs,
+      // MySQL connection pools behind the router, OTLP exporters, Prometheus sending alerts.
+      ['MinIO', /(^|\/)minio\/minio$/],
+      ['MySQL Router', /(^|\/)mysql-router$/],
+      ['the OpenTelemetry Collector', /(^|\/)opentelemetry-collector(-contrib|-k8s)?$/],
     ] as const
   ).map(([name, repository]): Entry => ({ name, repository, connectionClients: true })),
   // Raft and ZAB: a majority of the members must be up, so evictions must go one at a time.
@@ -238,7 +257,45 @@ const IMAGES: readonly Entry[] = [
       'nothing: run one, and keep its restart short',
     ),
   },
-  { name: 'Prometheus', repository: /(^|\/)prometheus$/, servesOn: [9090] },
+  {
+    name: 'Prometheus',
+    repository: /(^|\/)prometheus$/,
+    servesOn: [9090],
+    singleton: one(
+      'Prometheus keeps its time series in the pod',
+      'a second copy would scrape on its own and answer queries with its own gaps',
+      'an HA pair behind a deduplicating query layer (Thanos Query), if gaps in the data matter',
+    ),
+  },
+  {
+    name: 'Alertmanager',
+    repository: /(^|\/)alertmanager$/,
+    connectionClients: true,
+    singleton: (argv) =>
+      argv.some((w) => w.startsWith('--cluster.peer'))
+        ? undefined
+        : {
+            why: 'Alertmanager runs without cluster peers',
+            more: 'a second one without --cluster.peer would send every notification twice',
+            helps: 'two or three peers with --cluster.peer, then more replicas',
+          },
+  },
+  {
+    name: 'Grafana',
+    repository: /(^|\/)grafana\/grafana(-oss|-enterprise)?$/,
+    singleton: one(
+      'Grafana keeps users, sessions and edited dashboards in its own SQLite file unless a database is configured',
+      'each copy would have its own users and edits',
+      'an external database (GF_DATABASE_TYPE and its URL), then more replicas',
+    ),
+  },
+  // knative.dev/pkg servers (Knative, Tekton) keep serving after SIGTERM while their
+  // readiness fails (its network drainer), before they shut down.
+  {
+    name: 'a knative.dev/pkg server',
+    repository: /(^|\/)(knative\.dev|github\.com\/tektoncd|knative-releases|tekton-releases)\//,
+    drainsItself: true,
+  },
   {
     name: 'Thanos',
     repository: /(^|\/)thanos$/,

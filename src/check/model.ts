@@ -410,9 +410,14 @@ function servingName(name: string | undefined): boolean {
   )
 }
 
-/** A port name that says it carries metrics (`metrics`, `http-metrics`, `metrics-tls`). */
+/**
+ * A port name that says it carries metrics or other tooling, not users' requests
+ * (`metrics`, `http-metrics`, `metrics-tls`, `http-profiling`, `probes`, `healthz`).
+ */
 function metricsName(name: string | undefined): boolean {
-  return name !== undefined && /(^|[-_])metrics($|[-_])/i.test(name)
+  return (
+    name !== undefined && /(^|[-_])(metrics|profiling|pprof|probes|healthz?)($|[-_])/i.test(name)
+  )
 }
 
 /**

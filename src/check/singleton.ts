@@ -172,6 +172,18 @@ function containerSingleton(model: Model, w: Workload, c: Container): Singleton 
       volume: false,
     }
   }
+  // A Locust load generator: its users are the load; a second copy doubles it.
+  if (
+    /(^|\/)locust$/.test(c.image?.split(':')[0] ?? '') ||
+    list(c.spec['env']).some((e) => text(record(e)?.['name'])?.startsWith('LOCUST_') === true)
+  ) {
+    return {
+      why: 'a Locust load generator (its Service is the web UI)',
+      more: 'a second copy would run its own users and double the load',
+      helps: "Locust's own master and workers, if more load is wanted",
+      volume: false,
+    }
+  }
   // Spark's standalone master: a second one without ZooKeeper recovery is a second cluster.
   if (argv.some((word) => /(^|\/)start-master(\.sh)?$/.test(word))) {
     return {
@@ -186,7 +198,12 @@ function containerSingleton(model: Model, w: Workload, c: Container): Singleton 
   const clustered =
     (info?.name === 'RabbitMQ' && podConfigMentions(model, w, /cluster_formation/)) ||
     (info?.name === 'NATS' && podConfigMentions(model, w, /\bcluster\s*[{:]/))
-  const known = clustered ? undefined : info?.singleton?.(argv, w.kind)
+  const sharedDatabase =
+    info?.name === 'Grafana' &&
+    list(c.spec['env']).some((e) =>
+      /^GF_DATABASE_(TYPE|URL|HOST)$/.test(text(record(e)?.['name']) ?? ''),
+    )
+  const known = clustered || sharedDatabase ? undefined : info?.singleton?.(argv, w.kind)
   if (known !== undefined) return { ...known, volume: false }
   const store = info?.stateful === true ? info.name : storeByPort(c)
   if (store !== undefined) {

@@ -107,6 +107,7 @@ export const noPrestopDelay: Rule = {
       // Clients of databases and brokers hold long connections and reconnect when one
       // closes, whatever the delay; Typha's clients do not go through the Service at all.
       if (databaseOrBroker(t.container) !== undefined || typha(t.container)) continue
+      if (imageInfo(t.container.image)?.drainsItself === true) continue
       // One instance on a ReadWriteOnce volume: no other pod can take over, not even a surge.
       if (singletonOf(model, t.workload)?.volume === true) continue
       report({
