@@ -61,6 +61,12 @@ describe('a workload no Service in the input selects (item 7)', () => {
     assert.equal(zero.length, 1)
     assert.equal(zero[0]!.severity, 'error')
     assert.match(zero[0]!.message, /no Service in the input selects it, but its container ports/)
+    // 1 s is no grace period either.
+    const one = check([{ name: 'deployment.yaml', text: text.replace('Seconds: 0', 'Seconds: 1') }])
+    assert.match(
+      find(one, 'grace-period-zero', 'Deployment/whereami')[0]!.message,
+      /terminationGracePeriodSeconds is 1/,
+    )
   })
 
   test('through the CLI: --assume-served is a flag, and the summary line is printed', async () => {
