@@ -17,6 +17,11 @@ export interface CheckOptions {
   ignore?: Iterable<string>
   /** Take every container for a lameduck app unless annotated otherwise (`--assume-lameduck`). */
   assumeLameduck?: boolean
+  /**
+   * Take workloads that declare container ports but that no Service in the input selects
+   * as served through those ports (`--assume-served`): their Service is in another file.
+   */
+  assumeServed?: boolean
 }
 
 /** An input that could not be read or parsed; the others are still checked. */
@@ -52,6 +57,11 @@ export interface CheckResult {
   errors: InputProblem[]
   /** Objects of kinds the checker does not read. */
   skipped: Skipped[]
+  /**
+   * Workloads (`Kind/name`) that declare container ports but that no Service in the input
+   * selects: not checked as served (the summary says so, and how to include them).
+   */
+  notServed: string[]
 }
 
 /** `spec.template.spec.containers[0].env[2].value`; odd keys as `["app.kubernetes.io/name"]`. */
@@ -88,7 +98,10 @@ export function check(
     }
     errors.push(...problems.map(inputProblem))
   }
-  const model = buildModel(objects, { assumeLameduck: options.assumeLameduck === true })
+  const model = buildModel(objects, {
+    assumeLameduck: options.assumeLameduck === true,
+    assumeServed: options.assumeServed === true,
+  })
   const timelines = allTimelines(model)
   const ignore = new Set(options.ignore ?? [])
   const notices: string[] = []
@@ -160,5 +173,6 @@ export function check(
     notices,
     errors,
     skipped: model.skipped,
+    notServed: model.workloads.filter((w) => w.unselected).map(describe),
   }
 }

@@ -124,6 +124,53 @@ export function preStopSleep(argv: readonly string[]): PreStopSleep {
   return { seconds, exact: sleeps && !others, sleeps, viaShell: true }
 }
 
+/** What a preStop command that does not sleep does, when the checker knows it. */
+export interface PreStopCommand {
+  /** The command as the user wrote it, for messages: `kong quit`. */
+  text: string
+  /** Seconds it waits before the program stops accepting connections (`kong quit --wait`). */
+  waits: number
+}
+
+/** Programs that signal the app (or tell it to stop) and return at once. */
+function signalsAndReturns(words: readonly string[]): boolean {
+  const program = programName(words[0])
+  if (program === 'kill' || program === 'pkill' || program === 'killall') return true
+  // nginx -s quit|stop|reload sends the signal to the master and returns.
+  if (program === 'nginx' || program === 'openresty') return words.includes('-s')
+  return false
+}
+
+/**
+ * A preStop command the checker can time although it does not sleep: one that tells the
+ * app to stop and returns (`nginx -s quit`, `kill -QUIT 1`, `kong quit`, which stops Kong's
+ * listeners at once unless `--wait N` delays it). Undefined for anything else.
+ */
+export function preStopCommand(argv: readonly string[]): PreStopCommand | undefined {
+  const script = shellScript(argv)
+  const commands = script === undefined ? [argv] : simpleCommands(script)
+  if (commands.length === 0) return undefined
+  let waits = 0
+  for (const raw of commands) {
+    const words = raw[0] === 'exec' ? raw.slice(1) : raw
+    const program = programName(words[0])
+    if (program === 'kong' && words[1] === 'quit') {
+      let wait: string | undefined
+      for (let i = 2; i < words.length; i++) {
+        if (words[i] === '--wait') wait = words[i + 1]
+        else if (words[i]!.startsWith('--wait=')) wait = words[i]!.slice(7)
+      }
+      if (wait !== undefined) {
+        if (!/^\d+$/.test(wait)) return undefined
+        waits += Number(wait)
+      }
+      continue
+    }
+    if (!signalsAndReturns(words)) return undefined
+  }
+  return { text: script ?? argv.join(' '), waits }
+}
+
 /** The argv the container runs: `command` + `args`, or `args` for the image's entrypoint. */
 export function containerArgv(spec: Record<string, unknown>): string[] | undefined {
   const strings = (value: unknown) =>
@@ -154,7 +201,7 @@ export function withoutInit(argv: readonly string[]): readonly string[] {
 
 export type SignalPath =
   | { kind: 'direct'; argv: readonly string[] }
-  | { kind: 'package-manager'; program: string; viaShell: boolean }
+  | { kind: 'package-manager'; program: string; viaShell: boolean; lastCommand?: string[] }
   | { kind: 'shell'; script: string }
 
 /**
@@ -173,7 +220,12 @@ export function signalPath(argv: readonly string[]): SignalPath {
   const execed = last[0] === 'exec' ? last.slice(1) : undefined
   const runs = execed ?? last
   if (PACKAGE_MANAGERS.has(programName(runs[0]))) {
-    return { kind: 'package-manager', program: programName(runs[0]), viaShell: true }
+    return {
+      kind: 'package-manager',
+      program: programName(runs[0]),
+      viaShell: true,
+      lastCommand: runs,
+    }
   }
   if (execed !== undefined && execed.length > 0) return { kind: 'direct', argv: execed }
   return { kind: 'shell', script }

@@ -12,6 +12,18 @@ export interface ImageInfo {
   gracefulSignals?: readonly string[]
   /** The image ships no shell and no `sleep`: exec preStop hooks cannot run. */
   noShell?: boolean
+  /**
+   * Ports it serves its users on although they are conventional metrics ports (Prometheus
+   * and Thanos on 9090): a Service port to them is user traffic.
+   */
+  servesOn?: readonly number[]
+  /** A consensus system (etcd, ZooKeeper, Consul…): losing a majority of its members stops it. */
+  quorum?: boolean
+  /**
+   * Keeps serving for a while after SIGTERM on its own, for a time the manifest does not
+   * show: a preStop delay is not needed.
+   */
+  drainsItself?: boolean
   /** Only serves metrics for Prometheus: a Service port into it is not user traffic. */
   metricsOnly?: boolean
   /**
@@ -19,6 +31,20 @@ export interface ImageInfo {
    * would split the data, so "more replicas" is not a fix for it; replication is.
    */
   stateful?: boolean
+  /**
+   * Why the program must run as one instance, from its arguments (the Thanos compactor,
+   * Jaeger all-in-one); undefined when it may run as several.
+   */
+  singleton?: (
+    argv: readonly string[],
+    kind: string,
+  ) => { why: string; more: string; helps: string } | undefined
+  /**
+   * A database or message broker: its clients hold long-lived connections and reconnect
+   * when one closes, through the Service or to the pods themselves; a delay before SIGTERM
+   * does not spare them the reconnect.
+   */
+  connectionClients?: boolean
   /**
    * Seconds the program keeps serving after SIGTERM before it closes its listener, read
    * from its configuration in the input; undefined when it does not (or it cannot be seen).
@@ -69,6 +95,24 @@ function podinfoDelay(_model: Model, _w: Workload, c: Container) {
   return debug ? undefined : { seconds: 3, where: "podinfo's own shutdown delay" }
 }
 
+/** Gatekeeper waits `--shutdown-delay` (10 s by default) after SIGTERM before it stops serving. */
+function gatekeeperDelay(_model: Model, _w: Workload, c: Container) {
+  const argv = containerArgv(c.spec) ?? []
+  let value: string | undefined
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--shutdown-delay') value = argv[i + 1]
+    else if (argv[i]!.startsWith('--shutdown-delay=')) value = argv[i]!.slice(17)
+  }
+  if (value === undefined)
+    return { seconds: 10, where: "Gatekeeper's --shutdown-delay (10 s default)" }
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value)
+  if (match === null) return undefined
+  const unit = { ms: 0.001, s: 1, m: 60 }[(match[2] ?? 's') as 'ms' | 's' | 'm']
+  return { seconds: Number(match[1]) * unit, where: `Gatekeeper's --shutdown-delay=${value}` }
+}
+
+const one = (why: string, more: string, helps: string) => () => ({ why, more, helps })
+
 const IMAGES: readonly Entry[] = [
   { name: 'podinfo', repository: /(^|\/)podinfo$/, drainSeconds: podinfoDelay },
   // nginx: SIGQUIT is the graceful shutdown (the official image's STOPSIGNAL); SIGTERM is fast.
@@ -89,10 +133,190 @@ const IMAGES: readonly Entry[] = [
     repository: /(^|\/)postgres(ql)?$/,
     gracefulSignals: ['SIGINT', 'SIGTERM'],
     stateful: true,
+    connectionClients: true,
   },
-  { name: 'Redis', repository: /(^|\/)(redis|redis-stack-server|valkey)$/, stateful: true },
-  { name: 'MySQL', repository: /(^|\/)(mysql|mariadb|percona-server)$/, stateful: true },
-  { name: 'MongoDB', repository: /(^|\/)mongo(db)?$/, stateful: true },
+  {
+    name: 'Redis',
+    repository: /(^|\/)(redis|redis-stack-server|valkey)$/,
+    stateful: true,
+    connectionClients: true,
+  },
+  {
+    name: 'MySQL',
+    repository: /(^|\/)(mysql|mariadb|percona-server|percona-xtradb-cluster)$/,
+    stateful: true,
+    connectionClients: true,
+  },
+  { name: 'MongoDB', repository: /(^|\/)mongo(db)?$/, stateful: true, connectionClients: true },
+  {
+    name: 'DocumentDB',
+    repository: /(^|\/)documentdb(-local)?$/,
+    stateful: true,
+    connectionClients: true,
+  },
+  {
+    name: 'the Zalando Postgres operator',
+    repository: /(^|\/)postgres-operator$/,
+    singleton: one(
+      'the Zalando Postgres operator runs without leader election',
+      'two operators would both act on every Postgres cluster',
+      'nothing: run one, and keep its restart short (its clusters keep serving meanwhile)',
+    ),
+  },
+  {
+    name: 'Zeppelin',
+    repository: /(^|\/)zeppelin$/,
+    singleton: one(
+      'Zeppelin keeps its notebooks in the pod',
+      'each copy would have its own notebooks and interpreters',
+      'a shared notebook storage, if notebooks must survive restarts',
+    ),
+  },
+  {
+    name: 'Selenium Grid hub',
+    repository: /(^|\/)selenium\/hub$/,
+    singleton: one(
+      'the Selenium Grid hub is the one its nodes register with',
+      'each hub would have its own nodes and sessions, and a session would fail on the other',
+      'nothing: one hub per grid',
+    ),
+  },
+  {
+    name: 'flagd',
+    repository: /(^|\/)open-feature\/flagd$/,
+    singleton: (argv) =>
+      argv.some((w) => w.startsWith('file:') || w.startsWith('/'))
+        ? {
+            why: 'flagd serves the flags from a file in its own pod',
+            more: 'each copy would serve its own copy of the file, and a change made in one pod would not reach the other',
+            helps:
+              'a flag source all copies share (a ConfigMap or a flag service), then more replicas',
+          }
+        : undefined,
+  },
+  // Databases and brokers that cluster on their own: their clients reconnect to other nodes.
+  ...(
+    [
+      ['Cassandra', /(^|\/)cassandra$/],
+      ['RethinkDB', /(^|\/)rethinkdb$/],
+      ['Elasticsearch', /(^|\/)(elasticsearch|opensearch)$/],
+      ['Hazelcast', /(^|\/)hazelcast(-kubernetes)?$/],
+      // Not databases, but their clients retry refused connections the same way: S3 SDKs,
+      // MySQL connection pools behind the router, OTLP exporters, Prometheus sending alerts.
+      ['MinIO', /(^|\/)minio\/minio$/],
+      ['MySQL Router', /(^|\/)mysql-router$/],
+      ['the OpenTelemetry Collector', /(^|\/)opentelemetry-collector(-contrib|-k8s)?$/],
+    ] as const
+  ).map(([name, repository]): Entry => ({ name, repository, connectionClients: true })),
+  // Raft and ZAB: a majority of the members must be up, so evictions must go one at a time.
+  ...(
+    [
+      ['CockroachDB', /(^|\/)cockroach$/],
+      ['ZooKeeper', /(^|\/)(zookeeper|kubernetes-zookeeper|cp-zookeeper)$/],
+      ['etcd', /(^|\/)etcd$/],
+      ['Consul', /(^|\/)consul$/],
+      ['Kafka', /(^|\/)(cp-kafka|kafka|cp-server)$/],
+      ['Vault', /(^|\/)vault$/],
+    ] as const
+  ).map(
+    ([name, repository]): Entry => ({ name, repository, connectionClients: true, quorum: true }),
+  ),
+  // A RabbitMQ or NATS server is one broker unless its configuration (a ConfigMap the pod
+  // mounts) forms a cluster: more copies are more brokers, each with its own queues.
+  ...(
+    [
+      ['RabbitMQ', /(^|\/)rabbitmq$/],
+      ['NATS', /(^|\/)(nats|nats-streaming)$/],
+    ] as const
+  ).map(
+    ([name, repository]): Entry => ({
+      name,
+      repository,
+      connectionClients: true,
+      singleton: () => ({
+        why: `a single ${name} broker`,
+        more: `each copy would be a separate ${name} broker with its own queues, not a replica`,
+        helps: `a ${name} cluster (a StatefulSet with cluster formation), or a managed broker`,
+      }),
+    }),
+  ),
+  {
+    name: 'Jaeger all-in-one',
+    repository: /^jaegertracing\/(all-in-one|jaeger)$/,
+    singleton: one(
+      'Jaeger all-in-one keeps its traces in its own storage (in memory unless configured)',
+      'each copy would hold its own traces, and the UI would show whichever it reaches',
+      'a Jaeger with shared storage (collector and query apart), if traces must survive restarts',
+    ),
+  },
+  {
+    name: 'MetalLB controller',
+    repository: /(^|\/)metallb\/controller$/,
+    singleton: one(
+      'the MetalLB controller assigns addresses without leader election',
+      'two controllers would hand out the same IPs',
+      'nothing: run one, and keep its restart short',
+    ),
+  },
+  {
+    name: 'Prometheus',
+    repository: /(^|\/)prometheus$/,
+    servesOn: [9090],
+    singleton: one(
+      'Prometheus keeps its time series in the pod',
+      'a second copy would scrape on its own and answer queries with its own gaps',
+      'an HA pair behind a deduplicating query layer (Thanos Query), if gaps in the data matter',
+    ),
+  },
+  {
+    name: 'Alertmanager',
+    repository: /(^|\/)alertmanager$/,
+    connectionClients: true,
+    singleton: (argv) =>
+      argv.some((w) => w.startsWith('--cluster.peer'))
+        ? undefined
+        : {
+            why: 'Alertmanager runs without cluster peers',
+            more: 'a second one without --cluster.peer would send every notification twice',
+            helps: 'two or three peers with --cluster.peer, then more replicas',
+          },
+  },
+  {
+    name: 'Grafana',
+    repository: /(^|\/)grafana\/grafana(-oss|-enterprise)?$/,
+    singleton: one(
+      'Grafana keeps users, sessions and edited dashboards in its own SQLite file unless a database is configured',
+      'each copy would have its own users and edits',
+      'an external database (GF_DATABASE_TYPE and its URL), then more replicas',
+    ),
+  },
+  // knative.dev/pkg servers (Knative, Tekton) keep serving after SIGTERM while their
+  // readiness fails (its network drainer), before they shut down.
+  {
+    name: 'a knative.dev/pkg server',
+    repository: /(^|\/)(knative\.dev|github\.com\/tektoncd|knative-releases|tekton-releases)\//,
+    drainsItself: true,
+  },
+  {
+    name: 'Thanos',
+    repository: /(^|\/)thanos$/,
+    servesOn: [9090],
+    singleton: (argv) =>
+      argv.includes('replicate')
+        ? {
+            why: 'Thanos bucket replication must run alone',
+            more: 'two replicators would copy the same blocks twice',
+            helps: 'nothing: replication is a background job, a restart only delays it',
+          }
+        : argv.includes('compact')
+          ? {
+              why: 'the Thanos compactor must run alone per bucket',
+              more: 'two compactors on one bucket would corrupt or duplicate its blocks',
+              helps: 'nothing: compaction is a background job, a restart only delays it',
+            }
+          : undefined,
+  },
+  { name: 'Gatekeeper', repository: /(^|\/)gatekeeper$/, drainSeconds: gatekeeperDelay },
   { name: 'coredns', repository: /(^|\/)coredns$/, drainSeconds: corednsLameduck },
   // Distroless and Chainguard images: no shell (their :debug and -dev tags add busybox).
   { name: 'distroless', repository: /(^|\/)distroless\//, tag: /^(?!.*debug)/, noShell: true },

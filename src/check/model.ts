@@ -66,6 +66,9 @@ export interface ObjectInfo {
 export interface Port {
   name: string | undefined
   containerPort: number
+  /** The node port it is published on (`hostPort`), when there is one. */
+  hostPort?: number
+  protocol: string
 }
 
 export interface Container {
@@ -126,6 +129,11 @@ export interface Workload extends ObjectInfo {
   /** Some container is serving (see below). */
   takesTraffic: boolean
   /**
+   * Declares container ports (other than metrics ones) but no Service in the input selects
+   * it, so it is not checked as served (unless --assume-served).
+   */
+  unselected: boolean
+  /**
    * The containers that receive user traffic and get a termination timeline: those a
    * Service sends traffic to through a port that is not only a metrics port, and the
    * lameduck containers that declare a port or whose pod a Service selects.
@@ -143,6 +151,11 @@ export interface Service extends ObjectInfo {
   headless: boolean
   /** The workloads it sends user traffic to. */
   backends: Workload[]
+  /**
+   * Not a Service in the input: the traffic the checker assumes (--assume-served), or the
+   * node ports a DaemonSet publishes; how messages name it, instead of `Service/<name>`.
+   */
+  label?: string
 }
 
 /** An object of a kind the checker does not read, listed by --verbose. */
@@ -281,7 +294,16 @@ function containers(pod: Record<string, unknown>, podPath: Path): Container[] {
     if (!isRecord(spec)) return []
     const ports = list(spec['ports']).flatMap((port) => {
       const containerPort = integer(get(port, ['containerPort']))
-      return containerPort === undefined ? [] : [{ name: text(get(port, ['name'])), containerPort }]
+      if (containerPort === undefined) return []
+      const hostPort = integer(get(port, ['hostPort']))
+      return [
+        {
+          name: text(get(port, ['name'])),
+          containerPort,
+          ...(hostPort === undefined || hostPort <= 0 ? {} : { hostPort }),
+          protocol: text(get(port, ['protocol'])) ?? 'TCP',
+        },
+      ]
     })
     return [
       {
@@ -327,6 +349,7 @@ function workload(source: ManifestObject, kind: WorkloadKind): Workload | undefi
     services: [],
     budgets: [],
     takesTraffic: false,
+    unselected: false,
     serving: [],
   }
 }
@@ -356,9 +379,21 @@ function servicePorts(value: unknown): ServicePort[] {
   })
 }
 
-/** A port name that says it carries metrics (`metrics`, `http-metrics`, `metrics-tls`). */
+/** A port name that says it is the app's own port: `http`, `web`, `grpc`, `http-query`… */
+function servingName(name: string | undefined): boolean {
+  return (
+    name !== undefined && /^(https?|web|grpc|ui|api)([-_].*)?$/i.test(name) && !metricsName(name)
+  )
+}
+
+/**
+ * A port name that says it carries metrics or other tooling, not users' requests
+ * (`metrics`, `http-metrics`, `metrics-tls`, `http-profiling`, `probes`, `healthz`).
+ */
 function metricsName(name: string | undefined): boolean {
-  return name !== undefined && /(^|[-_])metrics($|[-_])/i.test(name)
+  return (
+    name !== undefined && /(^|[-_])(metrics|profiling|pprof|probes|healthz?)($|[-_])/i.test(name)
+  )
 }
 
 /**
@@ -391,13 +426,60 @@ function isMetricsRoute(service: Service, port: ServicePort, container: Containe
   if (metricsName(declared?.name)) return true
   const number =
     declared?.containerPort ?? (typeof port.target === 'number' ? port.target : port.port)
-  if (number !== undefined && METRICS_PORTS.has(number)) return true
+  // A conventional metrics number is a scrape port unless the Service or the container
+  // names it as the serving port, or the image serves its users there (Prometheus on 9090).
+  if (
+    number !== undefined &&
+    METRICS_PORTS.has(number) &&
+    !servingName(port.name) &&
+    !servingName(declared?.name) &&
+    imageInfo(container.image)?.servesOn?.includes(number) !== true
+  )
+    return true
   return imageInfo(container.image)?.metricsOnly === true
 }
 
 export interface ModelOptions {
   /** Take every container for a lameduck app (the CLI's --assume-lameduck). */
   assumeLameduck?: boolean
+  /**
+   * Take a workload that declares container ports but that no Service in the input selects
+   * as served through those ports (the CLI's --assume-served): its Service is elsewhere.
+   */
+  assumeServed?: boolean
+}
+
+/** How messages name the Service (or what stands for one) that routes to a container. */
+export function routeName(service: Service): string {
+  return service.label ?? `Service/${service.name}`
+}
+
+/** Ports that carry user traffic as far as their name can tell (not `metrics`, `health`…). */
+function servingPorts(c: Container): Port[] {
+  return c.ports.filter((p) => !metricsName(p.name) && !METRICS_PORTS.has(p.containerPort))
+}
+
+/** A Service standing for traffic the input does not show: `ports` of `w`, named by `label`. */
+function assumedService(w: Workload, ports: Port[], label: string): Service {
+  return {
+    kind: 'Service',
+    name: w.name,
+    namespace: w.namespace,
+    source: w.source,
+    ignore: new Set(),
+    selector: w.podLabels,
+    ports: ports.map((p, index) => ({
+      index,
+      name: p.name,
+      port: p.hostPort ?? p.containerPort,
+      target: p.containerPort,
+      protocol: p.protocol,
+    })),
+    metricsOnly: false,
+    headless: false,
+    backends: [],
+    label,
+  }
 }
 
 export function buildModel(objects: readonly ManifestObject[], options: ModelOptions = {}): Model {
@@ -519,6 +601,31 @@ export function buildModel(objects: readonly ManifestObject[], options: ModelOpt
   }
   for (const w of model.workloads) {
     for (const c of w.containers) c.lameduck = lameduckUse(model, w, c, options)
+    const idle = w.containers.every((c) => idleCommand(containerArgv(c.spec)))
+    // A DaemonSet that publishes node ports (an ingress controller behind a load balancer
+    // in front of the nodes) is served through them, whatever Service selects it.
+    const published = w.containers.flatMap((c) => c.ports.filter((p) => p.hostPort !== undefined))
+    if (w.kind === 'DaemonSet' && !idle) {
+      const ports = published.filter(
+        (p) => !metricsName(p.name) && !METRICS_PORTS.has(p.containerPort),
+      )
+      if (ports.length > 0) {
+        const list = ports.map((p) => p.hostPort).join(', ')
+        w.services.push(
+          assumedService(
+            w,
+            ports,
+            `the hostPort${ports.length > 1 ? 's' : ''} ${list} on every node`,
+          ),
+        )
+      }
+    }
+    const own = w.containers.flatMap(servingPorts)
+    if (w.services.length === 0 && own.length > 0 && !idle) {
+      if (options.assumeServed === true) {
+        w.services.push(assumedService(w, own, 'its Service (assumed by --assume-served)'))
+      } else w.unselected = true
+    }
     for (const service of w.services) {
       for (const port of service.ports) {
         for (const c of reached(w, port.target)) {

@@ -25,7 +25,7 @@ import {
   shutdownPhasesMs,
 } from '../contract.js'
 import type { LameduckUse } from './adoption.js'
-import { preStopSleep } from './commands.js'
+import { preStopCommand, preStopSleep } from './commands.js'
 import { imageInfo } from './images.js'
 import type { Path } from './load.js'
 import {
@@ -90,6 +90,11 @@ export interface PreStop {
   viaShell: boolean
   /** Path of the handler (`…lifecycle.preStop`) relative to the object. */
   path: Path
+  /**
+   * An exec command that tells the app to stop and returns (`nginx -s quit`, `kong quit`):
+   * it delays nothing, so the listener closes while traffic still arrives.
+   */
+  stopsAtOnce?: string
 }
 
 /** The app's own drain, for programs the image table knows (CoreDNS's `lameduck`). */
@@ -236,7 +241,13 @@ function readPreStop(container: Container): PreStop {
   if (exec !== undefined) {
     const argv = list(exec['command']).filter((word): word is string => typeof word === 'string')
     const found = preStopSleep(argv)
-    if (!found.sleeps) return { ...base, kind: 'exec', known: false }
+    if (!found.sleeps) {
+      const command = preStopCommand(argv)
+      if (command === undefined) return { ...base, kind: 'exec', known: false }
+      return command.waits > 0
+        ? { ...base, kind: 'exec', seconds: command.waits, atLeast: true }
+        : { ...base, kind: 'exec', stopsAtOnce: command.text }
+    }
     return {
       ...base,
       kind: 'exec-sleep',
@@ -277,7 +288,7 @@ export function timelineOf(model: Model, workload: Workload, container: Containe
   const preStop = readPreStop(container)
   if (preStop.kind === 'httpGet')
     notes.push('preStop httpGet takes an unknown time; counted as 0 s')
-  if (preStop.kind === 'exec')
+  if (preStop.kind === 'exec' && !preStop.known)
     notes.push('preStop exec does not sleep that the checker can see; counted as 0 s')
   const lameduck = container.lameduck
   const selfDrain =

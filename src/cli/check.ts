@@ -46,6 +46,9 @@ Options:
   --quiet              --min-severity warning, and no timelines
   --assume-lameduck    take every container for a lameduck app unless its workload says
                        lameduck/app: "false". Default: only those that use lameduck
+  --assume-served      check workloads that declare container ports but that no Service in
+                       the input selects (their Service is in another file) as served
+                       through those ports. Default: the summary counts them
   --verbose            timelines of every serving container, and the objects not checked
   --list-rules         print every rule id with its severity, scope and summary; exit 0
   -h, --help           print this help and exit 0
@@ -135,7 +138,11 @@ export async function run(argv: string[]): Promise<number> {
   const sources = await readSources(paths, process.stdin, readErrors)
   const full = check(
     sources,
-    { ignore, assumeLameduck: values['assume-lameduck'] === true },
+    {
+      ignore,
+      assumeLameduck: values['assume-lameduck'] === true,
+      assumeServed: values['assume-served'] === true,
+    },
     readErrors.map(inputProblem),
   )
   // Findings below --min-severity are left out of every format, and of the exit code.
@@ -173,6 +180,7 @@ const OPTIONS = {
   'min-severity': { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   'assume-lameduck': { type: 'boolean' },
+  'assume-served': { type: 'boolean' },
   verbose: { type: 'boolean', short: 'v' },
   'list-rules': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },

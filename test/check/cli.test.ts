@@ -116,6 +116,7 @@ describe('lameduck check: output and exit codes', () => {
       objects: 2,
       workloads: 1,
       inputErrors: 0,
+      notServed: 0,
       skipped: 0,
     })
     assert.deepEqual(out.errors, [])
@@ -178,7 +179,6 @@ describe('lameduck check: output and exit codes', () => {
       [
         ['no-spread', 'note'],
         ['readiness-path', 'note'],
-        ['readiness-slower-than-drain', 'note'],
         ['grace-period-too-short', 'error'],
         ['no-spread', 'note'],
       ],
@@ -365,7 +365,6 @@ describe('lameduck check: input', () => {
         'no-spread',
         'npm-start',
         'liveness-same-as-readiness',
-        'readiness-slower-than-drain',
         'readiness-path',
       ],
     )

@@ -65,13 +65,13 @@ async function findings() {
 describe('the corpus of real manifests', async () => {
   const { found, workloads } = await findings()
 
-  test('is real and big enough: 8+ repositories, 60+ workloads', () => {
+  test('is real and big enough: 30+ repositories, 250+ workloads', () => {
     const repositories = new Set(
       [...readme.matchAll(/^\| \[([^\]]+)\]\(https:\/\/github\.com\//gm)].map((m) => m[1]),
     )
-    assert.ok(repositories.size >= 8, `${repositories.size} repositories`)
-    assert.ok(workloads >= 60, `${workloads} workloads`)
-    assert.ok(units.length >= 8)
+    assert.ok(repositories.size >= 30, `${repositories.size} repositories`)
+    assert.ok(workloads >= 250, `${workloads} workloads`)
+    assert.ok(units.length >= 30)
   })
 
   test('no finding judged wrong comes back', () => {
@@ -102,11 +102,15 @@ describe('the corpus of real manifests', async () => {
     )
   })
 
-  test('the precision in JUDGEMENT.md and the README is what the table says, and at least 90 %', () => {
+  test('the precision in JUDGEMENT.md and the README is what the table says: at least 97 %, none wrong', () => {
     const now = [...rows.values()].filter((r) => r.now)
     const right = now.filter((r) => r.verdict === 'right').length
     const figure = `${right} of ${now.length} findings right (${((100 * right) / now.length).toFixed(1)} %)`
-    assert.ok(right / now.length >= 0.9, figure)
+    assert.ok(right / now.length >= 0.97, figure)
+    assert.deepEqual(
+      now.filter((r) => r.verdict === 'wrong').map((r) => r.key),
+      [],
+    )
     assert.ok(judgement.includes(`**${figure}**`), `JUDGEMENT.md says ${figure}`)
     const main = readFileSync(fromRoot('README.md'), 'utf8')
     assert.ok(main.includes(figure), `README.md says ${figure}`)

@@ -104,11 +104,9 @@ describe('two kinds of container', () => {
   ] as const) {
     test(`${how} makes it a lameduck app: lameduck's budget and probe advice`, () => {
       const r = run(text, { ...options, ignore: ['no-spread'] })
-      assert.deepEqual(rules(r).sort(), [
-        'grace-period-too-short',
-        'readiness-path',
-        'readiness-slower-than-drain',
-      ])
+      // On its /health path the probe never sees lameduck's 503: readiness-path says so,
+      // and its timing is not judged against the drain (issue 20, item 5).
+      assert.deepEqual(rules(r).sort(), ['grace-period-too-short', 'readiness-path'])
       assert.equal(r.timelines[0]!.totalSeconds, 40)
       assert.notEqual(r.timelines[0]!.lameduck, undefined)
     })
@@ -299,8 +297,9 @@ describe('the whole picture', () => {
         containers: '        - {name: redis, image: redis:7, ports: [{containerPort: 6379}]}',
       }) + service('redis', '[{port: 6379}]')
     const single = run(redis).findings.find((f) => f.rule === 'single-replica')!
-    assert.match(single.message, /running Redis$/)
-    assert.match(single.fix, /^not more replicas of this Deployment/)
+    assert.match(single.message, /one instance: Redis keeps its data in the pod$/)
+    assert.match(single.fix, /^not more replicas \(each Redis copy would hold its own data\)/)
+    assert.match(single.fix, /a restart is an outage; plan for it/)
     const dns =
       workload({
         replicas: '2',
@@ -520,16 +519,23 @@ describe('readable on real files', () => {
   })
 
   test('no fix on the corpus invents a port or proposes HTTP for an app that is not lameduck', async () => {
-    const r = check(await readSources([fromRoot('test/fixtures/real')], noStdin))
-    for (const f of r.findings) {
-      for (const m of f.fix.matchAll(/port: (\d+)/g)) {
-        const text = await readFile(f.file, 'utf8')
-        assert.ok(
-          new RegExp(`\\b${m[1]}\\b`).test(text),
-          `${f.rule} ${f.object}: port ${m[1]} is in ${f.file}`,
-        )
+    // Each unit in its own run, as real.test.ts does: one project's Services do not select
+    // another project's pods.
+    const readme = await readFile(fromRoot('test/fixtures/real/README.md'), 'utf8')
+    const units = [...readme.matchAll(/^- `([^`]+)`$/gm)].map((m) => m[1]!)
+    for (const unit of units) {
+      const sources = await readSources([fromRoot(`test/fixtures/real/${unit}`)], noStdin)
+      // The port may be in another file of the unit (the Service's targetPort).
+      const text = sources.map((source) => source.text).join('\n')
+      for (const f of check(sources).findings) {
+        for (const m of f.fix.matchAll(/port: (\d+)/g)) {
+          assert.ok(
+            new RegExp(`\\b${m[1]}\\b`).test(text),
+            `${f.rule} ${f.object}: port ${m[1]} is in ${unit}`,
+          )
+        }
+        if (!f.lameduck) assert.doesNotMatch(f.fix, /httpGet|readyz|livez/, `${f.rule} ${f.object}`)
       }
-      if (!f.lameduck) assert.doesNotMatch(f.fix, /httpGet|readyz|livez/, `${f.rule} ${f.object}`)
     }
   })
 })

@@ -75,6 +75,7 @@ export function formatJson(result: CheckResult): string {
       workloads: result.workloads,
       inputErrors: result.errors.length,
       skipped: result.skipped.length,
+      notServed: result.notServed.length,
     },
     files: result.files,
     // Inputs that could not be read or parsed; the others were checked.
@@ -95,6 +96,9 @@ export function formatJson(result: CheckResult): string {
     timelines: result.timelines.map(timelineJson),
     notices: result.notices,
     skipped: result.skipped,
+    // Workloads with container ports that no Service in the input selects: not checked as
+    // served (--assume-served checks them so).
+    notServed: result.notServed,
   }
   return `${JSON.stringify(out, null, 2)}\n`
 }

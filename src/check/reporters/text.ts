@@ -126,7 +126,19 @@ export function summary(result: CheckResult): string {
       : `; ${count(result.skipped.length, 'object')} of kinds not checked`
   const errors =
     result.errors.length === 0 ? '' : `; ${count(result.errors.length, 'input')} could not be read`
-  return `${count(by('error'), 'error')}, ${count(by('warning'), 'warning')}, ${count(by('info'), 'info')} (${count(result.files.length, 'file')}, ${count(result.objects, 'object')}, ${count(result.workloads, 'workload')}${skipped}${errors})`
+  return `${count(by('error'), 'error')}, ${count(by('warning'), 'warning')}, ${count(by('info'), 'info')} (${count(result.files.length, 'file')}, ${count(result.objects, 'object')}, ${count(result.workloads, 'workload')}${skipped}${errors})${notServed(result)}`
+}
+
+/** The workloads with container ports that were not checked as served, and what to do. */
+function notServed(result: CheckResult): string {
+  const n = result.notServed.length
+  if (n === 0) return ''
+  const names = n <= 3 ? ` (${result.notServed.join(', ')})` : ''
+  return `\n${wrap(
+    `${count(n, 'workload')} with container ports ${n === 1 ? 'was' : 'were'} not checked as served${names}: no Service in the input selects ${n === 1 ? 'it' : 'them'}. Check the directory with ${n === 1 ? 'its' : 'their'} Services, or add --assume-served to check ${n === 1 ? 'it' : 'them'} as served through ${n === 1 ? 'its' : 'their'} ports.`,
+    '  ',
+    '',
+  )}`
 }
 
 export function formatText(result: CheckResult, options: TextOptions = {}): string {

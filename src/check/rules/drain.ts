@@ -1,6 +1,7 @@
 // The time between the pod's deletion and the listener closing (KUBERNETES.md pitfall 1).
 import { imageInfo, lacksShell } from '../images.js'
-import type { Workload } from '../model.js'
+import { type Container, list, record, routeName, text, type Workload } from '../model.js'
+import { databaseOrBroker, singletonOf } from '../singleton.js'
 import { seconds, type Timeline } from '../timeline.js'
 import { canHandOver } from './rollout.js'
 import type { Rule } from './types.js'
@@ -65,8 +66,24 @@ export const noDrainDelay: Rule = {
 }
 
 function routedBy(w: Workload, t: Timeline): string {
-  const names = [...new Set(t.container.routes.map((r) => `Service/${r.service.name}`))]
+  const names = [...new Set(t.container.routes.map((r) => routeName(r.service)))]
   return names.length > 0 ? names.join(', ') : `${w.services.length} Service(s)`
+}
+
+/**
+ * Calico Typha: its clients (Felix) connect to the pods' own addresses, found through the
+ * Service's endpoints, not through the Service; on SIGTERM it sheds them gradually itself.
+ */
+function typha(c: Container): boolean {
+  if (/(^|\/)typha(:|@|$)/.test(c.image ?? '')) return true
+  return list(c.spec['env']).some((e) => text(record(e)?.['name'])?.startsWith('TYPHA_') === true)
+}
+
+/** A preStop sleep before `command`, keeping what the hook does. */
+function sleepBefore(t: Timeline, command: string, sleep: number): string {
+  if (/^kong quit\b/.test(command) && !command.includes('&&'))
+    return `exec: {command: [kong, quit, "--wait=${sleep}"]} (kong quit waits that long before it stops accepting)`
+  return `exec: {command: [sh, -c, "sleep ${sleep} && ${command.replaceAll('"', '\\"')}"]}${lacksShell(t.container.image) ? ` (${t.container.image} has no shell: use a sleep action and stop the app on SIGTERM instead)` : ''}`
 }
 
 export const noPrestopDelay: Rule = {
@@ -77,20 +94,34 @@ export const noPrestopDelay: Rule = {
     'a Service routes to the container but nothing delays SIGTERM until the endpoint removal has spread',
   rationale:
     'when a pod is deleted, SIGTERM and the removal from the Service start together; kube-proxy, ingress controllers and load balancers learn of the removal up to seconds later and keep sending new connections, which are refused once the app closes its listener; a preStop sleep keeps the app serving until they have caught up (an app that keeps serving for a few seconds after SIGTERM on its own needs none: lameduck/ignore it)',
-  check({ timelines, report }) {
+  check({ model, timelines, report }) {
     for (const t of timelines) {
       if (t.lameduck !== undefined || t.container.routes.length === 0) continue
       // Through a headless Service clients resolve pod addresses themselves (StatefulSet
       // peers, cluster-aware clients); kube-proxy's race is not theirs.
       if (t.container.routes.every((r) => r.service.headless)) continue
-      if (t.preStop.kind !== 'none' && t.preStop.kind !== 'tcpSocket') continue
+      const stops = t.preStop.stopsAtOnce
+      if (t.preStop.kind !== 'none' && t.preStop.kind !== 'tcpSocket' && stops === undefined)
+        continue
       if (t.selfDrain !== undefined || !canHandOver(t.workload)) continue
+      // Clients of databases and brokers hold long connections and reconnect when one
+      // closes, whatever the delay; Typha's clients do not go through the Service at all.
+      if (databaseOrBroker(t.container) !== undefined || typha(t.container)) continue
+      if (imageInfo(t.container.image)?.drainsItself === true) continue
+      // One instance on a ReadWriteOnce volume: no other pod can take over, not even a surge.
+      if (singletonOf(model, t.workload)?.volume === true) continue
       report({
         object: t.workload,
         container: t.container,
         path: t.preStop.kind === 'none' ? t.container.path : t.preStop.path,
-        message: `no preStop hook: SIGTERM arrives at deletion while ${routedBy(t.workload, t)} may still send it new connections`,
-        fix: preStopSleepFix(t, MIN_DRAIN_SECONDS),
+        message:
+          stops === undefined
+            ? `no preStop hook: SIGTERM arrives at deletion while ${routedBy(t.workload, t)} may still send it new connections`
+            : `the preStop hook \`${stops}\` stops the app at once instead of delaying it, while ${routedBy(t.workload, t)} may still send it new connections`,
+        fix:
+          stops === undefined
+            ? preStopSleepFix(t, MIN_DRAIN_SECONDS)
+            : `sleep before it: ${sleepBefore(t, stops, MIN_DRAIN_SECONDS)}, and a grace period that covers the sleep and the stop`,
       })
     }
   },

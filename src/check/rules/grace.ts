@@ -1,5 +1,7 @@
 // The grace period against the time the container needs to stop (KUBERNETES.md pitfalls 2-4).
-import { get, integer } from '../model.js'
+import { containerArgv, idleCommand } from '../commands.js'
+import { type Container, get, integer, list, type Workload } from '../model.js'
+import { flagValue } from '../singleton.js'
 import { budgetSum, seconds, type Timeline } from '../timeline.js'
 import type { Rule } from './types.js'
 
@@ -10,8 +12,36 @@ function graceText(t: Timeline): string {
   return `grace ${seconds(t.grace.seconds)}${t.grace.written ? '' : ' (the default)'}`
 }
 
+/** A grace period of 0 or 1 s: grace-period-zero's, which the other grace rules leave alone. */
 function isZero(t: Timeline): boolean {
-  return t.grace.written && t.grace.seconds === 0
+  return t.grace.written && t.grace.seconds <= 1
+}
+
+/** A placeholder that only holds resources (`pause`, `sleep infinity`): nothing to stop. */
+function placeholder(c: Container): boolean {
+  return /(^|\/)pause(:|@|$)/.test(c.image ?? '') || idleCommand(containerArgv(c.spec))
+}
+
+/** Why the grace period of `w` matters although no Service in the input selects it. */
+function longRunning(w: Workload): string | undefined {
+  const active = w.containers.filter((c) => !placeholder(c))
+  if (active.length === 0) return undefined
+  if (active.some((c) => c.ports.length > 0)) return 'its container ports say it serves'
+  if (active.some((c) => get(c.spec, ['lifecycle', 'preStop']) !== undefined))
+    return 'it has a preStop hook'
+  return undefined
+}
+
+function preStopText(c: Container): string | undefined {
+  const hook = get(c.spec, ['lifecycle', 'preStop'])
+  if (hook === undefined) return undefined
+  const sleep = integer(get(hook, ['sleep', 'seconds']))
+  if (sleep !== undefined) return `sleep ${sleep} s`
+  const command = list(get(hook, ['exec', 'command']))
+    .map(String)
+    .join(' ')
+  if (command !== '') return command.length > 40 ? `${command.slice(0, 37)}...` : command
+  return get(hook, ['httpGet']) !== undefined ? 'an httpGet' : 'a hook'
 }
 
 function preStopUsesGrace(t: Timeline): boolean {
@@ -21,19 +51,33 @@ function preStopUsesGrace(t: Timeline): boolean {
 export const gracePeriodZero: Rule = {
   id: 'grace-period-zero',
   severity: 'error',
-  scope: 'serving-workloads',
-  summary: 'terminationGracePeriodSeconds: 0 skips preStop and does not wait for the app',
+  scope: 'workloads',
+  summary:
+    'terminationGracePeriodSeconds 0 or 1 on a long-running workload: no time to stop, and a preStop hook cannot run',
   rationale:
-    'with a grace period of 0 the preStop hook is skipped and the kubelet does not wait for the app, cutting every in-flight request',
+    'with a grace period of 0 the preStop hook is skipped and the kubelet does not wait for the app (1 s is no better: the hook and the app share that second), cutting every in-flight request; this holds whether or not a Service in the input selects the pod',
   check({ model, report }) {
     for (const w of model.workloads) {
-      if (!w.takesTraffic) continue
-      if (integer(get(w.pod, ['terminationGracePeriodSeconds'])) !== 0) continue
+      const grace = integer(get(w.pod, ['terminationGracePeriodSeconds']))
+      if (grace === undefined || grace > 1) continue
+      const why = w.takesTraffic ? undefined : longRunning(w)
+      if (!w.takesTraffic && why === undefined) continue
+      const hooks = w.containers.flatMap((c) => {
+        const text = preStopText(c)
+        return text === undefined ? [] : [`${c.name}: ${text}`]
+      })
+      const hookText =
+        hooks.length === 0
+          ? ''
+          : grace === 0
+            ? `: the preStop hook (${hooks.join('; ')}) never runs`
+            : `: the preStop hook (${hooks.join('; ')}) and the app's shutdown share that one second`
+      const served = why === undefined ? '' : ` (no Service in the input selects it, but ${why})`
       report({
         object: w,
         path: [...w.podPath, 'terminationGracePeriodSeconds'],
-        message: 'terminationGracePeriodSeconds is 0',
-        fix: 'remove the field (default 30 s) or set it to cover the shutdown, e.g. terminationGracePeriodSeconds: 45',
+        message: `terminationGracePeriodSeconds is ${grace}${hookText}${served}`,
+        fix: 'remove the field (default 30 s) or set it to cover the preStop hook and the shutdown, e.g. terminationGracePeriodSeconds: 45',
       })
     }
   },
@@ -99,6 +143,90 @@ export const gracePeriodTooShort: Rule = {
         path: t.grace.path,
         message: `${budgetSum(t)} > ${graceText(t)}`,
         fix: `set terminationGracePeriodSeconds: ${needed}${shrink === '' ? '' : `, or lower ${shrink}`}${t.preStop.seconds > 0 ? ' or the preStop sleep' : ''}`,
+      })
+    }
+  },
+}
+
+/** `30`, `30s`, `1m05s`, `500ms` (Go durations and bare seconds) in seconds; undefined if not. */
+export function durationSeconds(raw: string): number | undefined {
+  const text = raw.trim()
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text)
+  if (!/^(\d+(\.\d+)?(ms|h|m|s))+$/.test(text)) return undefined
+  let total = 0
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)) {
+    total += Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] as 'ms' | 's' | 'm' | 'h']
+  }
+  return total
+}
+
+interface AppTimeout {
+  seconds: number
+  /** What sets it, for messages: `gunicorn --graceful-timeout 60`. */
+  what: string
+  path: (string | number)[]
+}
+
+/**
+ * How long the program itself waits for in-flight requests after SIGTERM, when its flags
+ * or env say so: gunicorn's --graceful-timeout, uvicorn's --timeout-graceful-shutdown,
+ * Envoy's --drain-time-s, OpenFaaS's write_timeout.
+ */
+function appTimeout(c: Container): AppTimeout | undefined {
+  const argv = containerArgv(c.spec) ?? []
+  const words = argv.flatMap((w) => (w.includes(' ') ? w.split(/\s+/) : [w]))
+  const argPath = [...c.path, c.spec['args'] !== undefined ? 'args' : 'command']
+  const programs: [RegExp, string, string][] = [
+    [/(^|\/)gunicorn$/, 'graceful-timeout', 'gunicorn'],
+    [/(^|\/)uvicorn$/, 'timeout-graceful-shutdown', 'uvicorn'],
+    [/(^|\/)envoy$/, 'drain-time-s', 'Envoy'],
+  ]
+  for (const [program, flag, name] of programs) {
+    if (!words.some((w) => program.test(w)) && !(name === 'Envoy' && /envoy/.test(c.image ?? '')))
+      continue
+    const value = flagValue(words, [flag])
+    const seconds = value === undefined ? undefined : durationSeconds(value)
+    if (seconds !== undefined) return { seconds, what: `${name} --${flag} ${value}`, path: argPath }
+  }
+  if (/(^|\/)openfaas\/(gateway|of-watchdog)(:|@|$)/.test(c.image ?? '')) {
+    const env = list(c.spec['env'])
+    for (let i = env.length - 1; i >= 0; i--) {
+      const e = env[i] as Record<string, unknown> | undefined
+      if (e?.['name'] !== 'write_timeout' || typeof e['value'] !== 'string') continue
+      const seconds = durationSeconds(e['value'])
+      if (seconds !== undefined)
+        return {
+          seconds,
+          what: `write_timeout ${e['value']} (OpenFaaS waits that long for requests on SIGTERM)`,
+          path: [...c.path, 'env', i, 'value'],
+        }
+    }
+  }
+  return undefined
+}
+
+export const appTimeoutExceedsGrace: Rule = {
+  id: 'app-timeout-exceeds-grace',
+  severity: 'error',
+  scope: 'serving-other',
+  summary:
+    "the app's own shutdown timeout (gunicorn, uvicorn, Envoy, OpenFaaS flags) is longer than the grace period leaves it",
+  rationale:
+    'the program waits that long for in-flight requests after SIGTERM, but the kubelet SIGKILLs it when the grace period (which counts the preStop hook too) runs out: the slow requests it was waiting for are cut',
+  check({ timelines, report }) {
+    for (const t of timelines) {
+      if (t.lameduck !== undefined || t.grace.invalid || isZero(t) || !t.preStop.known) continue
+      const found = appTimeout(t.container)
+      if (found === undefined) continue
+      const needed = t.preStop.seconds + found.seconds
+      if (needed <= t.grace.seconds) continue
+      const pre = t.preStop.seconds > 0 ? `preStop ${seconds(t.preStop.seconds)} + ` : ''
+      report({
+        object: t.workload,
+        container: t.container,
+        path: t.grace.written ? t.grace.path : found.path,
+        message: `${pre}${found.what} = ${seconds(needed)} > ${graceText(t)}`,
+        fix: `terminationGracePeriodSeconds: ${Math.ceil(needed + t.marginSeconds)} (${pre}${seconds(found.seconds)} + ${seconds(t.marginSeconds)} margin), or a shorter timeout`,
       })
     }
   },

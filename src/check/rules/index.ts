@@ -1,7 +1,12 @@
 // Every rule, in the order docs/rules.md lists them.
 import { drainDelayShort, noDrainDelay, noPrestopDelay } from './drain.js'
 import { invalidField } from './fields.js'
-import { gracePeriodTooShort, gracePeriodZero, prestopExceedsGrace } from './grace.js'
+import {
+  appTimeoutExceedsGrace,
+  gracePeriodTooShort,
+  gracePeriodZero,
+  prestopExceedsGrace,
+} from './grace.js'
 import { prestopExecNoShell, prestopExecSleep, prestopUnknownDuration } from './prestop.js'
 import {
   livenessSameAsReadiness,
@@ -17,6 +22,7 @@ import {
   pdbBlocksEviction,
   pdbNotRolloutGuard,
   progressDeadlineTooShort,
+  quorumNoPdb,
   recreateStrategy,
   singleReplica,
 } from './rollout.js'
@@ -29,6 +35,7 @@ export const RULES: readonly Rule[] = [
   gracePeriodTooShort,
   prestopExceedsGrace,
   gracePeriodZero,
+  appTimeoutExceedsGrace,
   noDrainDelay,
   noPrestopDelay,
   drainDelayShort,
@@ -47,6 +54,7 @@ export const RULES: readonly Rule[] = [
   singleReplica,
   pdbBlocksEviction,
   pdbNotRolloutGuard,
+  quorumNoPdb,
   noSpread,
   // probes
   noReadinessProbe,

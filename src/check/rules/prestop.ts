@@ -39,11 +39,14 @@ export const prestopExecSleep: Rule = {
   check({ timelines, report }) {
     for (const t of timelines) {
       if (t.preStop.kind !== 'exec-sleep' || lacksShell(t.container.image)) continue
+      // A hook that also runs other commands (`sleep 5 && nginx -s quit`) cannot become a
+      // sleep action without losing them: no fix to offer.
+      if (t.preStop.atLeast) continue
       report({
         object: t.workload,
         container: t.container,
         path: [...t.preStop.path, 'exec', 'command'],
-        message: `preStop execs ${t.preStop.viaShell ? 'a shell to sleep' : 'sleep'}${t.preStop.atLeast ? ' among other commands' : ''}`,
+        message: `preStop execs ${t.preStop.viaShell ? 'a shell to sleep' : 'sleep'}`,
         fix: `on Kubernetes 1.30+, the native sleep action: ${sleepFix(t)}`,
       })
     }

@@ -74,11 +74,29 @@ function describeHandler(c: Container, p: Record<string, unknown>): string {
   return 'no handler'
 }
 
-/** The port a fix may name: one the Service targets, or one the container declares; never made up. */
+/** A port a probe may name: 1-65535, or an IANA service name (what the API server accepts). */
+export function validProbePort(port: string | number | undefined): boolean {
+  if (typeof port === 'number') return Number.isInteger(port) && port >= 1 && port <= 65535
+  return (
+    port !== undefined &&
+    /^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/.test(port) &&
+    !port.includes('--')
+  )
+}
+
+/**
+ * The port a fix may name: one the Service targets, or one the container declares; never
+ * made up, and never one the API server would reject in a probe (a placeholder port 0).
+ */
 function knownPort(c: Container): string | number | undefined {
-  const routed = c.routes[0]?.port.target
-  if (routed !== undefined) return routed
-  return c.ports[0]?.name ?? c.ports[0]?.containerPort
+  for (const candidate of [
+    ...c.routes.map((r) => r.port.target),
+    ...c.ports.map((p) => p.name ?? p.containerPort),
+    ...c.ports.map((p) => p.containerPort),
+  ]) {
+    if (validProbePort(candidate)) return candidate
+  }
+  return undefined
 }
 
 export const noReadinessProbe: Rule = {
@@ -107,7 +125,9 @@ export const noReadinessProbe: Rule = {
               ? `readinessProbe: {httpGet: {path: ${READINESS_PATH}, port: ${portText}}, periodSeconds: 5, failureThreshold: 2}`
               : udp
                 ? `a readinessProbe on the app's own health check (exec, or HTTP on its health port); the Service's port ${portText} is UDP, which a tcpSocket probe cannot check`
-                : `readinessProbe: {tcpSocket: {port: ${portText}}, periodSeconds: 5} (or the app's own HTTP or gRPC health check on that port, if it has one)`,
+                : port === undefined
+                  ? "a readinessProbe on the app's own health check (exec, HTTP or gRPC on the port it listens on); no port in the manifest can be probed"
+                  : `readinessProbe: {tcpSocket: {port: ${portText}}, periodSeconds: 5} (or the app's own HTTP or gRPC health check on that port, if it has one)`,
         })
       }
     }
@@ -193,7 +213,9 @@ export const readinessSlowerThanDrain: Rule = {
     for (const t of timelines) {
       if (t.lameduck === undefined) continue
       const readiness = probe(t.container, 'readinessProbe')
-      if (readiness === undefined || httpPath(readiness) === undefined) continue
+      // Only a probe on lameduck's readiness sees the 503; on another path readiness-path
+      // says so, and timing a probe that never fails would contradict it.
+      if (readiness === undefined || httpPath(readiness) !== READINESS_PATH) continue
       if (!t.preStop.known || drainWindow(t) <= 0) continue
       const period = integer(readiness['periodSeconds']) ?? DEFAULT_PERIOD_SECONDS
       const threshold = integer(readiness['failureThreshold']) ?? DEFAULT_FAILURE_THRESHOLD

@@ -3,7 +3,17 @@
 
 import { imageInfo } from '../images.js'
 import type { Path } from '../load.js'
-import { type Budget, describe, get, integer, scaled, text, type Workload } from '../model.js'
+import {
+  type Budget,
+  describe,
+  get,
+  integer,
+  routeName,
+  scaled,
+  text,
+  type Workload,
+} from '../model.js'
+import { singletonOf } from '../singleton.js'
 import type { Rule } from './types.js'
 
 /** Deployment (and Argo Rollout canary) defaults for maxSurge and maxUnavailable. */
@@ -154,6 +164,9 @@ export const recreateStrategy: Rule = {
       if (!w.takesTraffic) continue
       const u = rolloutUnavailability(w)
       if (u === undefined || !u.recreate) continue
+      // One instance by nature: Recreate is right (a surge pod would fight over its volume
+      // or its work); single-replica says what a restart means for it.
+      if (singletonOf(model, w) !== undefined) continue
       report({
         object: w,
         path: u.path,
@@ -189,6 +202,10 @@ export const maxUnavailableAll: Rule = {
       }
       const u = rolloutUnavailability(w)
       if (u === undefined || u.recreate || w.replicas === undefined || u.pods < w.replicas) continue
+      // A StatefulSet of 1 cannot start the new pod first: only more replicas help, which is
+      // single-replica's finding; a singleton must not surge at all.
+      if (w.kind === 'StatefulSet' && w.replicas === 1) continue
+      if (singletonOf(model, w) !== undefined) continue
       report({
         object: w,
         path: u.path,
@@ -214,21 +231,21 @@ export const singleReplica: Rule = {
       if (!w.takesTraffic || w.replicas !== 1 || w.kind === 'Pod') continue
       // Another workload behind the same Service keeps serving (one Deployment per version).
       if (otherBackends(w).length > 0) continue
-      // A StatefulSet's rollout finding already says to run more replicas.
-      const u = rolloutUnavailability(w)
-      if (w.kind === 'StatefulSet' && u !== undefined && u.pods >= 1) continue
       const services = [
-        ...new Set(w.serving.flatMap((c) => c.routes.map((r) => `Service/${r.service.name}`))),
+        ...new Set(w.serving.flatMap((c) => c.routes.map((r) => routeName(r.service)))),
       ]
       const behind = services.length > 0 ? ` behind ${services.join(', ')}` : ''
-      // More copies of a primary store would split its data: say what helps instead.
-      const store = w.serving.map((c) => imageInfo(c.image)).find((i) => i?.stateful)
-      if (store !== undefined && w.autoscaler === undefined) {
+      // More copies of a singleton would split its data or do its work twice: say what a
+      // restart means instead.
+      const single = w.autoscaler === undefined ? singletonOf(model, w) : undefined
+      if (single !== undefined) {
         report({
           object: w,
           path: ['spec', 'replicas'],
-          message: `${replicasText(w)}${behind}, running ${store.name}`,
-          fix: `not more replicas of this ${w.kind} (each ${store.name} copy would hold its own data): replicate ${store.name} itself (a primary with replicas and failover, or a managed service), or accept the outage and keep the restart short`,
+          message: `${replicasText(w)}${behind}, and it runs as one instance: ${single.why}`,
+          fix: single.maybe
+            ? `a restart is an outage; plan for it (restart in a quiet hour, keep start-up short), or ${single.helps}: ${single.more}`
+            : `not more replicas (${single.more}): a restart is an outage; plan for it (restart in a quiet hour, keep start-up short; ${single.helps})`,
         })
         continue
       }
@@ -363,6 +380,7 @@ export const pdbNotRolloutGuard: Rule = {
         if (u === undefined) continue
         const found = allowedDisruptions(b, w.replicas)
         if (found === undefined || u.pods <= found.allowed) continue
+        if (singletonOf(model, w) !== undefined) continue
         report({
           object: b,
           path: found.field,
@@ -370,6 +388,38 @@ export const pdbNotRolloutGuard: Rule = {
           fix: `protect the rollout in ${describe(w)} itself: ${w.kind === 'StatefulSet' ? 'more replicas' : 'rollingUpdate: {maxUnavailable: 0, maxSurge: 1}'}`,
         })
       }
+    }
+  },
+}
+
+/** Members of a consensus system that can be lost while it keeps a majority. */
+function tolerated(members: number): number {
+  return Math.floor((members - 1) / 2)
+}
+
+export const quorumNoPdb: Rule = {
+  id: 'quorum-no-pdb',
+  severity: 'warning',
+  scope: 'workloads',
+  summary:
+    'a consensus system (etcd, ZooKeeper, Consul, Kafka, CockroachDB) of 3 or more members without a PodDisruptionBudget',
+  rationale:
+    'Raft and ZooKeeper need a majority of their members up; without a budget a node drain or a cluster upgrade may evict several members at once, and the whole system stops accepting writes until they are back',
+  check({ model, report }) {
+    for (const w of model.workloads) {
+      if (w.kind !== 'StatefulSet' || w.replicas === undefined || w.replicas < 3) continue
+      if (w.budgets.length > 0) continue
+      const system = w.containers.map((c) => imageInfo(c.image)).find((i) => i?.quorum === true)
+      if (system === undefined) continue
+      const labels = Object.entries(w.podLabels)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ')
+      report({
+        object: w,
+        path: ['spec', 'replicas'],
+        message: `${replicasText(w)} of ${system.name} and no PodDisruptionBudget selects them: it survives losing ${tolerated(w.replicas)}, and evictions are not limited`,
+        fix: `a PodDisruptionBudget with maxUnavailable: 1 and selector: {matchLabels: {${labels}}}`,
+      })
     }
   },
 }

@@ -1,6 +1,15 @@
 // Whether the stop signal reaches node, and whether lameduck acts on it (pitfalls 6 and 11).
 import { ENV } from '../../contract.js'
-import { containerArgv, pm2, serveCommand, signalPath } from '../commands.js'
+import {
+  containerArgv,
+  pm2,
+  programName,
+  serveCommand,
+  shellScript,
+  signalPath,
+  simpleCommands,
+  withoutInit,
+} from '../commands.js'
 import { imageInfo } from '../images.js'
 import type { Path } from '../load.js'
 import { type Container, get, list, record, text } from '../model.js'
@@ -19,6 +28,46 @@ function commandPath(container: Container): Path {
 
 function quoteArgv(argv: readonly string[]): string {
   return JSON.stringify(argv)
+}
+
+/** `command: [...]` as a fix shows it. */
+function commandText(argv: readonly string[]): string {
+  return `command: ${JSON.stringify(argv)}`
+}
+
+/**
+ * The same command with the package manager taken out, when the checker can tell what it
+ * runs: `npx tsx server.ts` → node_modules/.bin/tsx; `yarn node app.js` → node app.js.
+ * Undefined for scripts (`npm start`), whose command is in package.json.
+ */
+function withoutPackageManager(argv: readonly string[]): string[] | undefined {
+  const bare = [...withoutInit(argv)]
+  const program = programName(bare[0])
+  if (program === 'npx' || program === 'pnpx') {
+    const rest = bare.slice(1)
+    const i = rest.findIndex((w) => !w.startsWith('-'))
+    if (i === -1) return undefined
+    return [`node_modules/.bin/${rest[i]}`, ...rest.slice(i + 1)]
+  }
+  if ((program === 'yarn' || program === 'pnpm') && (bare[1] === 'node' || bare[1] === 'exec')) {
+    const words = bare[1] === 'node' ? ['node', ...bare.slice(2)] : bare.slice(2)
+    return words.length > 0 ? words : undefined
+  }
+  return undefined
+}
+
+/** What to write instead of a package-manager start, in the container's own terms. */
+function directFix(argv: readonly string[]): string {
+  const direct = withoutPackageManager(argv)
+  if (direct !== undefined) return `run it directly in exec form: ${commandText(direct)}`
+  const bare = withoutInit(argv)
+  const script =
+    bare[1] === 'run' || bare[1] === 'run-script'
+      ? bare[2]
+      : bare[1] === 'start'
+        ? 'start'
+        : bare[1]
+  return `run the command of the "${script ?? 'start'}" script in package.json directly, in exec form (node and its file, e.g. command: ["node", "<the file it starts>"]), so that node is PID 1 and gets SIGTERM`
 }
 
 export const npmStart: Rule = {
@@ -44,11 +93,38 @@ export const npmStart: Rule = {
           fix:
             serveCommand(argv) !== undefined
               ? 'run lameduck serve directly in exec form, so that it is PID 1 and gets SIGTERM itself: command: ["node_modules/.bin/lameduck", "serve", ...] (or "lameduck" when it is on PATH)'
-              : 'run node directly in exec form: command: ["node", "server.js"]',
+              : path.viaShell
+                ? `run it without the package manager as the shell's last command, after exec (${directFix(path.lastCommand ?? argv)})`
+                : directFix(argv),
         })
       }
     }
   },
+}
+
+/** The container's own script with `exec` before its last command. */
+function execFix(argv: readonly string[]): string {
+  const bare = withoutInit(argv)
+  const script = shellScript(bare)
+  if (script === undefined) return 'start the last command of the script with exec'
+  const commands = simpleCommands(script)
+  const last = commands.at(-1) ?? []
+  // One command and nothing for a shell to expand: exec form does without the shell.
+  if (commands.length === 1 && last.length > 0 && !/[$`*?~]/.test(script))
+    return `exec form, without the shell: ${commandText(last)}`
+  // A loop or a conditional cannot be exec'd: the shell itself must act on SIGTERM (PID 1
+  // ignores signals it has no handler for).
+  if (
+    commands.some((words) =>
+      /^(while|until|for|if|case|do|done|fi|esac|then)$/.test(words[0] ?? ''),
+    )
+  )
+    return `have the shell exit on SIGTERM, at the start of the script: ${JSON.stringify(`trap 'exit 0' TERM; ${script.length > 100 ? `${script.slice(0, 97)}...` : script}`)}`
+  const at = last[0] === undefined ? -1 : script.lastIndexOf(last[0])
+  if (at === -1) return 'start the last command of the script with exec'
+  const fixed = `${script.slice(0, at)}exec ${script.slice(at)}`.trim()
+  const shown = fixed.length > 160 ? `…${fixed.slice(-157)}` : fixed
+  return `put exec before the last command, so that it replaces the shell and gets SIGTERM: ${JSON.stringify(shown)}`
 }
 
 export const shellCommand: Rule = {
@@ -71,7 +147,7 @@ export const shellCommand: Rule = {
           container: c,
           path: commandPath(c),
           message: `the command runs through a shell without exec: ${JSON.stringify(path.script.length > 120 ? `${path.script.slice(0, 117)}...` : path.script)}`,
-          fix: 'start the last command with exec (sh -c "... && exec the-app"), or use exec form: command: ["the-app", "arg"]',
+          fix: execFix(argv),
         })
       }
     }
@@ -106,7 +182,7 @@ export const pm2KillTimeout: Rule = {
           container: c,
           path: commandPath(c),
           message: `pm2 SIGKILLs the app ${killMs} ms after asking it to stop${found.killTimeoutMs === undefined ? ' (its default kill_timeout)' : ''}, but lameduck needs up to ${neededMs} ms (drain ${t.drain.ms} + shutdown ${t.shutdown.ms} + hooks ${t.hooks.ms})`,
-          fix: `run node directly (command: ["node", "server.js"]), or pass --kill-timeout ${neededMs} and raise terminationGracePeriodSeconds to match`,
+          fix: `pass --kill-timeout ${neededMs} and raise terminationGracePeriodSeconds to match, or run the app without pm2 (node and its file in exec form)`,
         })
       }
     }
