@@ -16,6 +16,7 @@ import {
   parseEnv,
   parseInteger,
   parseIntOrPercent,
+  parseServiceKind,
   parseWeightedClient,
   parseWeightedPath,
   validate,
@@ -81,7 +82,12 @@ Pod
                                   (default: probes go to $PORT)
   --pod-logs                      copy the pods' output to stderr, prefixed with the pod name
 Service
-  --propagation-delay <duration>  time for an endpoint change to reach the Service model, like
+  --service model|iptables        the data path (default ${DEFAULTS.service}): model is a userland
+                                  balancer on loopback imitating kube-proxy; iptables puts each
+                                  pod in a network namespace behind a virtual IP rewritten by
+                                  kube-proxy-style iptables rules, with conntrack (root, and the
+                                  ip, iptables and conntrack commands). See docs/lab.md
+  --propagation-delay <duration>  time for an endpoint change to reach the Service, like
                                   kube-proxy's sync (default ${d(DEFAULTS.propagationDelayMs)})
   --propagation-jitter <duration> each change's delay varies by up to ± this (default ${d(DEFAULTS.propagationJitterMs)})
 Load
@@ -150,6 +156,7 @@ const OPTIONS = {
   'port-env': { type: 'string' },
   'probe-port-env': { type: 'string' },
   'pod-logs': { type: 'boolean' },
+  service: { type: 'string' },
   'propagation-delay': { type: 'string' },
   'propagation-jitter': { type: 'string' },
   rate: { type: 'string' },
@@ -195,6 +202,7 @@ const EXAMPLE_VALUES: Record<string, string> = {
   path: '90:/',
   post: '5:/echo',
   client: 'agent-lifo',
+  service: 'iptables',
   env: 'KEY=VALUE',
   json: 'lab.json',
   html: 'report.html',
@@ -279,6 +287,7 @@ export function parseRolloutArgs(
     portEnv: v['port-env'] ?? DEFAULTS.portEnv,
     probePortEnv: v['probe-port-env'],
     env,
+    service: parseServiceKind(v.service),
     propagationDelayMs: duration(
       'propagation-delay',
       DEFAULTS.propagationDelayMs,

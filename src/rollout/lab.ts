@@ -1,9 +1,11 @@
-// The rollout lab: runs a command as the replicas of a Deployment behind a Service model,
-// drives keep-alive load through it, performs rolling updates, and records every request.
+// The rollout lab: runs a command as the replicas of a Deployment behind a Service (a data
+// path driver: drivers/), drives keep-alive load through it, performs rolling updates, and
+// records every request.
 //
 // The run, in order:
-//   1. Listen (Service model), start spec.replicas pods, wait until each is ready and known
-//      to the Service model: a real rollout starts from a steady state.
+//   1. Build the data path (it stops the run here, before any pod, when it cannot be built),
+//      start spec.replicas pods, wait until each is ready and routed to by the Service: a real
+//      rollout starts from a steady state.
 //   2. Start the load; let the keep-alive pool spread over the replicas (warm-up).
 //   3. Perform --rollouts rolling updates one after another, each to a new revision.
 //   4. Wait until every deleted pod has exited and the Service model has every change, then a
@@ -13,6 +15,8 @@
 import { clientKind } from './clients/index.js'
 import { Clock } from './clock.js'
 import { DeploymentController } from './deployment.js'
+import { createDataPath } from './drivers/index.js'
+import type { DataPath } from './drivers/types.js'
 import { Kubelet, type Pod } from './kubelet.js'
 import { listeningPorts } from './listening.js'
 import { LoadGenerator, type LoadSummary } from './load.js'
@@ -20,7 +24,6 @@ import { formatDuration, type LabOptions } from './options.js'
 import type { ProcessExit } from './process.js'
 import { BUCKET_MS, type LabEvent, Recorder } from './recorder.js'
 import { buildResult, type LabResult, type RolloutSummary } from './result.js'
-import { ServiceModel } from './service.js'
 
 /** Load runs this long before the first rolling update, so the pool spans every replica. */
 export const WARMUP_MS = 1_000
@@ -72,13 +75,17 @@ export async function runLab(
   const clock = new Clock()
   const recorder = new Recorder(clock)
   if (observer.onEvent !== undefined) recorder.on('event', observer.onEvent)
-  const service = new ServiceModel({
-    clock,
-    recorder,
-    propagationDelayMs: options.propagationDelayMs,
-    propagationJitterMs: options.propagationJitterMs,
-  })
-  const servicePort = await service.listen()
+  const service: DataPath = createDataPath(options, clock, recorder)
+  let address: { host: string; port: number }
+  let notes: string[]
+  try {
+    const { notes: said = [], ...where } = await service.start()
+    address = where
+    notes = said
+  } catch (error) {
+    await service.close()
+    throw new LabError((error as Error).message)
+  }
   const drain = drainWarning(options, process.env)
 
   let phase: LabPhase = 'starting'
@@ -96,7 +103,7 @@ export async function runLab(
   if (signal?.aborted) onAbort()
 
   let load: LoadGenerator | undefined
-  const kubelet = new Kubelet(options, clock, recorder, service, servicePort, {
+  const kubelet = new Kubelet(options, clock, recorder, service, {
     onChange: (pod) => {
       if (pod.readySince !== undefined) controller.noteAvailable(pod)
       controller.reconcile()
@@ -114,6 +121,7 @@ export async function runLab(
     if (event.type === 'warning' && event.detail !== undefined) warnings.push(event.detail)
   })
   if (drain !== undefined) recorder.event('warning', undefined, drain)
+  for (const note of notes) recorder.event('warning', undefined, note)
 
   const status = (): LabStatus => ({
     t: clock.now(),
@@ -203,13 +211,15 @@ export async function runLab(
       const kind = clientKind(name)
       if (kind?.preflight === undefined) continue
       try {
-        await kind.preflight({ host: '127.0.0.1', port: servicePort, wsPath: options.wsPath })
+        await kind.preflight({ ...address, wsPath: options.wsPath })
       } catch (error) {
         throw new LabError(`--client ${name}: ${(error as Error).message}`)
       }
     }
     load = new LoadGenerator({
-      port: servicePort,
+      host: address.host,
+      port: address.port,
+      userland: service.kind === 'model',
       rate: options.rate,
       connections: options.connections,
       pools: options.pools,
@@ -294,6 +304,7 @@ export async function runLab(
       options,
       recorder,
       pods: kubelet.pods.map((pod) => pod.record),
+      dataPath: service.describe(),
       connectionsPerPod: service.connectionsPerPod,
       load: loadSummary,
       rollouts,

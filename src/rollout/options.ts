@@ -1,5 +1,6 @@
 // Every option of the rollout lab: its default, its range and its parsing, in one place.
 // Names mirror Kubernetes fields where one exists; durations are milliseconds inside the lab.
+import { SERVICE_KINDS, type ServiceKind } from './drivers/types.js'
 
 /** An option the user got wrong. The CLI turns it into one line and exit code 2. */
 export class LabOptionError extends Error {
@@ -64,7 +65,12 @@ export interface LabOptions {
   probePortEnv: string | undefined
   /** Extra environment for every pod (`--env KEY=VALUE`), applied last. */
   env: Record<string, string>
-  /** Mean delay before an endpoint change reaches the Service model, in ms. @default 1 000 */
+  /**
+   * The data path: 'model' (pods on loopback behind a userland balancer) or 'iptables' (pods
+   * in network namespaces behind kube-proxy-style iptables rules; needs root). @default 'model'
+   */
+  service: ServiceKind
+  /** Mean delay before an endpoint change reaches the Service, in ms. @default 1 000 */
   propagationDelayMs: number
   /** Each change's delay is the mean ± up to this much, uniformly, in ms. @default 250 */
   propagationJitterMs: number
@@ -114,6 +120,7 @@ export const DEFAULTS = {
   readinessFailureThreshold: 3,
   readinessSuccessThreshold: 1,
   portEnv: 'PORT',
+  service: 'model',
   // kube-proxy's iptables minSyncPeriod is 1 s: a change reaches the data path 0..1 s later,
   // plus the time of the sync itself.
   propagationDelayMs: 1_000,
@@ -226,6 +233,16 @@ export function parseWeightedClient(text: string, kinds: readonly string[]): Wei
   const weight = match[1] === undefined ? 1 : Number(match[1])
   checkRange('client', weight, LIMITS.weight, text, (n) => `weight ${n}`)
   return { kind: match[2]!, weight }
+}
+
+/** Parses `--service`: one of the data path drivers. */
+export function parseServiceKind(text: string | undefined): ServiceKind {
+  if (text === undefined) return DEFAULTS.service
+  const kind = SERVICE_KINDS.find((k) => k === text.trim())
+  if (kind === undefined) {
+    throw new LabOptionError(`--service expects one of ${SERVICE_KINDS.join(', ')}, got '${text}'`)
+  }
+  return kind
 }
 
 /** Parses `--env KEY=VALUE`. */

@@ -1,5 +1,6 @@
 // The lab's result: one JSON-able object every report is rendered from.
 import { type Diagnosis, diagnose } from './diagnosis.js'
+import type { ServiceKind } from './drivers/types.js'
 import type { PodRecord } from './kubelet.js'
 import type { LoadSummary } from './load.js'
 import { type IntOrPercent, type LabOptions, resolveFenceposts } from './options.js'
@@ -41,6 +42,8 @@ export interface Settings {
   portEnv: string
   probePortEnv?: string
   env: Record<string, string>
+  /** The data path (--service); absent from results written before there was a choice. */
+  service?: ServiceKind
   propagationDelayMs: number
   propagationJitterMs: number
   rate: number
@@ -134,6 +137,8 @@ export interface LabResult {
   version: typeof RESULT_VERSION
   command: string[]
   settings: Settings
+  /** What carried the traffic: the data path driver, in one line. */
+  dataPath?: string
   /** wall-clock start, ISO 8601; every other time is ms since then */
   startedAt: string
   durationMs: number
@@ -193,6 +198,7 @@ export function settingsOf(options: LabOptions): Settings {
     portEnv: options.portEnv,
     ...(options.probePortEnv === undefined ? {} : { probePortEnv: options.probePortEnv }),
     env: options.env,
+    service: options.service,
     propagationDelayMs: options.propagationDelayMs,
     propagationJitterMs: options.propagationJitterMs,
     rate: options.rate,
@@ -224,6 +230,7 @@ export function buildResult(input: {
   recorder: Recorder
   pods: PodRecord[]
   connectionsPerPod: ReadonlyMap<string, number>
+  dataPath?: string
   load: LoadSummary | undefined
   rollouts: RolloutSummary[]
   warnings: string[]
@@ -292,6 +299,7 @@ export function buildResult(input: {
   const result: LabResult = {
     version: RESULT_VERSION,
     command: options.command,
+    ...(input.dataPath === undefined ? {} : { dataPath: input.dataPath }),
     settings: settingsOf(options),
     startedAt: recorder.clock.startedAt.toISOString(),
     durationMs,

@@ -1,9 +1,9 @@
 // A load generator sending a few requests of one client kind through a Service model that
 // routes to one backend, for the tests of the client kinds (load.test.ts, clients.test.ts).
 import { Clock } from '../../src/rollout/clock.js'
+import { ServiceModel } from '../../src/rollout/drivers/model.js'
 import { LoadGenerator, type LoadSummary } from '../../src/rollout/load.js'
 import { Recorder } from '../../src/rollout/recorder.js'
-import { ServiceModel } from '../../src/rollout/service.js'
 import { within } from '../helpers.js'
 
 export interface LoadRun {

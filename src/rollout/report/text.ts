@@ -16,6 +16,7 @@ export function settingsLines(result: LabResult): string[] {
     `grace period ${formatDuration(s.gracePeriodMs)}, preStop sleep ${formatDuration(s.preStopSleepMs)}, readiness GET ${s.readiness.path} every ${formatDuration(s.readiness.periodMs)}, propagation ${formatDuration(s.propagationDelayMs)} ± ${formatDuration(s.propagationJitterMs)}`,
     `${count(s.rate)} req/s, requests ${paths.join(' ')}, timeout ${formatDuration(s.timeoutMs)}`,
     `clients ${clients.join(' ')}; ${s.pools} pool${s.pools === 1 ? '' : 's'} of up to ${s.connections} keep-alive connections per pooled kind`,
+    ...(result.dataPath === undefined ? [] : [`service ${result.dataPath}`]),
   ]
 }
 
