@@ -14,6 +14,7 @@ import {
   LIMITS,
   parseDuration,
   parseEnv,
+  parseIngressKind,
   parseInteger,
   parseIntOrPercent,
   parseServiceKind,
@@ -87,6 +88,11 @@ Service
                                   pod in a network namespace behind a virtual IP rewritten by
                                   kube-proxy-style iptables rules, with conntrack (root, and the
                                   ip, iptables and conntrack commands). See docs/lab.md
+  --ingress none|nginx            nginx: a real nginx in front of the pods (the nginx command),
+                                  routing to their addresses with an upstream keep-alive pool
+                                  and its default retries; endpoint changes by reload; the
+                                  report says which failures it retried and passed on
+                                  (default ${DEFAULTS.ingress})
   --propagation-delay <duration>  time for an endpoint change to reach the Service, like
                                   kube-proxy's sync (default ${d(DEFAULTS.propagationDelayMs)})
   --propagation-jitter <duration> each change's delay varies by up to ± this (default ${d(DEFAULTS.propagationJitterMs)})
@@ -157,6 +163,7 @@ const OPTIONS = {
   'probe-port-env': { type: 'string' },
   'pod-logs': { type: 'boolean' },
   service: { type: 'string' },
+  ingress: { type: 'string' },
   'propagation-delay': { type: 'string' },
   'propagation-jitter': { type: 'string' },
   rate: { type: 'string' },
@@ -203,6 +210,7 @@ const EXAMPLE_VALUES: Record<string, string> = {
   post: '5:/echo',
   client: 'agent-lifo',
   service: 'iptables',
+  ingress: 'nginx',
   env: 'KEY=VALUE',
   json: 'lab.json',
   html: 'report.html',
@@ -288,6 +296,7 @@ export function parseRolloutArgs(
     probePortEnv: v['probe-port-env'],
     env,
     service: parseServiceKind(v.service),
+    ingress: parseIngressKind(v.ingress),
     propagationDelayMs: duration(
       'propagation-delay',
       DEFAULTS.propagationDelayMs,

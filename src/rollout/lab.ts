@@ -16,6 +16,7 @@ import { clientKind } from './clients/index.js'
 import { Clock } from './clock.js'
 import { DeploymentController } from './deployment.js'
 import { createDataPath } from './drivers/index.js'
+import { type IngressSummary, NginxIngress } from './drivers/ingress.js'
 import type { DataPath } from './drivers/types.js'
 import { Kubelet, type Pod } from './kubelet.js'
 import { listeningPorts } from './listening.js'
@@ -198,6 +199,10 @@ export async function runLab(
   }
 
   let loadSummary: LoadSummary | undefined
+  let ingress: IngressSummary | undefined
+  /** With an ingress, requests are traced to pods from its log once the load has stopped. */
+  const annotate = () =>
+    service instanceof NginxIngress ? service.annotate(recorder.requests) : undefined
   try {
     controller.createInitial()
     await until(
@@ -219,7 +224,7 @@ export async function runLab(
     load = new LoadGenerator({
       host: address.host,
       port: address.port,
-      userland: service.kind === 'model',
+      userland: service.kind === 'model' && !(service instanceof NginxIngress),
       rate: options.rate,
       connections: options.connections,
       pools: options.pools,
@@ -256,6 +261,7 @@ export async function runLab(
     await pause(TAIL_MS)
     phase = 'finishing'
     loadSummary = await load.stop()
+    ingress = annotate()
     if (recorder.undelivered.length > 0) {
       recorder.event(
         'warning',
@@ -276,6 +282,7 @@ export async function runLab(
       controller.halt()
       loadSummary = await load.stop()
       await kubelet.stopAll()
+      ingress = annotate()
       error.partial = result(error.message)
     } else if (error instanceof LabAborted && load !== undefined) {
       // Interrupted: report at once what has an outcome; requests still in flight are left
@@ -284,6 +291,7 @@ export async function runLab(
       load.abort()
       loadSummary = load.summary()
       await kubelet.stopAll()
+      ingress = annotate()
       error.partial = result(undefined, true)
     }
     throw error
@@ -294,6 +302,7 @@ export async function runLab(
     load?.abort()
     await kubelet.stopAll()
     await service.close()
+    if (service instanceof NginxIngress) service.dispose()
     phase = 'done'
   }
   return result(undefined)
@@ -305,6 +314,7 @@ export async function runLab(
       recorder,
       pods: kubelet.pods.map((pod) => pod.record),
       dataPath: service.describe(),
+      ...(ingress === undefined ? {} : { ingress }),
       connectionsPerPod: service.connectionsPerPod,
       load: loadSummary,
       rollouts,

@@ -244,6 +244,7 @@ export class LoadGenerator {
       }
       if (info?.pod !== undefined) record.pod = info.pod
       if (reused !== undefined) record.reused = reused
+      if (clientPort !== undefined) record.localPort = clientPort
       if (status !== undefined) record.status = status
       if (message !== undefined) record.message = message
       if (retries > 0) record.retries = retries

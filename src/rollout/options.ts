@@ -1,5 +1,6 @@
 // Every option of the rollout lab: its default, its range and its parsing, in one place.
 // Names mirror Kubernetes fields where one exists; durations are milliseconds inside the lab.
+import { INGRESS_KINDS, type IngressKind } from './drivers/ingress.js'
 import { SERVICE_KINDS, type ServiceKind } from './drivers/types.js'
 
 /** An option the user got wrong. The CLI turns it into one line and exit code 2. */
@@ -70,6 +71,12 @@ export interface LabOptions {
    * in network namespaces behind kube-proxy-style iptables rules; needs root). @default 'model'
    */
   service: ServiceKind
+  /**
+   * A real ingress in front of the pods: 'nginx' routes to the pods' addresses with an
+   * upstream keep-alive pool and nginx's retry policy; 'none' sends the load to the Service.
+   * @default 'none'
+   */
+  ingress: IngressKind
   /** Mean delay before an endpoint change reaches the Service, in ms. @default 1 000 */
   propagationDelayMs: number
   /** Each change's delay is the mean ± up to this much, uniformly, in ms. @default 250 */
@@ -121,6 +128,7 @@ export const DEFAULTS = {
   readinessSuccessThreshold: 1,
   portEnv: 'PORT',
   service: 'model',
+  ingress: 'none',
   // kube-proxy's iptables minSyncPeriod is 1 s: a change reaches the data path 0..1 s later,
   // plus the time of the sync itself.
   propagationDelayMs: 1_000,
@@ -241,6 +249,16 @@ export function parseServiceKind(text: string | undefined): ServiceKind {
   const kind = SERVICE_KINDS.find((k) => k === text.trim())
   if (kind === undefined) {
     throw new LabOptionError(`--service expects one of ${SERVICE_KINDS.join(', ')}, got '${text}'`)
+  }
+  return kind
+}
+
+/** Parses `--ingress`: none, or a real proxy in front of the pods. */
+export function parseIngressKind(text: string | undefined): IngressKind {
+  if (text === undefined) return DEFAULTS.ingress
+  const kind = INGRESS_KINDS.find((k) => k === text.trim())
+  if (kind === undefined) {
+    throw new LabOptionError(`--ingress expects one of ${INGRESS_KINDS.join(', ')}, got '${text}'`)
   }
   return kind
 }

@@ -1,5 +1,6 @@
 // The lab's result: one JSON-able object every report is rendered from.
 import { type Diagnosis, diagnose } from './diagnosis.js'
+import type { IngressKind, IngressSummary } from './drivers/ingress.js'
 import type { ServiceKind } from './drivers/types.js'
 import type { PodRecord } from './kubelet.js'
 import type { LoadSummary } from './load.js'
@@ -44,6 +45,7 @@ export interface Settings {
   env: Record<string, string>
   /** The data path (--service); absent from results written before there was a choice. */
   service?: ServiceKind
+  ingress?: IngressKind
   propagationDelayMs: number
   propagationJitterMs: number
   rate: number
@@ -87,8 +89,11 @@ export interface PodShutdown {
   /** Long-lived connections the pod asked to move after its SIGTERM (WebSockets closed with
    * 1000/1001, HTTP/2 sessions sent a GOAWAY): their clients went elsewhere. */
   connectionsMoved: number
+  /** With an ingress: requests the ingress sent to the pod at or after its SIGTERM that failed
+   * there and that it sent to another pod (its retries hid the pod's shutdown). */
+  retriedAway?: number
   /** Any request in flight at SIGTERM or sent after it, or any connection it moved after
-   * SIGTERM: the shutdown was exercised. */
+   * SIGTERM, or any request an ingress retried away from it: the shutdown was exercised. */
   exercised: boolean
 }
 
@@ -139,6 +144,8 @@ export interface LabResult {
   settings: Settings
   /** What carried the traffic: the data path driver, in one line. */
   dataPath?: string
+  /** With --ingress: what the ingress retried and passed on. */
+  ingress?: IngressSummary
   /** wall-clock start, ISO 8601; every other time is ms since then */
   startedAt: string
   durationMs: number
@@ -199,6 +206,7 @@ export function settingsOf(options: LabOptions): Settings {
     ...(options.probePortEnv === undefined ? {} : { probePortEnv: options.probePortEnv }),
     env: options.env,
     service: options.service,
+    ...(options.ingress === 'none' ? {} : { ingress: options.ingress }),
     propagationDelayMs: options.propagationDelayMs,
     propagationJitterMs: options.propagationJitterMs,
     rate: options.rate,
@@ -231,6 +239,7 @@ export function buildResult(input: {
   pods: PodRecord[]
   connectionsPerPod: ReadonlyMap<string, number>
   dataPath?: string
+  ingress?: IngressSummary
   load: LoadSummary | undefined
   rollouts: RolloutSummary[]
   warnings: string[]
@@ -300,6 +309,7 @@ export function buildResult(input: {
     version: RESULT_VERSION,
     command: options.command,
     ...(input.dataPath === undefined ? {} : { dataPath: input.dataPath }),
+    ...(input.ingress === undefined ? {} : { ingress: input.ingress }),
     settings: settingsOf(options),
     startedAt: recorder.clock.startedAt.toISOString(),
     durationMs,
@@ -466,8 +476,13 @@ function shutdownOf(
   let inFlightAtSigterm = 0
   let servedInLameDuck = 0
   let failedAfterSigterm = 0
+  let retriedAway = 0
   for (const request of requests) {
-    if (request.pod !== pod) continue
+    if (request.pod !== pod) {
+      const tried = request.ingress?.pods ?? []
+      if (tried.includes(pod) && request.end > sigtermAt) retriedAway++
+      continue
+    }
     if (request.start < sigtermAt && request.end > sigtermAt) inFlightAtSigterm++
     else if (request.start >= sigtermAt) {
       if (request.outcome === 'ok') servedInLameDuck++
@@ -479,6 +494,9 @@ function shutdownOf(
     servedInLameDuck,
     failedAfterSigterm,
     connectionsMoved,
-    exercised: inFlightAtSigterm + servedInLameDuck + failedAfterSigterm + connectionsMoved > 0,
+    ...(retriedAway > 0 ? { retriedAway } : {}),
+    exercised:
+      inFlightAtSigterm + servedInLameDuck + failedAfterSigterm + connectionsMoved + retriedAway >
+      0,
   }
 }

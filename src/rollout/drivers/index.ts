@@ -2,6 +2,7 @@
 import type { Clock } from '../clock.js'
 import type { LabOptions } from '../options.js'
 import type { Recorder } from '../recorder.js'
+import { NginxIngress } from './ingress.js'
 import { KernelDriver } from './kernel.js'
 import { ModelDriver } from './model.js'
 import type { DataPath } from './types.js'
@@ -13,9 +14,11 @@ export function createDataPath(options: LabOptions, clock: Clock, recorder: Reco
     propagationDelayMs: options.propagationDelayMs,
     propagationJitterMs: options.propagationJitterMs,
   }
-  return options.service === 'iptables'
-    ? new KernelDriver({ ...propagation, podPort: KERNEL_POD_PORT })
-    : new ModelDriver(propagation)
+  const service =
+    options.service === 'iptables'
+      ? new KernelDriver({ ...propagation, podPort: KERNEL_POD_PORT })
+      : new ModelDriver(propagation)
+  return options.ingress === 'nginx' ? new NginxIngress(service, propagation) : service
 }
 
 /** The port every pod listens on in its own namespace, as a containerPort. */

@@ -17,7 +17,12 @@ export function settingsLines(result: LabResult): string[] {
     `${count(s.rate)} req/s, requests ${paths.join(' ')}, timeout ${formatDuration(s.timeoutMs)}`,
     `clients ${clients.join(' ')}; ${s.pools} pool${s.pools === 1 ? '' : 's'} of up to ${s.connections} keep-alive connections per pooled kind`,
     ...(result.dataPath === undefined ? [] : [`service ${result.dataPath}`]),
+    ...(result.ingress === undefined ? [] : [ingressLine(result.ingress)]),
   ]
+}
+
+function ingressLine(ingress: NonNullable<LabResult['ingress']>): string {
+  return `ingress ${ingress.kind}: ${count(ingress.retriedOk)} requests retried by the ingress on another pod and ok; ${count(ingress.passedOn)} failures answered 502/503/504 by the ingress (${count(ingress.passedOnAfterRetry)} after it tried another pod); ${count(ingress.reloads)} reloads`
 }
 
 export function verdictLine(result: LabResult): string {
