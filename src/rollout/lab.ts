@@ -210,9 +210,26 @@ export async function runLab(
         controller.active().length === options.replicas &&
         controller.active().every((pod) => pod.serving && service.routesTo(pod.name)),
     )
+    // A client kind in another language whose toolchain is missing is skipped, saying so.
+    const clients: typeof options.clients = []
+    for (const weighted of options.clients) {
+      try {
+        await clientKind(weighted.kind)?.prepare?.()
+        clients.push(weighted)
+      } catch (error) {
+        recorder.event(
+          'warning',
+          undefined,
+          `--client ${weighted.kind} skipped: ${(error as Error).message}`,
+        )
+      }
+    }
+    if (clients.length === 0) {
+      throw new LabError(`no client kind can run here: ${warnings.join('; ')}`)
+    }
     // A client kind whose protocol the service does not speak would fail every request:
     // say so once, before the load and the rolling updates.
-    for (const { kind: name } of options.clients) {
+    for (const { kind: name } of clients) {
       const kind = clientKind(name)
       if (kind?.preflight === undefined) continue
       try {
@@ -229,7 +246,7 @@ export async function runLab(
       connections: options.connections,
       pools: options.pools,
       paths: options.paths,
-      clients: options.clients,
+      clients,
       wsPath: options.wsPath,
       timeoutMs: options.timeoutMs,
       maxRequests: options.maxRequests,
@@ -237,6 +254,7 @@ export async function runLab(
       recorder,
       service,
     })
+    await load.ready()
     load.start()
     phase = 'warm-up'
     await pause(WARMUP_MS)

@@ -117,6 +117,11 @@ export class LoadGenerator {
     this.#pickClient = () => slots.get(pickKind().kind)!
   }
 
+  /** Resolves when every client can send at once (helper processes of other languages). */
+  async ready(): Promise<void> {
+    await Promise.all(this.#clients.flatMap((slot) => slot.instances.map((client) => client.ready)))
+  }
+
   start(): void {
     const { clock, rate, maxRequests } = this.#options
     this.#startedAt = clock.now()
