@@ -123,6 +123,9 @@ export async function runLab(
   })
   if (drain !== undefined) recorder.event('warning', undefined, drain)
   for (const note of notes) recorder.event('warning', undefined, note)
+  for (const note of options.from?.notes ?? []) {
+    recorder.event('warning', undefined, `--from ${options.from?.file}: ${note}`)
+  }
 
   const status = (): LabStatus => ({
     t: clock.now(),

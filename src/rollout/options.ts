@@ -107,6 +107,17 @@ export interface LabOptions {
   htmlFile: string | undefined
   /** Copy every pod's stdout and stderr to the lab's stderr, prefixed with the pod name. */
   podLogs: boolean
+  /** Settings taken from a manifest (--from): the file, where each setting came from, notes. */
+  from?: FromSummary
+}
+
+/** Where the settings a manifest can give came from (--from). */
+export interface FromSummary {
+  file: string
+  /** Per setting: `file:line (field)`, `--flag`, or `default`. */
+  origins: Record<string, string>
+  /** What in the manifest is not used, one sentence each. */
+  notes: string[]
 }
 
 export const DEFAULTS = {

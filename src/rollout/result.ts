@@ -4,7 +4,12 @@ import type { IngressKind, IngressSummary } from './drivers/ingress.js'
 import type { ServiceKind } from './drivers/types.js'
 import type { PodRecord } from './kubelet.js'
 import type { LoadSummary } from './load.js'
-import { type IntOrPercent, type LabOptions, resolveFenceposts } from './options.js'
+import {
+  type FromSummary,
+  type IntOrPercent,
+  type LabOptions,
+  resolveFenceposts,
+} from './options.js'
 import {
   BUCKET_MS,
   FAILURE_CLASSES,
@@ -46,6 +51,8 @@ export interface Settings {
   /** The data path (--service); absent from results written before there was a choice. */
   service?: ServiceKind
   ingress?: IngressKind
+  /** With --from: the manifest, and where each setting it can give came from. */
+  from?: FromSummary
   propagationDelayMs: number
   propagationJitterMs: number
   rate: number
@@ -206,6 +213,7 @@ export function settingsOf(options: LabOptions): Settings {
     ...(options.probePortEnv === undefined ? {} : { probePortEnv: options.probePortEnv }),
     env: options.env,
     service: options.service,
+    ...(options.from === undefined ? {} : { from: options.from }),
     ...(options.ingress === 'none' ? {} : { ingress: options.ingress }),
     propagationDelayMs: options.propagationDelayMs,
     propagationJitterMs: options.propagationJitterMs,

@@ -18,7 +18,19 @@ export function settingsLines(result: LabResult): string[] {
     `clients ${clients.join(' ')}; ${s.pools} pool${s.pools === 1 ? '' : 's'} of up to ${s.connections} keep-alive connections per pooled kind`,
     ...(result.dataPath === undefined ? [] : [`service ${result.dataPath}`]),
     ...(result.ingress === undefined ? [] : [ingressLine(result.ingress)]),
+    ...(s.from === undefined ? [] : [fromLine(s.from)]),
   ]
+}
+
+function fromLine(from: NonNullable<LabResult['settings']['from']>): string {
+  const by = new Map<string, string[]>()
+  for (const [setting, origin] of Object.entries(from.origins)) {
+    const kind = origin === 'default' ? 'default' : origin.startsWith('--') ? 'flags' : 'manifest'
+    by.set(kind, [...(by.get(kind) ?? []), kind === 'manifest' ? `${setting} ${origin}` : setting])
+  }
+  const part = (kind: string, label: string) =>
+    by.has(kind) ? [`${label}: ${by.get(kind)!.join(', ')}`] : []
+  return `from ${from.file}: ${[...part('manifest', 'manifest'), ...part('flags', 'flags'), ...part('default', 'defaults')].join('; ')}`
 }
 
 function ingressLine(ingress: NonNullable<LabResult['ingress']>): string {
