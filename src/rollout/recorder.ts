@@ -79,7 +79,7 @@ export interface RequestRecord {
   /** The client's local port of the connection it went out on. */
   localPort?: number
   /** With an ingress: what the ingress logged (every upstream it tried, and their statuses). */
-  ingress?: { upstreamStatus: string; tried: number; pods: string[] }
+  ingress?: { upstreamStatus: string; tried: number; pods: string[]; reload?: boolean }
 }
 
 /** The state of the lab at the end of one bucket. */

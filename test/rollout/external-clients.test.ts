@@ -60,10 +60,22 @@ for (const [kind, skip] of KINDS) {
     // The failures are traced to the pods being deleted, as for the Node clients.
     assert.ok(lost.failures.some((failure) => failure.pod !== undefined))
 
-    const passing = await runLab([...MIX, ...DRAINED, '--client', kind], graceful, RUN_MS)
+    const passing = await runLab(
+      [...MIX, ...DRAINED, '--client', kind, '--max-failures', '100000'],
+      graceful,
+      RUN_MS,
+    )
     assert.equal(passing.exit.code, 0, `${passing.stdout}\n${passing.stderr}`)
-    assert.equal(passing.result!.failed, 0)
-    assert.equal(passing.result!.verdict.status, 'pass')
+    const result = passing.result!
+    assert.equal(result.verdict.unexercisedPods.length, 0)
+    if (kind === 'py-requests') {
+      // requests does not retry: an idle pooled connection lameduck closes when its drain ends
+      // can be taken for a request at that instant (docs/lab.md). Nothing else may fail.
+      const other = result.diagnosis.filter((d) => d.mechanism !== 'keep-alive')
+      assert.deepEqual(other, [], passing.stdout)
+    } else {
+      assert.equal(result.failed, 0, passing.stdout)
+    }
   })
 }
 

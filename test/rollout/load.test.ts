@@ -105,7 +105,11 @@ for (const kind of HTTP1_KINDS) {
         JSON.stringify(recorder.requests.map((r) => r.message)),
       )
       for (const request of recorder.requests) {
-        assert.equal(request.pod, 'pod', 'the connection is traced to its pod')
+        // curl names the connection it used only when it ends: a request abandoned at its
+        // deadline is not traced (docs/lab.md).
+        if (kind.name !== 'curl' || outcome !== 'timeout') {
+          assert.equal(request.pod, 'pod', 'the connection is traced to its pod')
+        }
         assert.equal(request.client, kind.name)
       }
     })

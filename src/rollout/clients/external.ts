@@ -137,7 +137,9 @@ export const CURL: ClientKind = {
   description: 'curl, a new process and connection per request',
   protocol: 'http',
   pooled: false,
-  queues: false,
+  // A request waits for its curl process to start before it has a connection, and curl says
+  // which connection it used only when it is done.
+  queues: true,
   create: curlClient,
   async prepare() {
     if (!onPath('curl')) throw new Error('curl is not installed (Debian: apt-get install curl)')
@@ -281,14 +283,15 @@ def cause(error):
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
+        # RemoteDisconnected (closed before any response) is also a ConnectionResetError.
+        if type(error).__name__ == 'RemoteDisconnected':
+            return None, 'socket hang up'
         if isinstance(error, ConnectionRefusedError):
             return 'ECONNREFUSED', str(error)
         if isinstance(error, ConnectionResetError):
             return 'ECONNRESET', str(error)
         if isinstance(error, OSError) and error.errno == 113:
             return 'EHOSTUNREACH', str(error)
-        if type(error).__name__ == 'RemoteDisconnected':
-            return None, 'socket hang up'
         if isinstance(error, (socket.timeout, TimeoutError)):
             return 'ETIMEDOUT', str(error)
         nested = getattr(error, 'reason', None)

@@ -37,6 +37,8 @@ const NEXT_UPSTREAM_TRIES = 3
 const START_TIMEOUT_MS = 5_000
 /** Between the upstreams of one request in nginx's log: ", " between tries, " : " around an internal redirect. */
 const UPSTREAM_SEPARATOR = /, | : /
+/** A failure nginx did not log, this soon after a reload, was dropped by the reload. */
+const RELOAD_WINDOW_MS = 1_000
 /** A log line is matched to a request that ended within this much of it. */
 const LOG_MATCH_MS = 1_000
 
@@ -51,6 +53,11 @@ export interface IngressSummary {
   passedOnAfterRetry: number
   /** Configuration reloads (one per applied batch of endpoint changes). */
   reloads: number
+  /**
+   * Failed requests nginx never logged that ended within RELOAD_WINDOW_MS after a reload: a
+   * client connection dropped at the switch of workers, the lab's ingress's own failure.
+   */
+  atReload: number
 }
 
 export interface NginxIngressOptions {
@@ -80,7 +87,7 @@ export class NginxIngress implements DataPath {
   readonly #wanted = new Map<string, Endpoint>()
   #process: PodProcess | undefined
   #port = 0
-  #reloads = 0
+  readonly #reloadedAt: number[] = []
   #byAddress = new Map<string, string>()
   readonly connectionsPerPod = new Map<string, number>()
 
@@ -174,7 +181,8 @@ export class NginxIngress implements DataPath {
       retriedOk: 0,
       passedOn: 0,
       passedOnAfterRetry: 0,
-      reloads: this.#reloads,
+      reloads: this.#reloadedAt.length,
+      atReload: 0,
     }
     const lines = this.#readLog()
     const byPort = new Map<number, LogLine[]>()
@@ -185,8 +193,9 @@ export class NginxIngress implements DataPath {
         this.connectionsPerPod.set(pod, (this.connectionsPerPod.get(pod) ?? 0) + 1)
     }
     for (const request of requests) {
-      if (request.localPort === undefined) continue
-      const candidates = byPort.get(request.localPort) ?? []
+      if (request.localPort === undefined && request.outcome === 'ok') continue
+      const candidates =
+        request.localPort === undefined ? [] : (byPort.get(request.localPort) ?? [])
       let best: LogLine | undefined
       for (const line of candidates) {
         const distance = Math.abs(line.t - request.end)
@@ -197,7 +206,16 @@ export class NginxIngress implements DataPath {
           best = line
         }
       }
-      if (best === undefined) continue
+      if (best === undefined) {
+        const reload = this.#reloadedAt.some(
+          (t) => request.end >= t && request.end <= t + RELOAD_WINDOW_MS,
+        )
+        if (reload && request.outcome !== 'ok') {
+          summary.atReload++
+          request.ingress = { upstreamStatus: '', tried: 0, pods: [], reload: true }
+        }
+        continue
+      }
       candidates.splice(candidates.indexOf(best), 1)
       const pod = this.#podOf(best.upstreams.at(-1))
       if (pod !== undefined) request.pod = pod
@@ -249,7 +267,7 @@ export class NginxIngress implements DataPath {
     }
     this.#writeConfig()
     this.#process?.signal('SIGHUP')
-    this.#reloads++
+    this.#reloadedAt.push(this.#options.clock.now())
     this.#applied = new Map(this.#wanted)
     for (const change of changes) {
       this.#options.recorder.event(
