@@ -25,7 +25,15 @@
 // it. A run removes its objects on close, on exit (a crash included) and, at start, those of
 // any earlier run whose process is gone (killed with SIGKILL), naming them.
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process'
-import { accessSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  accessSync,
+  constants,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { delimiter, join } from 'node:path'
 import type { Clock } from '../clock.js'
 import type { Recorder } from '../recorder.js'
@@ -127,7 +135,7 @@ export class KernelDriver implements DataPath {
     this.#subnet = freeSubnet()
     process.on('exit', this.#onExit)
     this.#built = true
-    const tablesBefore = nftTables()
+    const tablesBefore = tablesBeforeAnyRun(nftTables())
     writeState(this.prefix, { tablesBefore })
     try {
       run(
@@ -495,6 +503,28 @@ function readState(prefix: string): RunState | undefined {
   }
 }
 
+/**
+ * The tables as they were before any lab run now alive began: a table another live run
+ * created is not the host's, so whichever run ends last removes it once empty.
+ */
+function tablesBeforeAnyRun(current: string[] | undefined): string[] | undefined {
+  if (current === undefined) return undefined
+  let tables = current
+  let files: string[] = []
+  try {
+    files = readdirSync(STATE_DIR)
+  } catch {
+    return tables
+  }
+  for (const file of files) {
+    const prefix = file.replace(/\.json$/, '')
+    if (!OBJECT.test(`${prefix}-`) || !runAlive(prefix)) continue
+    const before = readState(prefix)?.tablesBefore
+    if (before !== undefined) tables = tables.filter((table) => before.includes(table))
+  }
+  return tables
+}
+
 /** `ip nat`, `ip filter`, … when nft is there to say. */
 function nftTables(): string[] | undefined {
   if (!hasCommand('nft')) return undefined
@@ -529,10 +559,14 @@ export function labObjects(): Map<string, string[]> {
   return found
 }
 
-/** Whether the run that used `prefix` is still alive (a live lab's objects are its own). */
+/**
+ * Whether the run that used `prefix` is still alive (a live lab's objects are its own). Called
+ * before this run builds anything: objects with its own prefix were left by an earlier
+ * process that had the same pid.
+ */
 function runAlive(prefix: string): boolean {
   const pid = Number(prefix.slice(3))
-  if (pid === process.pid) return true
+  if (pid === process.pid) return false
   try {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
     return /rollout|lameduck/.test(cmdline)
