@@ -15,7 +15,16 @@
 // requests the ingress retried and which failures it passed on, from nginx's access log
 // ($upstream_status lists every upstream tried).
 import { once } from 'node:events'
-import { accessSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  accessSync,
+  constants,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
+import http from 'node:http'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
@@ -39,6 +48,8 @@ const START_TIMEOUT_MS = 5_000
 const UPSTREAM_SEPARATOR = /, | : /
 /** A failure nginx did not log, this soon after a reload, was dropped by the reload. */
 const RELOAD_WINDOW_MS = 1_000
+/** Where nginx answers the generation of its configuration (never a path of the load). */
+const CONFIG_PATH = '/.lameduck-rollout-config'
 /** A log line is matched to a request that ended within this much of it. */
 const LOG_MATCH_MS = 1_000
 
@@ -88,6 +99,10 @@ export class NginxIngress implements DataPath {
   #process: PodProcess | undefined
   #port = 0
   readonly #reloadedAt: number[] = []
+  #pending: Change[] = []
+  #reloading = false
+  /** Bumped at each configuration written; nginx answers it at CONFIG_PATH. */
+  #generation = 0
   #byAddress = new Map<string, string>()
   readonly connectionsPerPod = new Map<string, number>()
 
@@ -142,7 +157,7 @@ export class NginxIngress implements DataPath {
   }
 
   settled(): boolean {
-    return this.#propagation.idle()
+    return this.#propagation.idle() && !this.#reloading && this.#pending.length === 0
   }
 
   routesTo(pod: string): boolean {
@@ -265,16 +280,52 @@ export class NginxIngress implements DataPath {
       if (change.op === 'add') this.#wanted.set(change.endpoint.pod, change.endpoint)
       else this.#wanted.delete(change.endpoint.pod)
     }
-    this.#writeConfig()
-    this.#process?.signal('SIGHUP')
-    this.#reloadedAt.push(this.#options.clock.now())
-    this.#applied = new Map(this.#wanted)
-    for (const change of changes) {
-      this.#options.recorder.event(
-        change.op === 'add' ? 'endpoint-added' : 'endpoint-removed',
-        change.endpoint.pod,
-        'nginx reload',
-      )
+    this.#pending.push(...changes)
+    void this.#reload()
+  }
+
+  /**
+   * Writes the configuration and reloads nginx; the changes count as applied once a new
+   * connection is answered by the new workers (the old ones stop accepting at the reload).
+   * One reload at a time; changes that arrive meanwhile go into the next one.
+   */
+  async #reload(): Promise<void> {
+    if (this.#reloading) return
+    this.#reloading = true
+    try {
+      while (this.#pending.length > 0 && this.#process?.exit === undefined) {
+        const changes = this.#pending
+        this.#pending = []
+        const wanted = new Map(this.#wanted)
+        this.#generation++
+        this.#writeConfig()
+        const oldWorkers = workersOf(this.#process?.pid)
+        this.#process?.signal('SIGHUP')
+        this.#reloadedAt.push(this.#options.clock.now())
+        await this.#served(this.#generation, oldWorkers)
+        this.#applied = wanted
+        for (const change of changes) {
+          this.#options.recorder.event(
+            change.op === 'add' ? 'endpoint-added' : 'endpoint-removed',
+            change.endpoint.pod,
+            'nginx reload',
+          )
+        }
+      }
+    } finally {
+      this.#reloading = false
+    }
+  }
+
+  /** Resolves when a new connection gets the configuration `generation` (or after 5 s). */
+  async #served(generation: number, oldWorkers: number[]): Promise<void> {
+    const deadline = Date.now() + START_TIMEOUT_MS
+    // An old worker closes its listening sockets before it calls itself "shutting down".
+    const listening = () =>
+      oldWorkers.some((pid) => /worker process(?! is shutting down)/.test(titleOf(pid)))
+    while (Date.now() < deadline && this.#process?.exit === undefined) {
+      if (!listening() && (await configGeneration(this.#port)) === String(generation)) return
+      await new Promise((resolve) => setTimeout(resolve, 10))
     }
   }
 
@@ -308,6 +359,9 @@ ${servers.join('\n')}
   }
   server {
     listen 127.0.0.1:${this.#port} backlog=4096;
+    location = ${CONFIG_PATH} {
+      return 200 "${this.#generation}";
+    }
     location / {
       proxy_pass http://pods;
       proxy_http_version 1.1;
@@ -374,6 +428,49 @@ function freePort(): Promise<number> {
       const { port } = server.address() as net.AddressInfo
       server.close(() => resolve(port))
     })
+  })
+}
+
+/** The process title of `pid` ('' when it is gone). */
+function titleOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ')
+  } catch {
+    return ''
+  }
+}
+
+/** The worker processes of the nginx master `pid`, from /proc. */
+function workersOf(master: number | undefined): number[] {
+  if (master === undefined) return []
+  const workers: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      if (ppid === master) workers.push(Number(entry))
+    } catch {
+      // gone
+    }
+  }
+  return workers
+}
+
+/** The configuration generation nginx answers on a new connection, or undefined. */
+function configGeneration(port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const request = http.get(
+      { host: '127.0.0.1', port, path: CONFIG_PATH, agent: false, timeout: 1_000 },
+      (response) => {
+        let body = ''
+        response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk))
+        response.on('end', () => resolve(body))
+        response.on('error', () => resolve(undefined))
+      },
+    )
+    request.on('timeout', () => request.destroy())
+    request.on('error', () => resolve(undefined))
   })
 }
 
