@@ -247,6 +247,7 @@ import urllib3.connection
 from requests.adapters import HTTPAdapter
 
 connections = int(sys.argv[1])
+CALLERS = 256
 session = requests.Session()
 # No proxy or .netrc lookups from the environment on every request.
 session.trust_env = False
@@ -317,7 +318,9 @@ def send(request):
         current.id = None
 
 emit(id=-1, event='ready')
-with ThreadPoolExecutor(max_workers=connections) as pool:
+# requests' pool_maxsize bounds the idle connections kept, not the requests in flight (it opens
+# more when all are busy): the threads are the callers, as many as a busy service has.
+with ThreadPoolExecutor(max_workers=max(CALLERS, connections)) as pool:
     for line in sys.stdin:
         if line.strip():
             pool.submit(send, json.loads(line))
