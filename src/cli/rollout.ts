@@ -4,6 +4,7 @@ import { access, mkdir, stat, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { CLIENT_KINDS } from '../rollout/clients/index.js'
+import { FROM_FLAGS, type FromKey, loadDeployment } from '../rollout/from.js'
 import { LabAborted, LabError, runLab } from '../rollout/lab.js'
 import { POST_BODY_BYTES } from '../rollout/load.js'
 import {
@@ -14,8 +15,10 @@ import {
   LIMITS,
   parseDuration,
   parseEnv,
+  parseIngressKind,
   parseInteger,
   parseIntOrPercent,
+  parseServiceKind,
   parseWeightedClient,
   parseWeightedPath,
   validate,
@@ -53,6 +56,11 @@ across its shutdown), 130 when interrupted (the partial reports are still writte
 Durations: 500ms, 2s, 1m, or a bare number of seconds. The model: docs/lab.md.
 
 Deployment
+  --from <deployment.yaml>        take replicas, strategy, minReadySeconds, progressDeadline,
+                                  the grace period, the first container's readiness probe,
+                                  preStop sleep and env from your Deployment; flags given here
+                                  win; the report says where each setting came from
+                                  (default: none, the flags and their defaults)
   --replicas <n>                  spec.replicas (default ${DEFAULTS.replicas})
   --rollouts <n>                  rolling updates, one after another (default ${DEFAULTS.rollouts})
   --max-surge <n>|<p>%            maxSurge: pods above replicas during an update; % rounds up
@@ -83,7 +91,17 @@ Pod
                                   (default: probes go to $PORT)
   --pod-logs                      copy the pods' output to stderr, prefixed with the pod name
 Service
-  --propagation-delay <duration>  time for an endpoint change to reach the Service model, like
+  --service model|iptables        the data path (default ${DEFAULTS.service}): model is a userland
+                                  balancer on loopback imitating kube-proxy; iptables puts each
+                                  pod in a network namespace behind a virtual IP rewritten by
+                                  kube-proxy-style iptables rules, with conntrack (root, and the
+                                  ip, iptables and conntrack commands). See docs/lab.md
+  --ingress none|nginx            nginx: a real nginx in front of the pods (the nginx command),
+                                  routing to their addresses with an upstream keep-alive pool
+                                  and its default retries; endpoint changes by reload; the
+                                  report says which failures it retried and passed on
+                                  (default ${DEFAULTS.ingress})
+  --propagation-delay <duration>  time for an endpoint change to reach the Service, like
                                   kube-proxy's sync (default ${d(DEFAULTS.propagationDelayMs)})
   --propagation-jitter <duration> each change's delay varies by up to ± this (default ${d(DEFAULTS.propagationJitterMs)})
 Load
@@ -152,6 +170,9 @@ const OPTIONS = {
   'port-env': { type: 'string' },
   'probe-port-env': { type: 'string' },
   'pod-logs': { type: 'boolean' },
+  from: { type: 'string' },
+  service: { type: 'string' },
+  ingress: { type: 'string' },
   'propagation-delay': { type: 'string' },
   'propagation-jitter': { type: 'string' },
   rate: { type: 'string' },
@@ -182,9 +203,12 @@ const EXAMPLE_VALUES: Record<string, string> = {
   path: '90:/',
   post: '5:/echo',
   client: 'agent-lifo',
+  service: 'iptables',
+  ingress: 'nginx',
   env: 'KEY=VALUE',
   json: 'lab.json',
   html: 'report.html',
+  from: 'deployment.yaml',
 }
 
 /** Parses the command line into lab options; throws LabOptionError on bad input. */
@@ -266,6 +290,8 @@ export function parseRolloutArgs(
     portEnv: v['port-env'] ?? DEFAULTS.portEnv,
     probePortEnv: v['probe-port-env'],
     env,
+    service: parseServiceKind(v.service),
+    ingress: parseIngressKind(v.ingress),
     propagationDelayMs: duration(
       'propagation-delay',
       DEFAULTS.propagationDelayMs,
@@ -304,6 +330,8 @@ export function parseRolloutArgs(
     htmlFile: v.html,
     podLogs: v['pod-logs'] === true,
   }
+  if (v.from !== undefined)
+    applyManifest(options, v.from, (flag) => v[flag as keyof typeof v] !== undefined)
   if (!options.readinessPath.startsWith('/')) {
     throw new LabOptionError(
       `--readiness-path expects a path starting with '/', got '${options.readinessPath}'`,
@@ -311,6 +339,42 @@ export function parseRolloutArgs(
   }
   validate(options)
   return { help: false, options, quiet: v.quiet === true }
+}
+
+/**
+ * Takes the settings of the Deployment in `file` for every one no flag gave; records where
+ * each setting came from. `--env` entries win over the manifest's env, key by key.
+ */
+function applyManifest(options: LabOptions, file: string, given: (flag: string) => boolean): void {
+  const manifest = loadDeployment(file)
+  const origins: Record<string, string> = {}
+  const target = options as unknown as Record<string, unknown>
+  for (const [key, flag] of Object.entries(FROM_FLAGS) as [FromKey, string][]) {
+    const where = manifest.where[key]
+    const flagged = given(flag)
+    if (key === 'env') {
+      const env = { ...manifest.values.env }
+      // The lab gives each pod its own port(s): a fixed port from the manifest would collide.
+      for (const name of [options.portEnv, options.probePortEnv]) {
+        if (name === undefined || env[name] === undefined) continue
+        manifest.notes.push(
+          `${name}=${env[name]} is not set: the lab gives each pod its port in $${name}`,
+        )
+        delete env[name]
+      }
+      options.env = { ...env, ...options.env }
+      origins.env =
+        [where, flagged ? '--env' : undefined].filter((x) => x !== undefined).join(' + ') ||
+        'default'
+      continue
+    }
+    if (flagged) origins[key] = `--${flag}`
+    else if (where !== undefined) {
+      target[key] = manifest.values[key]
+      origins[key] = where
+    } else origins[key] = 'default'
+  }
+  options.from = { file, origins, notes: manifest.notes }
 }
 
 async function write(file: string, content: string): Promise<void> {

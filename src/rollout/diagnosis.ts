@@ -17,6 +17,8 @@
 //   7. overload    timed out on a pod that was not being deleted: not a shutdown failure, but
 //                  the pods (or the lab) could not keep up with the rate on this machine
 //   8. timeout     no complete response within --timeout, around a pod's shutdown
+//   8b. unreachable sent to the address of a pod whose network namespace was gone, while the
+//                  Service still routed to it (--service iptables: no RST comes back)
 //   9. other       whatever is left, by outcome
 import type { PodRecord } from './kubelet.js'
 import { formatDuration } from './options.js'
@@ -33,6 +35,7 @@ export type Mechanism =
   | 'http-5xx'
   | 'overload'
   | 'timeout'
+  | 'unreachable'
   | 'other'
 
 export interface Diagnosis {
@@ -142,6 +145,9 @@ function classifyOne(
     return sentAfterSigterm && keptServing(pod, after) ? 'kept-alive' : 'sigkill'
   }
   if (f.outcome === 'refused') return 'refused'
+  if (/EHOSTUNREACH/.test(f.message ?? '') && pod.exitedAt !== undefined && f.end >= pod.exitedAt) {
+    return 'unreachable'
+  }
   const terminating = pod.sigtermAt !== undefined && f.end >= pod.sigtermAt
   if (terminating && (f.websocket === 'cut' || f.websocket === 'closed')) return 'ws-cut'
   if ((f.outcome === 'hang_up' || f.outcome === 'reset') && terminating) {
@@ -306,6 +312,15 @@ function sentenceFor(
       return `${n} timed out on ${onPods} that ${pods.length === 1 ? 'was' : 'were'} not being deleted (no complete response within ${formatDuration(context.timeoutMs)}; p99 latency of the ok requests ${s1(context.p99)} s): not a shutdown failure — the pods or the lab could not keep up with the rate on this machine → lower --rate, or run on a less busy machine`
     case 'timeout':
       return `${n} timed out: no complete response within ${formatDuration(context.timeoutMs)} (--timeout)${pods.length > 0 ? ` from ${onPods}` : ''} → a pod that stops reading or answering without closing leaves clients waiting; close connections you will not serve`
+    case 'unreachable': {
+      const routed = pods.flatMap((p) =>
+        p.endpointRemovedAt !== undefined && p.exitedAt !== undefined
+          ? [Math.max(0, p.endpointRemovedAt - p.exitedAt)]
+          : [],
+      )
+      const drain = formatDuration(advisedDrainMs(context))
+      return `${outcomes(failures)} with EHOSTUNREACH: sent to the address of ${onPods} that had exited (their network namespace gone, so no reset came back) while the Service still routed new connections to them for ${range(routed)} more → keep the listener open and serving for longer than the propagation delay (drainDelay ≥ ${drain} here: ${formatDuration(context.propagationDelayMs)} ± ${formatDuration(context.propagationJitterMs)} plus a margin)`
+    }
     case 'other':
       return `${outcomes(failures)} not explained by a pod's shutdown (${failures
         .slice(0, 2)

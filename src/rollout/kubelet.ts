@@ -11,12 +11,11 @@
 // Readiness probes keep running during termination, as the kubelet's do; the pod stays out of
 // the EndpointSlice whatever they say.
 import http from 'node:http'
-import net from 'node:net'
 import type { Clock } from './clock.js'
+import type { DataPath, Endpoint } from './drivers/types.js'
 import type { LabOptions } from './options.js'
 import { PodProcess, type ProcessExit } from './process.js'
 import type { Recorder } from './recorder.js'
-import type { ServiceModel } from './service.js'
 
 /** kubelet gives a container at least this long between SIGTERM and SIGKILL. */
 export const MIN_KILL_WINDOW_MS = 2_000
@@ -31,6 +30,8 @@ export interface PodRecord {
   name: string
   /** 0 for the initial pods, then the rolling update that created it. */
   revision: number
+  /** The pod's address: 127.0.0.1 in the model, its own in a network namespace. */
+  host?: string
   port: number
   /** The port the readiness probe goes to, when not `port` (--probe-port-env). */
   probePort?: number
@@ -93,36 +94,38 @@ export class Kubelet {
   readonly #options: LabOptions
   readonly #clock: Clock
   readonly #recorder: Recorder
-  readonly #service: ServiceModel
-  readonly #servicePort: number
+  readonly #dataPath: DataPath
   readonly #events: KubeletEvents
   readonly #timers = new Set<NodeJS.Timeout>()
-  readonly #usedPorts = new Set<number>()
   #closed = false
 
   constructor(
     options: LabOptions,
     clock: Clock,
     recorder: Recorder,
-    service: ServiceModel,
-    servicePort: number,
+    dataPath: DataPath,
     events: KubeletEvents,
   ) {
     this.#options = options
     this.#clock = clock
     this.#recorder = recorder
-    this.#service = service
-    this.#servicePort = servicePort
+    this.#dataPath = dataPath
     this.#events = events
   }
 
-  /** Starts a pod: picks a free port, spawns the command, starts probing. */
+  /** Starts a pod: the data path gives it an address, then its command runs and is probed. */
   async start(name: string, revision: number): Promise<Pod> {
-    const port = await this.#freePort()
     const { probePortEnv } = this.#options
-    const probePort = probePortEnv === undefined ? undefined : await this.#freePort()
-    if (this.#closed) throw new Error(`pod ${name} not started: the lab is stopping`)
-    const [command, ...args] = this.#options.command
+    const placement = await this.#dataPath.placePod(name, probePortEnv !== undefined)
+    const { host, port, probePort } = placement
+    if (this.#closed) {
+      this.#dataPath.releasePod(name)
+      throw new Error(`pod ${name} not started: the lab is stopping`)
+    }
+    const { command, args } = placement.wrap(
+      this.#options.command[0]!,
+      this.#options.command.slice(1),
+    )
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       // Their presence is what tells software it runs in a pod. Nothing listens there: the lab
@@ -135,7 +138,7 @@ export class Kubelet {
       ...this.#options.env,
     }
     const child = new PodProcess({
-      command: command!,
+      command,
       args,
       env,
       onLine: this.#options.podLogs
@@ -147,6 +150,7 @@ export class Kubelet {
       {
         name,
         revision,
+        host,
         port,
         ...(probePort === undefined ? {} : { probePort }),
         pid: child.pid,
@@ -155,7 +159,7 @@ export class Kubelet {
       child,
     )
     this.pods.push(pod)
-    this.#recorder.event('pod-created', name, `pid ${child.pid ?? '-'}, port ${port}`)
+    this.#recorder.event('pod-created', name, `pid ${child.pid ?? '-'}, ${host}:${port}`)
     pod.exited.then((exit) => this.#onExit(pod, exit))
     if (child.exit === undefined) this.#probeLoop(pod)
     return pod
@@ -169,7 +173,7 @@ export class Kubelet {
     const wasExited = pod.state === 'exited'
     if (!wasExited) pod.state = 'terminating'
     this.#recorder.event('pod-deleted', pod.name)
-    this.#service.publish(pod.name, pod.record.port, false)
+    this.#dataPath.publish(endpointOf(pod), false)
     this.#events.onChange(pod)
     if (wasExited) return
 
@@ -216,7 +220,8 @@ export class Kubelet {
       ? 'stopped by the lab'
       : (exit.error ?? (exit.signal !== null ? `signal ${exit.signal}` : `code ${exit.code}`))
     this.#recorder.event('pod-exited', pod.name, how)
-    this.#service.publish(pod.name, pod.record.port, false)
+    this.#dataPath.releasePod(pod.name)
+    this.#dataPath.publish(endpointOf(pod), false)
     if (!expected) this.#events.onUnexpectedExit(pod, exit)
     this.#events.onChange(pod)
   }
@@ -264,7 +269,7 @@ export class Kubelet {
     } else {
       return
     }
-    this.#service.publish(pod.name, pod.record.port, pod.serving)
+    this.#dataPath.publish(endpointOf(pod), pod.serving)
     this.#events.onChange(pod)
   }
 
@@ -273,7 +278,7 @@ export class Kubelet {
     return new Promise((resolve) => {
       const request = http.get(
         {
-          host: '127.0.0.1',
+          host: pod.record.host ?? '127.0.0.1',
           port: pod.record.probePort ?? pod.record.port,
           path: this.#options.readinessPath,
           agent: false,
@@ -309,22 +314,8 @@ export class Kubelet {
     this.#timers.add(timer)
     return timer
   }
+}
 
-  /** A port nothing listens on now and that no other pod of this lab was given. */
-  async #freePort(): Promise<number> {
-    for (;;) {
-      const port = await new Promise<number>((resolve, reject) => {
-        const server = net.createServer()
-        server.once('error', reject)
-        server.listen({ host: '127.0.0.1', port: 0 }, () => {
-          const { port } = server.address() as net.AddressInfo
-          server.close(() => resolve(port))
-        })
-      })
-      if (!this.#usedPorts.has(port) && port !== this.#servicePort) {
-        this.#usedPorts.add(port)
-        return port
-      }
-    }
-  }
+function endpointOf(pod: Pod): Endpoint {
+  return { pod: pod.name, host: pod.record.host ?? '127.0.0.1', port: pod.record.port }
 }

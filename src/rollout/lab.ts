@@ -1,9 +1,11 @@
-// The rollout lab: runs a command as the replicas of a Deployment behind a Service model,
-// drives keep-alive load through it, performs rolling updates, and records every request.
+// The rollout lab: runs a command as the replicas of a Deployment behind a Service (a data
+// path driver: drivers/), drives keep-alive load through it, performs rolling updates, and
+// records every request.
 //
 // The run, in order:
-//   1. Listen (Service model), start spec.replicas pods, wait until each is ready and known
-//      to the Service model: a real rollout starts from a steady state.
+//   1. Build the data path (it stops the run here, before any pod, when it cannot be built),
+//      start spec.replicas pods, wait until each is ready and routed to by the Service: a real
+//      rollout starts from a steady state.
 //   2. Start the load; let the keep-alive pool spread over the replicas (warm-up).
 //   3. Perform --rollouts rolling updates one after another, each to a new revision.
 //   4. Wait until every deleted pod has exited and the Service model has every change, then a
@@ -14,6 +16,9 @@ import { ENV } from '../contract.js'
 import { clientKind } from './clients/index.js'
 import { Clock } from './clock.js'
 import { DeploymentController } from './deployment.js'
+import { createDataPath } from './drivers/index.js'
+import { type IngressSummary, NginxIngress } from './drivers/ingress.js'
+import type { DataPath } from './drivers/types.js'
 import { Kubelet, type Pod } from './kubelet.js'
 import { listeningPorts } from './listening.js'
 import { LoadGenerator, type LoadSummary } from './load.js'
@@ -21,7 +26,6 @@ import { formatDuration, type LabOptions } from './options.js'
 import type { ProcessExit } from './process.js'
 import { BUCKET_MS, type LabEvent, Recorder } from './recorder.js'
 import { buildResult, type LabResult, type RolloutSummary } from './result.js'
-import { ServiceModel } from './service.js'
 
 /** Load runs this long before the first rolling update, so the pool spans every replica. */
 export const WARMUP_MS = 1_000
@@ -73,13 +77,17 @@ export async function runLab(
   const clock = new Clock()
   const recorder = new Recorder(clock)
   if (observer.onEvent !== undefined) recorder.on('event', observer.onEvent)
-  const service = new ServiceModel({
-    clock,
-    recorder,
-    propagationDelayMs: options.propagationDelayMs,
-    propagationJitterMs: options.propagationJitterMs,
-  })
-  const servicePort = await service.listen()
+  const service: DataPath = createDataPath(options, clock, recorder)
+  let address: { host: string; port: number }
+  let notes: string[]
+  try {
+    const { notes: said = [], ...where } = await service.start()
+    address = where
+    notes = said
+  } catch (error) {
+    await service.close()
+    throw new LabError((error as Error).message)
+  }
   const drain = drainWarning(options, process.env)
 
   let phase: LabPhase = 'starting'
@@ -97,7 +105,7 @@ export async function runLab(
   if (signal?.aborted) onAbort()
 
   let load: LoadGenerator | undefined
-  const kubelet = new Kubelet(options, clock, recorder, service, servicePort, {
+  const kubelet = new Kubelet(options, clock, recorder, service, {
     onChange: (pod) => {
       if (pod.readySince !== undefined) controller.noteAvailable(pod)
       controller.reconcile()
@@ -115,6 +123,10 @@ export async function runLab(
     if (event.type === 'warning' && event.detail !== undefined) warnings.push(event.detail)
   })
   if (drain !== undefined) recorder.event('warning', undefined, drain)
+  for (const note of notes) recorder.event('warning', undefined, note)
+  for (const note of options.from?.notes ?? []) {
+    recorder.event('warning', undefined, `--from ${options.from?.file}: ${note}`)
+  }
 
   const status = (): LabStatus => ({
     t: clock.now(),
@@ -191,6 +203,10 @@ export async function runLab(
   }
 
   let loadSummary: LoadSummary | undefined
+  let ingress: IngressSummary | undefined
+  /** With an ingress, requests are traced to pods from its log once the load has stopped. */
+  const annotate = () =>
+    service instanceof NginxIngress ? service.annotate(recorder.requests) : undefined
   try {
     controller.createInitial()
     await until(
@@ -198,24 +214,43 @@ export async function runLab(
         controller.active().length === options.replicas &&
         controller.active().every((pod) => pod.serving && service.routesTo(pod.name)),
     )
+    // A client kind in another language whose toolchain is missing is skipped, saying so.
+    const clients: typeof options.clients = []
+    for (const weighted of options.clients) {
+      try {
+        await clientKind(weighted.kind)?.prepare?.()
+        clients.push(weighted)
+      } catch (error) {
+        recorder.event(
+          'warning',
+          undefined,
+          `--client ${weighted.kind} skipped: ${(error as Error).message}`,
+        )
+      }
+    }
+    if (clients.length === 0) {
+      throw new LabError(`no client kind can run here: ${warnings.join('; ')}`)
+    }
     // A client kind whose protocol the service does not speak would fail every request:
     // say so once, before the load and the rolling updates.
-    for (const { kind: name } of options.clients) {
+    for (const { kind: name } of clients) {
       const kind = clientKind(name)
       if (kind?.preflight === undefined) continue
       try {
-        await kind.preflight({ host: '127.0.0.1', port: servicePort, wsPath: options.wsPath })
+        await kind.preflight({ ...address, wsPath: options.wsPath })
       } catch (error) {
         throw new LabError(`--client ${name}: ${(error as Error).message}`)
       }
     }
     load = new LoadGenerator({
-      port: servicePort,
+      host: address.host,
+      port: address.port,
+      userland: service.kind === 'model' && !(service instanceof NginxIngress),
       rate: options.rate,
       connections: options.connections,
       pools: options.pools,
       paths: options.paths,
-      clients: options.clients,
+      clients,
       wsPath: options.wsPath,
       timeoutMs: options.timeoutMs,
       maxRequests: options.maxRequests,
@@ -223,6 +258,7 @@ export async function runLab(
       recorder,
       service,
     })
+    await load.ready()
     load.start()
     phase = 'warm-up'
     await pause(WARMUP_MS)
@@ -247,6 +283,7 @@ export async function runLab(
     await pause(TAIL_MS)
     phase = 'finishing'
     loadSummary = await load.stop()
+    ingress = annotate()
     if (recorder.undelivered.length > 0) {
       recorder.event(
         'warning',
@@ -267,6 +304,7 @@ export async function runLab(
       controller.halt()
       loadSummary = await load.stop()
       await kubelet.stopAll()
+      ingress = annotate()
       error.partial = result(error.message)
     } else if (error instanceof LabAborted && load !== undefined) {
       // Interrupted: report at once what has an outcome; requests still in flight are left
@@ -275,6 +313,7 @@ export async function runLab(
       load.abort()
       loadSummary = load.summary()
       await kubelet.stopAll()
+      ingress = annotate()
       error.partial = result(undefined, true)
     }
     throw error
@@ -285,6 +324,7 @@ export async function runLab(
     load?.abort()
     await kubelet.stopAll()
     await service.close()
+    if (service instanceof NginxIngress) service.dispose()
     phase = 'done'
   }
   return result(undefined)
@@ -295,6 +335,8 @@ export async function runLab(
       options,
       recorder,
       pods: kubelet.pods.map((pod) => pod.record),
+      dataPath: service.describe(),
+      ...(ingress === undefined ? {} : { ingress }),
       connectionsPerPod: service.connectionsPerPod,
       load: loadSummary,
       rollouts,

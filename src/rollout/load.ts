@@ -10,9 +10,9 @@ import {
   type LoadClient,
 } from './clients/index.js'
 import type { Clock } from './clock.js'
+import type { ConnectionInfo, DataPath } from './drivers/types.js'
 import type { WeightedClient, WeightedPath } from './options.js'
 import type { Outcome, Recorder, RequestRecord } from './recorder.js'
-import type { ConnectionInfo, ServiceModel } from './service.js'
 
 /** The scheduler's tick; requests due within a tick are issued together. */
 const TICK_MS = 1
@@ -22,6 +22,8 @@ export const BEHIND_LAG_MS = 100
 export const BEHIND_RATE_SHARE = 0.95
 
 export interface LoadOptions {
+  /** The Service's address. @default '127.0.0.1' */
+  host?: string
   port: number
   rate: number
   /** Connections one client pool may hold. */
@@ -36,7 +38,10 @@ export interface LoadOptions {
   maxRequests: number
   clock: Clock
   recorder: Recorder
-  service: ServiceModel
+  /** The data path, asked which pod a client connection went to. */
+  service: Pick<DataPath, 'connection'>
+  /** Whether the Service is a balancer in the lab's own process (the model). @default true */
+  userland?: boolean
 }
 
 export interface LoadSummary {
@@ -87,7 +92,7 @@ export class LoadGenerator {
       if (kind === undefined) throw new Error(`unknown client kind '${weighted.kind}'`)
       const count = kind.pooled ? options.pools : 1
       const context = {
-        host: '127.0.0.1',
+        host: options.host ?? '127.0.0.1',
         port: options.port,
         connections: options.connections,
         wsPath: options.wsPath,
@@ -110,6 +115,11 @@ export class LoadGenerator {
     const slots = new Map(this.#clients.map((slot) => [slot.kind, slot]))
     const pickKind = weightedPicker(options.clients)
     this.#pickClient = () => slots.get(pickKind().kind)!
+  }
+
+  /** Resolves when every client can send at once (helper processes of other languages). */
+  async ready(): Promise<void> {
+    await Promise.all(this.#clients.flatMap((slot) => slot.instances.map((client) => client.ready)))
   }
 
   start(): void {
@@ -242,13 +252,18 @@ export class LoadGenerator {
       }
       if (info?.pod !== undefined) record.pod = info.pod
       if (reused !== undefined) record.reused = reused
+      if (clientPort !== undefined) record.localPort = clientPort
       if (status !== undefined) record.status = status
       if (message !== undefined) record.message = message
       if (retries > 0) record.retries = retries
       // The Service model accepts every connection at once, whatever the pods do: a request
-      // whose connection it never saw was not delivered by the lab.
+      // whose connection it never saw was not delivered by the lab. The kernel's data path
+      // has no such step in the lab's process.
       const undelivered =
-        outcome === 'timeout' && info === undefined && (clientPort !== undefined || !slot.queues)
+        this.#options.userland !== false &&
+        outcome === 'timeout' &&
+        info === undefined &&
+        (clientPort !== undefined || !slot.queues)
       if (undelivered) recorder.undelivered.push(record)
       else recorder.request(record)
       this.inFlight--

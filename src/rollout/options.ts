@@ -8,6 +8,9 @@ import {
 
 export { formatDuration }
 
+import { INGRESS_KINDS, type IngressKind } from './drivers/ingress.js'
+import { SERVICE_KINDS, type ServiceKind } from './drivers/types.js'
+
 /** An option the user got wrong. The CLI turns it into one line and exit code 2. */
 export class LabOptionError extends Error {
   override name = 'LabOptionError'
@@ -71,7 +74,18 @@ export interface LabOptions {
   probePortEnv: string | undefined
   /** Extra environment for every pod (`--env KEY=VALUE`), applied last. */
   env: Record<string, string>
-  /** Mean delay before an endpoint change reaches the Service model, in ms. @default 1 000 */
+  /**
+   * The data path: 'model' (pods on loopback behind a userland balancer) or 'iptables' (pods
+   * in network namespaces behind kube-proxy-style iptables rules; needs root). @default 'model'
+   */
+  service: ServiceKind
+  /**
+   * A real ingress in front of the pods: 'nginx' routes to the pods' addresses with an
+   * upstream keep-alive pool and nginx's retry policy; 'none' sends the load to the Service.
+   * @default 'none'
+   */
+  ingress: IngressKind
+  /** Mean delay before an endpoint change reaches the Service, in ms. @default 1 000 */
   propagationDelayMs: number
   /** Each change's delay is the mean ± up to this much, uniformly, in ms. @default 250 */
   propagationJitterMs: number
@@ -101,6 +115,17 @@ export interface LabOptions {
   htmlFile: string | undefined
   /** Copy every pod's stdout and stderr to the lab's stderr, prefixed with the pod name. */
   podLogs: boolean
+  /** Settings taken from a manifest (--from): the file, where each setting came from, notes. */
+  from?: FromSummary
+}
+
+/** Where the settings a manifest can give came from (--from). */
+export interface FromSummary {
+  file: string
+  /** Per setting: `file:line (field)`, `--flag`, or `default`. */
+  origins: Record<string, string>
+  /** What in the manifest is not used, one sentence each. */
+  notes: string[]
 }
 
 export const DEFAULTS = {
@@ -121,6 +146,8 @@ export const DEFAULTS = {
   readinessFailureThreshold: 3,
   readinessSuccessThreshold: 1,
   portEnv: 'PORT',
+  service: 'model',
+  ingress: 'none',
   // kube-proxy's iptables minSyncPeriod is 1 s: a change reaches the data path 0..1 s later,
   // plus the time of the sync itself.
   propagationDelayMs: 1_000,
@@ -227,6 +254,26 @@ export function parseWeightedClient(text: string, kinds: readonly string[]): Wei
   const weight = match[1] === undefined ? 1 : Number(match[1])
   checkRange('client', weight, LIMITS.weight, text, (n) => `weight ${n}`)
   return { kind: match[2]!, weight }
+}
+
+/** Parses `--service`: one of the data path drivers. */
+export function parseServiceKind(text: string | undefined): ServiceKind {
+  if (text === undefined) return DEFAULTS.service
+  const kind = SERVICE_KINDS.find((k) => k === text.trim())
+  if (kind === undefined) {
+    throw new LabOptionError(`--service expects one of ${SERVICE_KINDS.join(', ')}, got '${text}'`)
+  }
+  return kind
+}
+
+/** Parses `--ingress`: none, or a real proxy in front of the pods. */
+export function parseIngressKind(text: string | undefined): IngressKind {
+  if (text === undefined) return DEFAULTS.ingress
+  const kind = INGRESS_KINDS.find((k) => k === text.trim())
+  if (kind === undefined) {
+    throw new LabOptionError(`--ingress expects one of ${INGRESS_KINDS.join(', ')}, got '${text}'`)
+  }
+  return kind
 }
 
 /** Parses `--env KEY=VALUE`. */

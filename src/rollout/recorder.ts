@@ -76,6 +76,10 @@ export interface RequestRecord {
   retries?: number
   /** For a WS record that is a WebSocket's own failure: how it failed. */
   websocket?: 'cut' | 'closed' | 'not-opened'
+  /** The client's local port of the connection it went out on. */
+  localPort?: number
+  /** With an ingress: what the ingress logged (every upstream it tried, and their statuses). */
+  ingress?: { upstreamStatus: string; tried: number; pods: string[]; reload?: boolean }
 }
 
 /** The state of the lab at the end of one bucket. */

@@ -1,8 +1,15 @@
 // The lab's result: one JSON-able object every report is rendered from.
 import { type Diagnosis, diagnose } from './diagnosis.js'
+import type { IngressKind, IngressSummary } from './drivers/ingress.js'
+import type { ServiceKind } from './drivers/types.js'
 import type { PodRecord } from './kubelet.js'
 import type { LoadSummary } from './load.js'
-import { type IntOrPercent, type LabOptions, resolveFenceposts } from './options.js'
+import {
+  type FromSummary,
+  type IntOrPercent,
+  type LabOptions,
+  resolveFenceposts,
+} from './options.js'
 import {
   BUCKET_MS,
   FAILURE_CLASSES,
@@ -41,6 +48,11 @@ export interface Settings {
   portEnv: string
   probePortEnv?: string
   env: Record<string, string>
+  /** The data path (--service); absent from results written before there was a choice. */
+  service?: ServiceKind
+  ingress?: IngressKind
+  /** With --from: the manifest, and where each setting it can give came from. */
+  from?: FromSummary
   propagationDelayMs: number
   propagationJitterMs: number
   rate: number
@@ -84,8 +96,11 @@ export interface PodShutdown {
   /** Long-lived connections the pod asked to move after its SIGTERM (WebSockets closed with
    * 1000/1001, HTTP/2 sessions sent a GOAWAY): their clients went elsewhere. */
   connectionsMoved: number
+  /** With an ingress: requests the ingress sent to the pod at or after its SIGTERM that failed
+   * there and that it sent to another pod (its retries hid the pod's shutdown). */
+  retriedAway?: number
   /** Any request in flight at SIGTERM or sent after it, or any connection it moved after
-   * SIGTERM: the shutdown was exercised. */
+   * SIGTERM, or any request an ingress retried away from it: the shutdown was exercised. */
   exercised: boolean
 }
 
@@ -134,6 +149,10 @@ export interface LabResult {
   version: typeof RESULT_VERSION
   command: string[]
   settings: Settings
+  /** What carried the traffic: the data path driver, in one line. */
+  dataPath?: string
+  /** With --ingress: what the ingress retried and passed on. */
+  ingress?: IngressSummary
   /** wall-clock start, ISO 8601; every other time is ms since then */
   startedAt: string
   durationMs: number
@@ -193,6 +212,9 @@ export function settingsOf(options: LabOptions): Settings {
     portEnv: options.portEnv,
     ...(options.probePortEnv === undefined ? {} : { probePortEnv: options.probePortEnv }),
     env: options.env,
+    service: options.service,
+    ...(options.from === undefined ? {} : { from: options.from }),
+    ...(options.ingress === 'none' ? {} : { ingress: options.ingress }),
     propagationDelayMs: options.propagationDelayMs,
     propagationJitterMs: options.propagationJitterMs,
     rate: options.rate,
@@ -224,6 +246,8 @@ export function buildResult(input: {
   recorder: Recorder
   pods: PodRecord[]
   connectionsPerPod: ReadonlyMap<string, number>
+  dataPath?: string
+  ingress?: IngressSummary
   load: LoadSummary | undefined
   rollouts: RolloutSummary[]
   warnings: string[]
@@ -292,6 +316,8 @@ export function buildResult(input: {
   const result: LabResult = {
     version: RESULT_VERSION,
     command: options.command,
+    ...(input.dataPath === undefined ? {} : { dataPath: input.dataPath }),
+    ...(input.ingress === undefined ? {} : { ingress: input.ingress }),
     settings: settingsOf(options),
     startedAt: recorder.clock.startedAt.toISOString(),
     durationMs,
@@ -458,8 +484,13 @@ function shutdownOf(
   let inFlightAtSigterm = 0
   let servedInLameDuck = 0
   let failedAfterSigterm = 0
+  let retriedAway = 0
   for (const request of requests) {
-    if (request.pod !== pod) continue
+    if (request.pod !== pod) {
+      const tried = request.ingress?.pods ?? []
+      if (tried.includes(pod) && request.end > sigtermAt) retriedAway++
+      continue
+    }
     if (request.start < sigtermAt && request.end > sigtermAt) inFlightAtSigterm++
     else if (request.start >= sigtermAt) {
       if (request.outcome === 'ok') servedInLameDuck++
@@ -471,6 +502,9 @@ function shutdownOf(
     servedInLameDuck,
     failedAfterSigterm,
     connectionsMoved,
-    exercised: inFlightAtSigterm + servedInLameDuck + failedAfterSigterm + connectionsMoved > 0,
+    ...(retriedAway > 0 ? { retriedAway } : {}),
+    exercised:
+      inFlightAtSigterm + servedInLameDuck + failedAfterSigterm + connectionsMoved + retriedAway >
+      0,
   }
 }

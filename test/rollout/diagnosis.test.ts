@@ -229,3 +229,23 @@ test('the lab tells a service whose SIGTERM handler only calls server.close() th
   }
   assert.match(run.stdout, /still serving on kept-alive connections after SIGTERM/)
 })
+
+test('connections to the address of a pod whose namespace was gone (EHOSTUNREACH) are their own cluster', () => {
+  const pods = [pod('gone', { sigtermAt: 1_000, exitedAt: 1_010, endpointRemovedAt: 1_400 })]
+  const requests = [
+    failure({
+      outcome: 'other',
+      pod: 'gone',
+      start: 1_100,
+      end: 4_100,
+      message: 'EHOSTUNREACH: connect EHOSTUNREACH 198.19.7.1:80',
+    }),
+  ]
+  const [d, ...rest] = diagnose(requests, { ...context, pods })
+  assert.equal(rest.length, 0)
+  assert.equal(d!.mechanism, 'unreachable')
+  assert.equal(
+    d!.sentence,
+    '1 other with EHOSTUNREACH: sent to the address of 1 pod that had exited (their network namespace gone, so no reset came back) while the Service still routed new connections to them for 0.4 s more → keep the listener open and serving for longer than the propagation delay (drainDelay ≥ 1.5s here: 1s ± 250ms plus a margin)',
+  )
+})

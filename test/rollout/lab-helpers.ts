@@ -23,6 +23,8 @@ export const FAST = [
 
 export interface LabRun {
   exit: Exit
+  /** The lab's process id. */
+  pid: number | undefined
   stdout: string
   stderr: string
   result: LabResult | undefined
@@ -57,7 +59,7 @@ export async function runLab(
     } catch {
       result = undefined
     }
-    return { exit, stdout: run.stdout(), stderr: run.stderr(), result }
+    return { exit, pid: run.child.pid, stdout: run.stdout(), stderr: run.stderr(), result }
   } finally {
     dispose()
   }

@@ -1,9 +1,10 @@
 // A load generator sending a few requests of one client kind through a Service model that
 // routes to one backend, for the tests of the client kinds (load.test.ts, clients.test.ts).
+import { clientKind } from '../../src/rollout/clients/index.js'
 import { Clock } from '../../src/rollout/clock.js'
+import { ServiceModel } from '../../src/rollout/drivers/model.js'
 import { LoadGenerator, type LoadSummary } from '../../src/rollout/load.js'
 import { Recorder } from '../../src/rollout/recorder.js'
-import { ServiceModel } from '../../src/rollout/service.js'
 import { within } from '../helpers.js'
 
 export interface LoadRun {
@@ -49,6 +50,7 @@ export async function runLoad(run: LoadRun): Promise<{ recorder: Recorder; summa
       check()
     }),
   )
+  await clientKind(run.client)?.prepare?.()
   const generator = new LoadGenerator({
     port,
     rate: run.rate ?? 100,
@@ -63,6 +65,7 @@ export async function runLoad(run: LoadRun): Promise<{ recorder: Recorder; summa
     recorder,
     service,
   })
+  await within(`the ${run.client} clients started`, generator.ready(), 15_000)
   generator.start()
   await within(
     `${count} requests to ${run.path ?? '/'} issued`,

@@ -5,9 +5,9 @@ import net from 'node:net'
 import { after, test } from 'node:test'
 import { CLIENT_KINDS } from '../../src/rollout/clients/index.js'
 import { Clock } from '../../src/rollout/clock.js'
+import { ServiceModel } from '../../src/rollout/drivers/model.js'
 import { LoadGenerator, POST_BODY_BYTES } from '../../src/rollout/load.js'
 import { type Outcome, Recorder } from '../../src/rollout/recorder.js'
-import { ServiceModel } from '../../src/rollout/service.js'
 import { within } from '../helpers.js'
 import { closeServices, runLoad } from './load-helpers.js'
 
@@ -61,6 +61,9 @@ after(async () => {
   await new Promise((resolve) => backend.close(resolve))
 })
 
+/** Client kinds that run as helper processes (clients/external.ts). */
+const HELPER_KINDS = new Set(['curl', 'py-requests', 'go-http'])
+
 async function load(
   path: string,
   endpointPort = backendPort,
@@ -73,8 +76,9 @@ async function load(
     path,
     method,
     pools: 2,
-    // Long enough for a busy machine, short enough for the request that never gets an answer.
-    timeoutMs: path === '/never' ? 300 : 3_000,
+    // Long enough for a busy machine, short enough for the request that never gets an answer;
+    // a helper process in another language needs longer to connect on a busy machine.
+    timeoutMs: path === '/never' ? (HELPER_KINDS.has(client) ? 1_500 : 300) : 3_000,
   })
   assert.equal(summary.sent, 4)
   assert.equal(recorder.requests.length, 4, 'one outcome per request')
@@ -105,7 +109,11 @@ for (const kind of HTTP1_KINDS) {
         JSON.stringify(recorder.requests.map((r) => r.message)),
       )
       for (const request of recorder.requests) {
-        assert.equal(request.pod, 'pod', 'the connection is traced to its pod')
+        // curl names the connection it used only when it ends: a request abandoned at its
+        // deadline is not traced (docs/lab.md).
+        if (kind.name !== 'curl' || outcome !== 'timeout') {
+          assert.equal(request.pod, 'pod', 'the connection is traced to its pod')
+        }
         assert.equal(request.client, kind.name)
       }
     })

@@ -3,8 +3,8 @@ import { once } from 'node:events'
 import net from 'node:net'
 import { after, test } from 'node:test'
 import { Clock } from '../../src/rollout/clock.js'
+import { ServiceModel } from '../../src/rollout/drivers/model.js'
 import { Recorder } from '../../src/rollout/recorder.js'
-import { ServiceModel } from '../../src/rollout/service.js'
 import { nextEvent, within } from '../helpers.js'
 
 const cleanup: (() => unknown)[] = []

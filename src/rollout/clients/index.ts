@@ -1,6 +1,7 @@
 // The client kinds the load generator can mix. Add a kind: write its module (implementing
 // ClientKind from types.ts) and list it here.
 import { AGENT_FIFO, AGENT_LIFO } from './agent.js'
+import { CURL, GO_HTTP, PY_REQUESTS } from './external.js'
 import { FETCH } from './fetch.js'
 import { H2 } from './h2.js'
 import { NEW_CONNECTION } from './new-connection.js'
@@ -15,6 +16,9 @@ export const CLIENT_KINDS: readonly ClientKind[] = [
   NEW_CONNECTION,
   H2,
   WS,
+  CURL,
+  PY_REQUESTS,
+  GO_HTTP,
 ]
 
 export function clientKind(name: string): ClientKind | undefined {

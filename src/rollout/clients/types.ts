@@ -48,6 +48,8 @@ export interface ConnectionFailure {
 }
 
 export interface LoadClient {
+  /** Resolves when the client can send at once (a helper process has started). */
+  ready?: Promise<void>
   /** Sends one request; the returned function abandons it (its deadline passed). */
   send(spec: RequestSpec, attempt: Attempt): () => void
   /** Closes every connection the client holds. */
@@ -92,6 +94,11 @@ export interface ClientKind {
    */
   queues: boolean
   create(context: ClientContext): LoadClient
+  /**
+   * Makes the kind ready once, before the load (a helper written, a program built); rejects
+   * with a sentence naming what is missing, and the lab then skips the kind with a warning.
+   */
+  prepare?(): Promise<void>
   /**
    * Checks once, before the load starts, that the service speaks this kind's protocol;
    * rejects with a sentence saying what is wrong and what to change. A kind that any HTTP

@@ -16,7 +16,25 @@ export function settingsLines(result: LabResult): string[] {
     `grace period ${formatDuration(s.gracePeriodMs)}, preStop sleep ${formatDuration(s.preStopSleepMs)}, readiness GET ${s.readiness.path} every ${formatDuration(s.readiness.periodMs)}, propagation ${formatDuration(s.propagationDelayMs)} ± ${formatDuration(s.propagationJitterMs)}`,
     `${count(s.rate)} req/s, requests ${paths.join(' ')}, timeout ${formatDuration(s.timeoutMs)}`,
     `clients ${clients.join(' ')}; ${s.pools} pool${s.pools === 1 ? '' : 's'} of up to ${s.connections} keep-alive connections per pooled kind`,
+    ...(result.dataPath === undefined ? [] : [`service ${result.dataPath}`]),
+    ...(result.ingress === undefined ? [] : [ingressLine(result.ingress)]),
+    ...(s.from === undefined ? [] : [fromLine(s.from)]),
   ]
+}
+
+function fromLine(from: NonNullable<LabResult['settings']['from']>): string {
+  const by = new Map<string, string[]>()
+  for (const [setting, origin] of Object.entries(from.origins)) {
+    const kind = origin === 'default' ? 'default' : origin.startsWith('--') ? 'flags' : 'manifest'
+    by.set(kind, [...(by.get(kind) ?? []), kind === 'manifest' ? `${setting} ${origin}` : setting])
+  }
+  const part = (kind: string, label: string) =>
+    by.has(kind) ? [`${label}: ${by.get(kind)!.join(', ')}`] : []
+  return `from ${from.file}: ${[...part('manifest', 'manifest'), ...part('flags', 'flags'), ...part('default', 'defaults')].join('; ')}`
+}
+
+function ingressLine(ingress: NonNullable<LabResult['ingress']>): string {
+  return `ingress ${ingress.kind}: ${count(ingress.retriedOk)} requests retried by the ingress on another pod and ok; ${count(ingress.passedOn)} failures answered 502/503/504 by the ingress (${count(ingress.passedOnAfterRetry)} after it tried another pod); ${count(ingress.atReload ?? 0)} failures at a reload, not logged by nginx (client connections dropped at the switch of workers: the lab's ingress's own); ${count(ingress.reloads)} reloads`
 }
 
 export function verdictLine(result: LabResult): string {

@@ -1,5 +1,6 @@
-// The Service model: what kube-proxy does to a ClusterIP connection, as a TCP balancer on
-// loopback.
+// The userland driver (--service model, the default): pods listen on loopback ports of the
+// lab's host, and the Service is a model of what kube-proxy does to a ClusterIP connection,
+// a TCP balancer on loopback.
 //
 // - Each accepted client connection is pinned to one endpoint, chosen at random among the
 //   endpoints the model knows, for its whole life (a conntrack entry). Established
@@ -13,35 +14,18 @@
 //   the load generator can report what a client in a cluster would have seen.
 // - A backend reset is passed on as a reset; half-closes are passed on as half-closes.
 import net from 'node:net'
-import type { Clock } from './clock.js'
-import type { Recorder } from './recorder.js'
+import type { Clock } from '../clock.js'
+import type { Recorder } from '../recorder.js'
+import { type Change, Propagation } from './propagation.js'
+import type { ConnectionInfo, DataPath, Endpoint, PodPlacement, ServiceAddress } from './types.js'
 
-/** Why the model reset a client connection. */
-export type ResetCause = 'refused' | 'no-endpoint' | 'backend-reset'
-
-export interface Endpoint {
-  pod: string
-  port: number
-}
-
-/** What the model knows about one client connection, by the client's port. */
-export interface ConnectionInfo {
-  pod: string | undefined
-  resetCause: ResetCause | undefined
-  closedAt: number | undefined
-}
+export type { ConnectionInfo, ResetCause } from './types.js'
 
 /** listen() backlog; Linux caps it at net.core.somaxconn (4096 since 5.4). */
 const ACCEPT_BACKLOG = 4_096
 
 /** How long a closed connection stays known, so a late client error can still be explained. */
 const CLOSED_CONNECTION_MEMORY_MS = 10_000
-
-interface Change {
-  op: 'add' | 'remove'
-  endpoint: Endpoint
-  dueAt: number
-}
 
 export interface ServiceModelOptions {
   clock: Clock
@@ -56,12 +40,9 @@ export class ServiceModel {
   readonly #options: ServiceModelOptions
   readonly #random: () => number
   readonly #server: net.Server
-  /** What the EndpointSlice says (changes published, not yet necessarily applied). */
-  readonly #published = new Map<string, Endpoint>()
+  readonly #propagation: Propagation
   /** What the data path uses. */
   readonly #active = new Map<string, Endpoint>()
-  readonly #queue: Change[] = []
-  #timer: NodeJS.Timeout | undefined
   readonly #connections = new Map<number, ConnectionInfo>()
   readonly #sockets = new Set<net.Socket>()
   /** Connections accepted per pod, for the report. */
@@ -70,6 +51,7 @@ export class ServiceModel {
   constructor(options: ServiceModelOptions) {
     this.#options = options
     this.#random = options.random ?? Math.random
+    this.#propagation = new Propagation({ ...options, apply: (changes) => this.#apply(changes) })
     this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) =>
       this.#accept(socket),
     )
@@ -92,17 +74,7 @@ export class ServiceModel {
    * EndpointSlice (ready and not terminating). Only a change of membership is published.
    */
   publish(pod: string, port: number, serving: boolean): void {
-    if (serving === this.#published.has(pod)) return
-    const endpoint = { pod, port }
-    if (serving) this.#published.set(pod, endpoint)
-    else this.#published.delete(pod)
-    const { propagationDelayMs, propagationJitterMs, clock } = this.#options
-    const delay = propagationDelayMs + (this.#random() * 2 - 1) * propagationJitterMs
-    const last = this.#queue.at(-1)?.dueAt ?? 0
-    // In order: a change never overtakes an earlier one.
-    const dueAt = Math.max(last, clock.now() + Math.max(0, delay))
-    this.#queue.push({ op: serving ? 'add' : 'remove', endpoint, dueAt })
-    this.#schedule()
+    this.#propagation.publish({ pod, host: '127.0.0.1', port }, serving)
   }
 
   /** Endpoints the data path routes new connections to now. */
@@ -112,7 +84,7 @@ export class ServiceModel {
 
   /** True when every published change has reached the data path. */
   settled(): boolean {
-    return this.#queue.length === 0
+    return this.#propagation.idle()
   }
 
   /** Whether `pod` is in the data path. */
@@ -135,29 +107,13 @@ export class ServiceModel {
 
   /** Stops accepting, destroys every proxied connection and drops pending changes. */
   close(): Promise<void> {
-    clearTimeout(this.#timer)
-    this.#queue.length = 0
+    this.#propagation.stop()
     for (const socket of this.#sockets) socket.destroy()
     return new Promise((resolve) => this.#server.close(() => resolve()))
   }
 
-  #schedule(): void {
-    if (this.#timer !== undefined) return
-    const head = this.#queue[0]
-    if (head === undefined) return
-    this.#timer = setTimeout(
-      () => {
-        this.#timer = undefined
-        this.#apply()
-      },
-      Math.max(0, head.dueAt - this.#options.clock.now()),
-    )
-  }
-
-  #apply(): void {
-    const now = this.#options.clock.now()
-    while (this.#queue.length > 0 && this.#queue[0]!.dueAt <= now + 0.5) {
-      const change = this.#queue.shift()!
+  #apply(changes: Change[]): void {
+    for (const change of changes) {
       if (change.op === 'add') {
         this.#active.set(change.endpoint.pod, change.endpoint)
         this.#options.recorder.event('endpoint-added', change.endpoint.pod)
@@ -166,7 +122,6 @@ export class ServiceModel {
         this.#options.recorder.event('endpoint-removed', change.endpoint.pod)
       }
     }
-    this.#schedule()
   }
 
   #accept(client: net.Socket): void {
@@ -216,5 +171,91 @@ export class ServiceModel {
     // Writes made while the backend connects are buffered by the socket, in order.
     client.pipe(backend)
     backend.pipe(client)
+  }
+}
+
+/**
+ * The userland driver: pods run as processes of the lab's host and listen on free loopback
+ * ports; the Service is the model above.
+ */
+export class ModelDriver implements DataPath {
+  readonly kind = 'model'
+  readonly #model: ServiceModel
+  readonly #usedPorts = new Set<number>()
+  #servicePort: number | undefined
+
+  constructor(options: ServiceModelOptions) {
+    this.#model = new ServiceModel(options)
+  }
+
+  get connectionsPerPod(): ReadonlyMap<string, number> {
+    return this.#model.connectionsPerPod
+  }
+
+  async start(): Promise<ServiceAddress> {
+    this.#servicePort = await this.#model.listen()
+    return { host: '127.0.0.1', port: this.#servicePort }
+  }
+
+  describe(): string {
+    return `model: pods on loopback, a userland TCP balancer on 127.0.0.1:${this.#servicePort ?? '-'} imitating kube-proxy`
+  }
+
+  async placePod(_name: string, probePort: boolean): Promise<PodPlacement> {
+    const port = await this.#freePort()
+    return {
+      host: '127.0.0.1',
+      port,
+      probePort: probePort ? await this.#freePort() : undefined,
+      wrap: (command, args) => ({ command, args }),
+    }
+  }
+
+  releasePod(): void {}
+
+  publish(endpoint: Endpoint, serving: boolean): void {
+    this.#model.publish(endpoint.pod, endpoint.port, serving)
+  }
+
+  endpoints(): Endpoint[] {
+    return this.#model.endpoints()
+  }
+
+  settled(): boolean {
+    return this.#model.settled()
+  }
+
+  routesTo(pod: string): boolean {
+    return this.#model.routesTo(pod)
+  }
+
+  connection(clientPort: number): ConnectionInfo | undefined {
+    return this.#model.connection(clientPort)
+  }
+
+  prune(): void {
+    this.#model.prune()
+  }
+
+  close(): Promise<void> {
+    return this.#model.close()
+  }
+
+  /** A port nothing listens on now and that no other pod of this lab was given. */
+  async #freePort(): Promise<number> {
+    for (;;) {
+      const port = await new Promise<number>((resolve, reject) => {
+        const server = net.createServer()
+        server.once('error', reject)
+        server.listen({ host: '127.0.0.1', port: 0 }, () => {
+          const { port } = server.address() as net.AddressInfo
+          server.close(() => resolve(port))
+        })
+      })
+      if (!this.#usedPorts.has(port) && port !== this.#servicePort) {
+        this.#usedPorts.add(port)
+        return port
+      }
+    }
   }
 }

@@ -1,0 +1,144 @@
+// The lab behind a real ingress (--ingress nginx): the distribution's nginx routes to the
+// pods' addresses with an upstream keep-alive pool and its default retries. Skips where nginx
+// is not installed (CI installs nginx-light).
+import assert from 'node:assert/strict'
+import {
+  accessSync,
+  constants,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
+import { delimiter, join } from 'node:path'
+import { test } from 'node:test'
+import { exited, fromRoot } from '../helpers.js'
+import { FAST, runLab, startLab } from './lab-helpers.js'
+
+const RUN_MS = 60_000
+const naive = [process.execPath, fromRoot('dist/examples/naive.js')]
+const graceful = [process.execPath, fromRoot('dist/examples/server.js')]
+/** Requests that are in flight when a pod gets SIGTERM: half GETs, half POSTs. */
+const SHORT = [
+  ...FAST,
+  '--ingress',
+  'nginx',
+  '--replicas',
+  '2',
+  '--rate',
+  '40',
+  '--path',
+  '1:/?delay=300',
+  '--post',
+  '1:/?delay=300',
+]
+const DRAINED = ['--readiness-path', '/readyz', '--env', 'LAMEDUCK_DRAIN_DELAY_MS=1000']
+
+function onPath(name: string): boolean {
+  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir, name), constants.X_OK)
+      return dir !== ''
+    } catch {
+      return false
+    }
+  })
+}
+
+const noNginx = onPath('nginx') ? false : 'needs nginx (apt-get install nginx-light)'
+
+/** nginx processes whose command line names this lab's directory. */
+function nginxOf(labPid: number | undefined): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`lameduck-nginx-${labPid}-`)
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+}
+
+test('--ingress nginx: a naive service fails its POSTs through the ingress (never retried), and the report says what the ingress passed on', {
+  skip: noNginx,
+}, async () => {
+  const run = await runLab([...SHORT, '--max-failures', '100000'], naive, RUN_MS)
+  assert.equal(run.exit.code, 0, run.stderr)
+  const result = run.result!
+  assert.ok(result.failed > 0, 'the naive service loses requests behind nginx')
+  const posts = result.failures.filter((f) => f.method === 'POST')
+  assert.ok(posts.length > 0, 'POSTs cut at SIGTERM are not retried by nginx')
+  const passedOn = posts.filter((f) => f.status === 502 && f.ingress !== undefined)
+  assert.ok(passedOn.length > 0, 'POSTs answered 502 by nginx, with its log line')
+  assert.ok(result.ingress !== undefined)
+  assert.ok(result.ingress.passedOn >= passedOn.length)
+  assert.ok(result.ingress.reloads > 0, 'endpoint changes reached nginx by reloads')
+  assert.match(
+    run.stdout,
+    /ingress nginx: \d+ requests retried by the ingress on another pod and ok; \d+ failures answered 502\/503\/504 by the ingress/,
+  )
+  // Requests are traced to their pods from nginx's log.
+  assert.ok(
+    result.pods
+      .filter((pod) => pod.deletedAt !== undefined)
+      .every((pod) => pod.shutdown?.exercised),
+  )
+  assert.deepEqual(nginxOf(run.pid), [], 'nginx is stopped with the lab')
+})
+
+/**
+ * A reload can drop a client connection at the switch of workers (the lab's ingress's own
+ * failure, counted and named as such): the service's own failures are the others.
+ */
+function ownFailures(run: Awaited<ReturnType<typeof runLab>>): number {
+  return run.result!.failed - (run.result!.ingress?.atReload ?? 0)
+}
+
+test('--ingress nginx: a lameduck service loses nothing behind the ingress', {
+  skip: noNginx,
+}, async () => {
+  const run = await runLab([...SHORT, ...DRAINED, '--max-failures', '100000'], graceful, RUN_MS)
+  assert.equal(run.exit.code, 0, `${run.stdout}\n${run.stderr}`)
+  assert.equal(ownFailures(run), 0, run.stdout)
+  assert.ok(run.result!.verdict.unexercisedPods.length === 0)
+  assert.equal(run.result!.ingress?.passedOn, 0)
+  assert.deepEqual(nginxOf(run.pid), [])
+})
+
+test('--ingress nginx over --service iptables: a lameduck service loses nothing', {
+  skip:
+    noNginx ||
+    (process.getuid?.() !== 0 ? 'needs root' : !onPath('iptables') ? 'needs iptables' : false),
+}, async () => {
+  const run = await runLab(
+    [...SHORT, ...DRAINED, '--service', 'iptables', '--max-failures', '100000'],
+    graceful,
+    RUN_MS,
+  )
+  assert.equal(run.exit.code, 0, `${run.stdout}\n${run.stderr}`)
+  assert.equal(ownFailures(run), 0, run.stdout)
+  assert.ok(run.result!.verdict.unexercisedPods.length === 0)
+  assert.ok(run.result!.pods.every((pod) => pod.host?.startsWith('198.18.')))
+  assert.deepEqual(nginxOf(run.pid), [])
+})
+
+test('--ingress nginx without nginx says so before any pod starts', async () => {
+  const bin = mkdtempSync(join(tmpdir(), 'lameduck-path-'))
+  symlinkSync(process.execPath, join(bin, 'node'))
+  const run = startLab(['--quiet', '--ingress', 'nginx', '--', 'true'], {
+    ...process.env,
+    PATH: bin,
+  })
+  const exit = await exited(run.child, 'the lab without nginx', 20_000).finally(() =>
+    rmSync(bin, { recursive: true, force: true }),
+  )
+  assert.equal(exit.code, 2)
+  assert.equal(
+    run.stderr(),
+    'lameduck rollout: --ingress nginx needs the nginx command, not found in PATH (Debian: apt-get install nginx-light)\n',
+  )
+})
