@@ -7,7 +7,7 @@ import { LameduckError } from '../errors.js'
 import { jsonLogger, resolveOptions } from '../options.js'
 import { formatDuration, LabOptionError, parseDuration, parseInteger } from '../rollout/options.js'
 import { autoWorkers } from '../serve/workers/count.js'
-import { startPrimary, type WorkersOptions } from '../serve/workers/primary.js'
+import { Primary, type WorkersOptions } from '../serve/workers/primary.js'
 import { CliError } from './main.js'
 
 export const WORKER_DEFAULTS = {
@@ -272,5 +272,5 @@ export async function serveWorkers(argv: string[]): Promise<number> {
     process.stdout.write(WORKERS_HELP)
     return 0
   }
-  return await startPrimary(parsed.options).done
+  return await new Primary(parsed.options).start().done
 }
