@@ -70,6 +70,10 @@ export class Child {
   readonly #exited: Promise<ChildExit>
   #exit: ChildExit | undefined
   #stopping = false
+  /** The one stop, once started: later callers wait for the same one. */
+  #stop: Promise<StopResult> | undefined
+  /** Aborted by hurry(): the stop stops waiting and SIGKILLs the group. */
+  readonly #hurry = new AbortController()
 
   private constructor(process: ChildProcess, pid: number) {
     this.process = process
@@ -145,12 +149,42 @@ export class Child {
     return this.#stopping
   }
 
+  /** True once stop() has sent the stop signal. */
+  get stopStarted(): boolean {
+    return this.#stop !== undefined
+  }
+
   /**
    * Sends `signal` to the child (its main process, as a container runtime would), waits up
-   * to `timeoutMs` for it to exit, then SIGKILLs its whole process group. `abort` ends the
-   * wait early (a forced shutdown) and goes straight to SIGKILL.
+   * to `timeoutMs` for it to exit, then SIGKILLs its whole process group. Called again, it
+   * returns the stop already under way (its signal and its deadline stand).
    */
-  async stop(signal: NodeJS.Signals, timeoutMs: number, abort?: AbortSignal): Promise<StopResult> {
+  stop(signal: NodeJS.Signals, timeoutMs: number): Promise<StopResult> {
+    this.#stop ??= this.#runStop(signal, timeoutMs, this.#hurry.signal)
+    return this.#stop
+  }
+
+  /** A forced shutdown: a stop under way (or the next one) SIGKILLs the group at once. */
+  hurry(): void {
+    this.#hurry.abort()
+  }
+
+  /** Sends `signal` to the child's main process, unless it has exited. */
+  signal(signal: NodeJS.Signals): boolean {
+    if (this.#exit !== undefined) return false
+    try {
+      process.kill(this.pid, signal)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  async #runStop(
+    signal: NodeJS.Signals,
+    timeoutMs: number,
+    abort: AbortSignal,
+  ): Promise<StopResult> {
     this.#stopping = true
     if (this.#exit !== undefined) return { kind: 'already-exited', exit: this.#exit }
     const started = performance.now()

@@ -17,6 +17,10 @@ export const FORCE_EXIT_MARGIN_MS = 1_000
 /** The hook that stops the child gets this on top of the child's own time, to SIGKILL and
  * reap it. */
 const STOP_HOOK_SLACK_MS = KILL_WAIT_MS + 500
+/** Signals passed on to the child, as tini and dumb-init do, unless they are shutdown
+ * signals (LAMEDUCK_SIGNALS): gunicorn and nginx reload on SIGHUP, gunicorn upgrades on
+ * SIGUSR2. Without a handler node would die of them, and the child with it. */
+export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGHUP', 'SIGUSR2']
 
 export interface ProxyModeOptions {
   command: string
@@ -180,16 +184,56 @@ export async function runProxyMode(options: ProxyModeOptions): Promise<number> {
     `lameduck serve: proxying port ${typeof listening === 'object' && listening !== null ? listening.port : options.port} to ${address}, child pid ${supervised.pid}`,
   )
 
+  const forward = (signal: NodeJS.Signals) => {
+    const sent = supervised.signal(signal)
+    log(
+      'info',
+      { event: 'signal-forwarded', signal, pid: supervised.pid, sent },
+      sent
+        ? `lameduck serve: ${signal} forwarded to the child (pid ${supervised.pid})`
+        : `lameduck serve: ${signal} received; the child has exited, nothing to forward it to`,
+    )
+  }
+  const forwarded = FORWARDED_SIGNALS.filter((signal) => process.listenerCount(signal) === 0)
+  for (const signal of forwarded) process.on(signal, forward)
+
   let stop: StopResult | undefined
+  /** Starts the child's stop once (its signal, then SIGKILL at --child-stop-timeout). */
+  const stopChild = (why: string): Promise<StopResult> => {
+    if (!supervised.stopStarted) {
+      log(
+        'info',
+        {
+          event: 'child-stop',
+          signal: options.stopSignal,
+          timeoutMs: options.childStopTimeoutMs,
+          why,
+        },
+        `lameduck serve: sending ${options.stopSignal} to the child (${why}), waiting up to ${options.childStopTimeoutMs} ms`,
+      )
+    }
+    return supervised.stop(options.stopSignal, options.childStopTimeoutMs)
+  }
+  // Upgraded connections (WebSockets) are the child's to close: once the listener is closed
+  // and no plain request is in flight, only tunnels can keep the close phase open, and
+  // only the child can end them cleanly (a close frame). It gets its stop signal then, not
+  // after the close phase's deadline has cut them.
+  const stopForTunnels = () => {
+    if (ld.state !== 'stopping' || supervised.stopStarted) return
+    if (proxy.inFlight === 0 && proxy.tunnels > 0)
+      void stopChild(`${proxy.tunnels} WebSocket/upgraded connection(s) still open`)
+  }
+  proxy.onSettled(stopForTunnels)
+  ld.on('state', (state) => {
+    if (state === 'stopping') stopForTunnels()
+  })
+
   ld.onShutdown(
     'child',
     async (abort) => {
-      log(
-        'info',
-        { event: 'child-stop', signal: options.stopSignal, timeoutMs: options.childStopTimeoutMs },
-        `lameduck serve: sending ${options.stopSignal} to the child, waiting up to ${options.childStopTimeoutMs} ms`,
-      )
-      stop = await supervised.stop(options.stopSignal, options.childStopTimeoutMs, abort)
+      if (abort.aborted) supervised.hurry()
+      else abort.addEventListener('abort', () => supervised.hurry(), { once: true })
+      stop = await stopChild('the drain is done')
       if (stop.kind === 'killed') {
         log(
           'warn',
@@ -260,7 +304,8 @@ export async function runProxyMode(options: ProxyModeOptions): Promise<number> {
   ])
 
   let code: number
-  if (first.kind === 'child' && ld.state !== 'draining' && ld.state !== 'stopping') {
+  const onItsOwn = first.kind === 'child' && ld.state !== 'draining' && ld.state !== 'stopping'
+  if (onItsOwn) {
     // The child died on its own while we were serving: nothing behind the proxy answers any
     // more, so there is nothing to drain. Exit with its status, as an init process does.
     const status = exitStatus(first.exit)
@@ -289,7 +334,38 @@ export async function runProxyMode(options: ProxyModeOptions): Promise<number> {
       )
     } else code = outcome.exitCode
   }
+  for (const signal of forwarded) process.off(signal, forward)
+  const fate = childFate(onItsOwn ? undefined : stop, supervised.exit, options)
+  log(
+    code === 0 ? 'info' : 'warn',
+    { event: 'exit', exitCode: code, child: fate.kind, childExit: supervised.exit },
+    `lameduck serve: exiting ${code}; the child ${fate.text}`,
+  )
   // Anything still holding the event loop (a stuck socket) must not delay the exit.
   setTimeout(() => process.exit(code), FORCE_EXIT_MARGIN_MS).unref()
   return code
+}
+
+/** What became of the child, for the last log line. */
+function childFate(
+  stop: StopResult | undefined,
+  exit: ChildExit | undefined,
+  options: Pick<ProxyModeOptions, 'stopSignal' | 'childStopTimeoutMs'>,
+): { kind: 'killed' | 'stopped' | 'exited-on-its-own' | 'unknown'; text: string } {
+  if (stop?.kind === 'killed') {
+    return {
+      kind: 'killed',
+      text: `did not exit within --child-stop-timeout ${options.childStopTimeoutMs} ms of ${options.stopSignal}: its process group was SIGKILLed`,
+    }
+  }
+  if (stop?.kind === 'exited') {
+    return {
+      kind: 'stopped',
+      text: `exited (${describeExit(stop.exit)}) ${stop.afterMs} ms after ${options.stopSignal}`,
+    }
+  }
+  if (exit !== undefined) {
+    return { kind: 'exited-on-its-own', text: `had exited on its own (${describeExit(exit)})` }
+  }
+  return { kind: 'unknown', text: 'is still running' }
 }

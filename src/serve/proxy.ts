@@ -178,6 +178,11 @@ export class HttpProxy {
   }
   readonly #logger: LoggerLike | false
   #refusing = false
+  /** Requests not yet answered in full, and upgrades not yet answered. */
+  #inFlight = 0
+  /** Client sockets of upgraded connections (WebSocket tunnels) still open. */
+  readonly #tunnels = new Set<Duplex>()
+  readonly #settled = new Set<() => void>()
 
   constructor(options: ProxyOptions) {
     this.upstream = options.upstream
@@ -207,8 +212,36 @@ export class HttpProxy {
     this.agent.destroy()
   }
 
+  /** Exchanges in flight: requests not answered in full, upgrades not answered yet. */
+  get inFlight(): number {
+    return this.#inFlight
+  }
+
+  /** Upgraded connections (WebSocket tunnels) open now. */
+  get tunnels(): number {
+    return this.#tunnels.size
+  }
+
+  /** Calls `listener` each time an exchange ends or a tunnel closes; returns the remover. */
+  onSettled(listener: () => void): () => void {
+    this.#settled.add(listener)
+    return () => this.#settled.delete(listener)
+  }
+
+  #begin(): () => void {
+    this.#inFlight++
+    let open = true
+    return () => {
+      if (!open) return
+      open = false
+      this.#inFlight--
+      for (const listener of this.#settled) listener()
+    }
+  }
+
   handle(req: IncomingMessage, res: ServerResponse): void {
     this.stats.requests++
+    res.once('close', this.#begin())
     const problem = framingProblem(req)
     if (problem !== undefined) {
       this.stats.rejected++
@@ -466,6 +499,8 @@ export class HttpProxy {
   /** An upgrade (WebSocket): one fresh upstream connection, then bytes both ways. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.stats.requests++
+    const end = this.#begin()
+    socket.once('close', end)
     socket.on('error', () => socket.destroy())
     const problem = framingProblem(req)
     if (problem !== undefined) {
@@ -518,6 +553,14 @@ export class HttpProxy {
     })
     upReq.once('upgrade', (upRes: IncomingMessage, upSocket: Duplex, upHead: Buffer) => {
       this.stats.upgrades++
+      if (!socket.destroyed) {
+        this.#tunnels.add(socket)
+        socket.once('close', () => {
+          this.#tunnels.delete(socket)
+          for (const listener of this.#settled) listener()
+        })
+      }
+      end()
       upSocket.on('error', () => socket.destroy())
       socket.on('error', () => upSocket.destroy())
       upSocket.once('close', () => socket.destroy())
