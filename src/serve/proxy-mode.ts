@@ -7,6 +7,7 @@ import { lameduck } from '../lameduck.js'
 import type { Lameduck, ShutdownOutcome } from '../lifecycle.js'
 import type { LoggerLike } from '../options.js'
 import { Child, type ChildExit, exitStatus, KILL_WAIT_MS, type StopResult } from './child.js'
+import { groupListening, type Listening } from './diagnose.js'
 import { HttpProxy } from './proxy.js'
 import { checkUpstream, freePort, type Upstream } from './upstream.js'
 
@@ -63,6 +64,49 @@ export function stopBudgetMs(options: {
     STOP_HOOK_SLACK_MS +
     FORCE_EXIT_MARGIN_MS
   )
+}
+
+/** When serve first says what it is still waiting for while the upstream starts; each
+ * report comes twice as late as the one before, up to WAIT_REPORT_MAX_MS apart. */
+export const WAIT_REPORT_FIRST_MS = 1_000
+const WAIT_REPORT_MAX_MS = 30_000
+
+/** What serve waits for while the upstream does not answer: for the log and readiness. */
+function describeWait(wait: {
+  upstream: Upstream
+  health: string | undefined
+  reason: string
+  waitedMs: number
+  pid: number
+  listening: Listening[] | undefined
+}): { fields: Record<string, unknown>; text: string } {
+  const address = `${wait.upstream.host}:${wait.upstream.port}`
+  const goal =
+    wait.health === undefined
+      ? `to accept connections on ${address}`
+      : `to answer GET ${wait.health} on ${address} with 200-399`
+  let text = `waiting ${(wait.waitedMs / 1000).toFixed(1)} s for the child (pid ${wait.pid}, given PORT=${wait.upstream.port}) ${goal}: ${wait.reason}`
+  if (wait.listening !== undefined) {
+    const elsewhere = wait.listening.filter((l) => l.port !== wait.upstream.port)
+    if (wait.listening.length === 0) text += '; no process of its group listens on a TCP port'
+    else if (elsewhere.length > 0) {
+      const first = elsewhere[0] as Listening
+      text += `; it listens on ${elsewhere.map((l) => l.address).join(', ')} instead: have it listen on $PORT, or pass --upstream 127.0.0.1:${first.port}`
+    } else {
+      text += `; it listens on ${wait.listening.map((l) => l.address).join(', ')}`
+    }
+  }
+  return {
+    fields: {
+      upstream: address,
+      port: wait.upstream.port,
+      pid: wait.pid,
+      waitedMs: Math.round(wait.waitedMs),
+      reason: wait.reason,
+      listening: wait.listening?.map((l) => l.address),
+    },
+    text,
+  }
 }
 
 /** An exit the stop signal explains: 0, death by that signal, or 128 + its number. */
@@ -278,12 +322,29 @@ export async function runProxyMode(options: ProxyModeOptions): Promise<number> {
     })
   })
 
-  // Readiness: poll until the upstream answers, the child exits, or the shutdown starts.
+  // Readiness: poll until the upstream answers, the child exits, or the shutdown starts;
+  // say what it waits for, at a growing interval, in the log and in the readiness body.
   void (async () => {
+    const began = performance.now()
+    let nextReport = WAIT_REPORT_FIRST_MS
     for (;;) {
       if (ld.state !== 'starting' || supervised.exit !== undefined) return
       const reason = await checkUpstream(upstream, options.upstreamHealth, options.checkTimeoutMs)
       if (ld.state !== 'starting' || supervised.exit !== undefined) return
+      const waited = performance.now() - began
+      if (reason !== undefined && waited >= nextReport) {
+        nextReport = Math.min(nextReport * 2, waited + WAIT_REPORT_MAX_MS)
+        const waiting = describeWait({
+          upstream,
+          health: options.upstreamHealth,
+          reason,
+          waitedMs: waited,
+          pid: supervised.pid,
+          listening: groupListening(supervised.pid),
+        })
+        log('warn', { event: 'upstream-waiting', ...waiting.fields }, waiting.text)
+        ld.notReady(waiting.text)
+      }
       if (reason === undefined) {
         log(
           'info',

@@ -88,3 +88,32 @@ test('a WebSocket open across SIGTERM: once the drain is done the child is signa
   assert.match(serve.stdout(), /ws-upstream: SIGTERM with 1 open/)
   assert.match(serve.stderr(), /"event":"child-stop"[^\n]*"why":"1 WebSocket/)
 })
+
+test('a child that never opens its port: serve says what it waits for, the pid, the PORT it passed and where the child listens instead, in the log and in readiness', async () => {
+  // Listens, but on a port of its own choosing (as `python3 -m http.server 18000` does).
+  const elsewhere =
+    "require('node:http').createServer((q, s) => s.end('x')).listen(0, '127.0.0.1', function () { console.log('child: serving on ' + this.address().port) })"
+  const serve = await startServe(['--drain-delay', '0'], [process.execPath, '-e', elsewhere])
+  const out = await serve.waitFor(/child: serving on \d+/, 'the child to listen on its own port')
+  const own = Number(/child: serving on (\d+)/.exec(out)?.[1])
+  await serve.waitFor('"event":"upstream-waiting"', 'serve to report what it waits for', 10_000)
+  const line = serve
+    .stderr()
+    .split('\n')
+    .find((l) => l.includes('"event":"upstream-waiting"'))
+  const report = JSON.parse(line ?? '{}')
+  const pid = Number(/child pid (\d+)/.exec(serve.stderr())?.[1])
+  assert.equal(report.pid, pid)
+  assert.equal(report.upstream, `127.0.0.1:${report.port}`)
+  assert.deepEqual(report.listening, [`127.0.0.1:${own}`])
+  assert.match(report.msg, new RegExp(`given PORT=${report.port}`))
+  assert.match(report.msg, new RegExp(`listens on 127\\.0\\.0\\.1:${own} instead`))
+  const readiness = await request(serve.port, '/readyz')
+  assert.equal(readiness.status, 503)
+  assert.match(
+    JSON.parse(readiness.body).reason,
+    new RegExp(`pid ${pid}, given PORT=${report.port}`),
+  )
+  serve.child.kill('SIGTERM')
+  await exited(serve.child, 'lameduck serve to exit')
+})
