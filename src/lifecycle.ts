@@ -3,9 +3,15 @@ import type { Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Follower } from './cluster.js'
 import type { Http2ServerLike } from './connections-h2.js'
+import {
+  FORCE_EXIT_MARGIN_MS,
+  FORCED_HOOK_BUDGET_MS,
+  forceExitAfterMs,
+  MAX_TIMER_MS,
+} from './contract.js'
 import { describeValue, LameduckError } from './errors.js'
 import { type Hook, type HookResult, type RegisteredHook, runHook, validateHook } from './hooks.js'
-import { MAX_TIMER_MS, type ResolvedOptions } from './options.js'
+import type { ResolvedOptions } from './options.js'
 import { onSignals } from './signals.js'
 
 /** Where a process is in its life. Readiness answers 200 only in `ready`. */
@@ -49,11 +55,6 @@ export interface ShutdownOutcome {
   /** 0 when everything finished on its own; 1 when anything was forced or failed. */
   exitCode: 0 | 1
 }
-
-/** Slack past drainDelay + shutdownTimeout + hook budget before the process is ended. */
-export const FORCE_EXIT_MARGIN_MS = 1_000
-/** What hooks get, in all, once a second signal has forced the shutdown. */
-export const FORCED_HOOK_BUDGET_MS = 1_000
 
 /** What the lifecycle asks of each server's connection tracker, whatever its protocol
  * (ConnectionTracker for node:http and node:https, Http2Tracker for node:http2). */
@@ -361,10 +362,11 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       this.#shutdownHooks.reduce((sum, hook) => sum + hook.timeoutMs, 0) +
       this.#drainHooks.reduce((max, hook) => Math.max(max, hook.timeoutMs), 0)
     this.#armForceExit(
-      (drains ? options.drainDelay : 0) +
-        options.shutdownTimeout +
-        hookBudget +
-        FORCE_EXIT_MARGIN_MS,
+      forceExitAfterMs({
+        drainDelayMs: drains ? options.drainDelay : 0,
+        shutdownTimeoutMs: options.shutdownTimeout,
+        hooksMs: hookBudget,
+      }),
     )
     const why = reason.kind === 'signal' ? reason.signal : (reason.reason ?? 'shutdown()')
 

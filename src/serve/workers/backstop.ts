@@ -1,4 +1,4 @@
-import { FORCE_EXIT_MARGIN_MS } from '../../lifecycle.js'
+import { FORCE_EXIT_MARGIN_MS, MAX_TIMER_MS } from '../../contract.js'
 import type { Slot } from './slot.js'
 
 /**
@@ -19,9 +19,11 @@ export class Backstop {
     this.#onRetiring = onRetiring
   }
 
-  /** (Re)arms the pod's deadline `ms` from now, replacing any earlier one. */
-  arm(ms: number): void {
+  /** (Re)arms the pod's deadline `budget` ms from now, replacing any earlier one. */
+  arm(budget: number): void {
     if (this.#pod !== undefined) clearTimeout(this.#pod.timer)
+    // A sum of deadlines past setTimeout's limit would fire after 1 ms.
+    const ms = Math.min(budget, MAX_TIMER_MS)
     this.#pod = { timer: setTimeout(this.#onPod, ms), at: performance.now() + ms }
   }
 
@@ -38,7 +40,7 @@ export class Backstop {
     clearTimeout(this.#retiring.get(slot))
     this.#retiring.set(
       slot,
-      setTimeout(() => this.#onRetiring(slot), ms + FORCE_EXIT_MARGIN_MS),
+      setTimeout(() => this.#onRetiring(slot), Math.min(ms + FORCE_EXIT_MARGIN_MS, MAX_TIMER_MS)),
     )
   }
 

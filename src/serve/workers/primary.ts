@@ -13,12 +13,8 @@ import {
   type ToWorker,
   WORKERS_ENV,
 } from '../../cluster.js'
-import {
-  FORCE_EXIT_MARGIN_MS,
-  FORCED_HOOK_BUDGET_MS,
-  STATE_RANK,
-  type State,
-} from '../../lifecycle.js'
+import { FORCE_EXIT_MARGIN_MS, FORCED_HOOK_BUDGET_MS, forceExitAfterMs } from '../../contract.js'
+import { STATE_RANK, type State } from '../../lifecycle.js'
 import type { LoggerLike } from '../../options.js'
 import { Backstop } from './backstop.js'
 import { MetricsCollector } from './collector.js'
@@ -408,7 +404,11 @@ export class Primary {
     this.#update()
     // Until the workers report their own deadlines, assume the pod's settings.
     this.#backstop.arm(
-      drainDelay + options.shutdownTimeout + options.hookTimeout + 2 * FORCE_EXIT_MARGIN_MS,
+      forceExitAfterMs({
+        drainDelayMs: drainDelay,
+        shutdownTimeoutMs: options.shutdownTimeout,
+        hooksMs: options.hookTimeout,
+      }) + FORCE_EXIT_MARGIN_MS,
     )
     const message: ToWorker = {
       lameduck: PROTOCOL,
