@@ -19,6 +19,7 @@ import type { LoggerLike } from '../../options.js'
 import { Backstop } from './backstop.js'
 import { MetricsCollector } from './collector.js'
 import { type CrashPolicy, CrashTracker } from './crashes.js'
+import { gateConnections } from './gate.js'
 import { Reloader } from './reload.js'
 import { newSlot, type Role, type Slot } from './slot.js'
 
@@ -176,6 +177,14 @@ export class Primary {
     return count
   }
 
+  /** Whether node:cluster may hand this worker a new connection: a ready worker serving the
+   * pod may; another (starting, a replacement not ready yet, retiring) only while no worker
+   * is ready and serving, as at the pod's start and during its shutdown. */
+  #admits(slot: Slot): boolean {
+    if (slot.role === 'serving' && slot.state === 'ready') return true
+    return this.#readyServing() === 0
+  }
+
   /** Readiness's status word for the pod's state. */
   #status(): string {
     return this.#pod === 'starting' && this.#started ? 'not ready' : this.#pod
@@ -216,6 +225,7 @@ export class Primary {
     const worker = cluster.fork({ ...this.#options.env, [WORKERS_ENV]: String(process.pid) })
     const slot = newSlot(worker, role)
     this.#slots.set(worker.id, slot)
+    gateConnections(worker, () => this.#admits(slot))
     this.#log(
       'info',
       { event: 'worker-start', worker: worker.id, pid: worker.process.pid, slot: role },
