@@ -2,10 +2,11 @@
 // WebSockets across a SIGTERM, and what the last log line says. Real processes, signals
 // and sockets.
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { test } from 'node:test'
 import WebSocket from 'ws'
 import { exited, fromRoot, within } from '../helpers.js'
-import { ready, request, startServe } from './serve-helpers.js'
+import { ready, request, startServe, upstreamFixture } from './serve-helpers.js'
 
 const wsFixture = fromRoot('test/fixtures/serve/ws-upstream.mjs')
 
@@ -116,4 +117,44 @@ test('a child that never opens its port: serve says what it waits for, the pid, 
   )
   serve.child.kill('SIGTERM')
   await exited(serve.child, 'lameduck serve to exit')
+})
+
+/** True while `pid` runs (a zombie waiting for its reaper counts as gone). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')
+  } catch {
+    return false
+  }
+}
+
+function gone(pid: number, label: string): Promise<void> {
+  return within(
+    label,
+    new Promise<void>((resolve) => {
+      const check = () => (alive(pid) ? setTimeout(check, 20) : resolve())
+      check()
+    }),
+  )
+}
+
+test('serve SIGKILLed: the child and a grandchild in its process group are SIGKILLed too', async () => {
+  const serve = await startServe(
+    ['--drain-delay', '0'],
+    [
+      '/bin/sh',
+      '-c',
+      `sleep 300 & echo "grandchild $!"; exec "${process.execPath}" "${upstreamFixture}"`,
+    ],
+  )
+  const out = await serve.waitFor(/grandchild \d+/, 'the grandchild to start')
+  const grandchild = Number(/grandchild (\d+)/.exec(out)?.[1])
+  const child = Number(/child pid (\d+)/.exec(serve.stderr())?.[1])
+  await ready(serve)
+  assert.ok(alive(grandchild) && alive(child))
+  serve.child.kill('SIGKILL')
+  await exited(serve.child, 'lameduck serve to die')
+  await gone(child, 'the child to be killed')
+  await gone(grandchild, "the grandchild in the child's group to be killed")
 })
