@@ -232,8 +232,10 @@ export async function runProxyMode(options: ProxyModeOptions): Promise<number> {
         : `lameduck serve: ${signal} received; the child has exited, nothing to forward it to`,
     )
   }
-  const forwarded = FORWARDED_SIGNALS.filter((signal) => process.listenerCount(signal) === 0)
-  for (const signal of forwarded) process.on(signal, forward)
+  // Never removed: one that arrives while serve exits must not end it with another code.
+  for (const signal of FORWARDED_SIGNALS) {
+    if (process.listenerCount(signal) === 0) process.on(signal, forward)
+  }
 
   let stop: StopResult | undefined
   /** Starts the child's stop once (its signal, then SIGKILL at --child-stop-timeout). */
@@ -389,7 +391,6 @@ export async function runProxyMode(options: ProxyModeOptions): Promise<number> {
       )
     } else code = outcome.exitCode
   }
-  for (const signal of forwarded) process.off(signal, forward)
   const fate = childFate(onItsOwn ? undefined : stop, supervised.exit, options)
   log(
     code === 0 ? 'info' : 'warn',
