@@ -36,7 +36,8 @@ Runs <command> (a service in any language) as a supervised child and stands in f
 as an HTTP/1.1 proxy managed by lameduck: probes on /readyz /livez /startupz, and on SIGTERM
 readiness 503, a lame-duck phase with Connection: close, in-flight requests completed
 through the proxy, and only then the stop signal to the child. The child runs in its own
-process group and gets PORT set to the upstream's port.
+process group and gets PORT set to the upstream's port. SIGHUP and SIGUSR2 are forwarded to
+the child; if lameduck is SIGKILLed, the child's process group is SIGKILLed too.
 
 Exit code: 0 when everything stopped on its own; 1 when anything was forced (connections at
 --shutdown-timeout, the child SIGKILLed after --child-stop-timeout, a second signal); the
