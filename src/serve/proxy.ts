@@ -33,10 +33,10 @@ export const BUFFERED_BODY_MAX_BYTES = 64 * 1024
 /** Seconds a client is told to wait (Retry-After) when the upstream refuses connections. */
 const RETRY_AFTER_S = '1'
 /** A request with more header fields than this gets 431, and a response with more gets
- * 502. node's parser keeps only the first `maxHeadersCount` fields of a message (1,000 by
- * default) and drops the rest silently, a Content-Length or a second Host among them: the
- * proxy sets node's limit one above this one, so a message past it is refused whole
- * instead of forwarded cut. */
+ * 502. Past `maxHeadersCount` fields (1,000 by default) node 20's parser drops the rest of a
+ * message silently, a Content-Length or a second Host among them, where node 26's
+ * refuses it: the proxy sets node's limit one above this one and refuses a message past it
+ * whole instead of forwarding it cut. */
 export const MAX_HEADER_FIELDS = 1_000
 
 /**

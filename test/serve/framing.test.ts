@@ -44,8 +44,9 @@ test('past 1,000 header fields the request gets 431 and nothing reaches the upst
   const withLength = await rawExchange(
     `POST /echo?m=cl HTTP/1.1\r\nHost: localhost\r\n${fields(1_000)}Content-Length: 5\r\n\r\nhello`,
   )
+  // The proxy's own 431, or (Node 26, whose parser refuses past its limit instead
+  // of dropping the rest) node's.
   assert.match(withLength, /^HTTP\/1\.1 431 /)
-  assert.match(withLength, /more than 1000 header fields/)
   const secondHost = await rawExchange(
     `GET /echo?m=host HTTP/1.1\r\nHost: localhost\r\n${fields(1_000)}Host: evil.test\r\n\r\n`,
   )
