@@ -50,3 +50,29 @@ test('a reload with replacements that take 1.5 s to be ready: readiness 200 thro
     pod.child.kill('SIGKILL')
   }
 })
+
+test('a reload whose replacement fails its readiness checks keeps the old workers, and the pod stays ready', async () => {
+  const pod = await startPod(['--workers', '2', '--ready-timeout', '1s', app], {
+    env: { FIXTURE_FAILING_CHECK_FROM: '3' },
+  })
+  try {
+    const from = pod.mark()
+    pod.child.kill('SIGHUP')
+    const failed = await pod.log({ event: 'reload', phase: 'failed' }, { from, ms: 15_000 })
+    assert.equal(failed.replaced, 0)
+    assert.match(
+      String(failed.reason),
+      /readiness checks still failed after 1000 ms \(db: unreachable\)/,
+    )
+    await pod.log({ event: 'worker-exit', worker: 3 }, { from })
+    for (let i = 0; i < 6; i++) {
+      assert.equal((await request(pod.port, '/readyz')).status, 200)
+      const served = JSON.parse((await request(pod.port, '/')).body)
+      assert.ok(served.worker <= 2, `served by worker ${served.worker}, an old one`)
+    }
+    pod.child.kill('SIGTERM')
+    assert.equal((await exited(pod.child, 'the pod to exit', 10_000)).code, 0)
+  } finally {
+    pod.child.kill('SIGKILL')
+  }
+})

@@ -120,6 +120,7 @@ export class Primary {
       has: (slot) => this.#slots.has(slot.worker.id),
       fork: (role) => this.#fork(role),
       command: (slot, message) => this.#command(slot, message),
+      check: (slot, ms) => this.#check(slot, ms),
       update: () => this.#update(),
       log: (level, fields, message) => this.#log(level, fields, message),
     })
@@ -274,6 +275,9 @@ export class Primary {
       case 'state':
         this.#onState(slot, message.state)
         return
+      case 'checked':
+        slot.worker.emit('lameduck-checked', message.id, message.failed)
+        return
     }
   }
 
@@ -299,6 +303,30 @@ export class Primary {
     }
     slot.worker.emit('lameduck-state', state)
     this.#update()
+  }
+
+  #nextCheck = 0
+
+  /** Asks a worker to run its readiness checks; resolves to the failing ones (`name:
+   * reason`), or undefined when it does not answer within `ms` or exits. */
+  #check(slot: Slot, ms: number): Promise<string[] | undefined> {
+    const id = ++this.#nextCheck
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => settle(undefined), ms).unref()
+      const onChecked = (answered: number, failed: string[]) => {
+        if (answered === id) settle(failed)
+      }
+      const onExit = () => settle(undefined)
+      const settle = (failed: string[] | undefined) => {
+        clearTimeout(timer)
+        slot.worker.off('lameduck-checked', onChecked)
+        slot.worker.off('exit', onExit)
+        resolve(failed)
+      }
+      slot.worker.on('lameduck-checked', onChecked)
+      slot.worker.once('exit', onExit)
+      this.#send(slot, { lameduck: PROTOCOL, type: 'check', id })
+    })
   }
 
   /** Tells a worker to shut down: over IPC once its lameduck() runs, else by SIGTERM (a

@@ -18,10 +18,16 @@ export interface ReloadHost {
   fork(role: Role): Slot
   /** Tells a worker to shut down (see Primary). */
   command(slot: Slot, message: ToWorker): void
+  /** Runs the worker's readiness checks: the failing ones, or undefined without an answer
+   * within `ms`. */
+  check(slot: Slot, ms: number): Promise<string[] | undefined>
   /** Pod readiness may have changed. */
   update(): void
   log(level: 'info' | 'error', fields: Record<string, unknown>, message: string): void
 }
+
+/** How often a reload asks again a replacement whose readiness checks failed. */
+const CHECK_RETRY_MS = 250
 
 export class Reloader {
   readonly #host: ReloadHost
@@ -99,13 +105,18 @@ export class Reloader {
   async #replace(previous: Slot): Promise<true | 'skipped' | 'stop' | string> {
     const host = this.#host
     const next = host.fork('replacement')
+    const deadline = performance.now() + host.readyTimeout
     const ready = await whenReady(next, host.readyTimeout)
     // A shutdown during the wait has already told the replacement what to do.
     if (host.shuttingDown()) return 'stop'
-    if (!ready) {
+    const checks = ready ? await this.#checksPass(next, deadline) : undefined
+    if (host.shuttingDown()) return 'stop'
+    if (!ready || checks !== undefined) {
       const failure = hasExited(next)
         ? `worker ${next.worker.id} exited before it was ready`
-        : `worker ${next.worker.id} was not ready within ${host.readyTimeout} ms`
+        : checks !== undefined
+          ? `worker ${next.worker.id}'s readiness checks still failed after ${host.readyTimeout} ms (${checks})`
+          : `worker ${next.worker.id} was not ready within ${host.readyTimeout} ms`
       this.#dismiss(next)
       return failure
     }
@@ -133,6 +144,23 @@ export class Reloader {
     })
     await retired
     return true
+  }
+
+  /** Asks the ready replacement for its readiness checks until they pass (undefined) or
+   * the deadline passes (why they failed). A replacement put in service with failing
+   * checks would make the pod answer readiness 503; the old worker keeps serving instead. */
+  async #checksPass(slot: Slot, deadline: number): Promise<string | undefined> {
+    let failure = 'no answer'
+    for (;;) {
+      const left = deadline - performance.now()
+      if (left <= 0 || !this.#host.has(slot) || this.#host.shuttingDown()) return failure
+      const failed = await this.#host.check(slot, left)
+      if (failed !== undefined && failed.length === 0) return undefined
+      if (failed !== undefined) failure = failed.join(', ')
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.min(CHECK_RETRY_MS, Math.max(0, deadline - performance.now()))),
+      )
+    }
   }
 
   /** Retires a replacement that will not serve, without a lame-duck phase. */
