@@ -14,7 +14,7 @@ import {
   renderWorkerMetrics,
 } from './metrics.js'
 import type { LoggerLike, ResolvedOptions } from './options.js'
-import type { ProbeState } from './probes.js'
+import { Checks, type ProbeState } from './probes.js'
 
 /** Set by `lameduck serve --workers` in each worker's environment (to the primary's pid).
  * A worker of any other cluster primary does not follow it. */
@@ -45,6 +45,8 @@ export type ToWorker =
   | { lameduck: typeof PROTOCOL; type: 'exit' }
   /** A scrape elsewhere in the pod: answer `figures` with this id. */
   | { lameduck: typeof PROTOCOL; type: 'collect'; id: number }
+  /** A reload asks a ready replacement to run its readiness checks: answer `checked`. */
+  | { lameduck: typeof PROTOCOL; type: 'check'; id: number }
   /** The answer to this worker's `metrics` request: the pod's figures. */
   | { lameduck: typeof PROTOCOL; type: 'metrics'; id: number; pod: PodFigures }
 
@@ -63,6 +65,8 @@ export type ToPrimary =
   | { lameduck: typeof PROTOCOL; type: 'metrics'; id: number }
   /** The answer to `collect`. */
   | { lameduck: typeof PROTOCOL; type: 'figures'; id: number; figures: Figures }
+  /** The answer to `check`: the failing checks, `name: reason`. */
+  | { lameduck: typeof PROTOCOL; type: 'checked'; id: number; failed: string[] }
 
 export function isProtocolMessage(message: unknown): message is { type: string } {
   return (
@@ -236,6 +240,10 @@ class ClusterFollower implements Follower {
       this.#onExit?.()
       return
     }
+    if (message.type === 'check') {
+      void this.#check(message.id)
+      return
+    }
     if (message.type === 'collect') {
       this.#send({ lameduck: PROTOCOL, type: 'figures', id: message.id, figures: this.#figures() })
       return
@@ -272,6 +280,16 @@ class ClusterFollower implements Follower {
     if (key === this.#lastSent) return
     this.#lastSent = key
     this.#send({ lameduck: PROTOCOL, type: 'state', state, started })
+  }
+
+  /** Runs every attached instance's readiness checks, as a readiness probe would. */
+  async #check(id: number): Promise<void> {
+    const failed: string[] = []
+    for (const { options } of this.#attached) {
+      const failures = await new Checks(options.checks, options.checkTimeout, false).failures()
+      for (const [name, reason] of Object.entries(failures)) failed.push(`${name}: ${reason}`)
+    }
+    this.#send({ lameduck: PROTOCOL, type: 'checked', id, failed })
   }
 
   #send(message: ToPrimary): void {

@@ -7,7 +7,7 @@ import { ENV, formatDuration, MIN_MS } from '../contract.js'
 import { LameduckError } from '../errors.js'
 import { jsonLogger, resolveOptions } from '../options.js'
 import { autoWorkers } from '../serve/workers/count.js'
-import { startPrimary, type WorkersOptions } from '../serve/workers/primary.js'
+import { Primary, type WorkersOptions } from '../serve/workers/primary.js'
 import { parseArgsMessage } from './args.js'
 import { CliError, durationFlag, integerFlag } from './errors.js'
 
@@ -273,5 +273,5 @@ export async function serveWorkers(argv: string[]): Promise<number> {
     process.stdout.write(WORKERS_HELP)
     return 0
   }
-  return await startPrimary(parsed.options).done
+  return await new Primary(parsed.options).start().done
 }

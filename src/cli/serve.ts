@@ -17,7 +17,7 @@ import { jsonLogger, resolveOptions } from '../options.js'
 import { runProxyMode, ServeStartError, stopBudgetMs } from '../serve/proxy-mode.js'
 import { parseUpstream } from '../serve/upstream.js'
 import { parseArgsMessage } from './args.js'
-import { CliError, envMs, durationFlag as parseDuration } from './errors.js'
+import { CliError, durationFlag, envMs } from './errors.js'
 
 export const DEFAULT_PORT = 8080
 export { DEFAULT_CHILD_STOP_TIMEOUT_MS }
@@ -37,7 +37,8 @@ Runs <command> (a service in any language) as a supervised child and stands in f
 as an HTTP/1.1 proxy managed by lameduck: probes on /readyz /livez /startupz, and on SIGTERM
 readiness 503, a lame-duck phase with Connection: close, in-flight requests completed
 through the proxy, and only then the stop signal to the child. The child runs in its own
-process group and gets PORT set to the upstream's port.
+process group and gets PORT set to the upstream's port. SIGHUP and SIGUSR2 are forwarded to
+the child; if lameduck is SIGKILLed, the child's process group is SIGKILLed too.
 
 Exit code: 0 when everything stopped on its own; 1 when anything was forced (connections at
 --shutdown-timeout, the child SIGKILLed after --child-stop-timeout, a second signal); the
@@ -188,7 +189,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
         : 'SIGTERM'
   const childStopTimeoutMs =
     v['child-stop-timeout'] !== undefined
-      ? parseDuration('child-stop-timeout', v['child-stop-timeout'])
+      ? durationFlag('child-stop-timeout', v['child-stop-timeout'])
       : (envMs(env, ENV.childStopTimeout, MIN_MS.childStopTimeout) ?? DEFAULT_CHILD_STOP_TIMEOUT_MS)
 
   // The library's settings: a flag overrides its LAMEDUCK_* variable, which the library
@@ -203,7 +204,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   for (const [flag, option] of libraryFlags) {
     const text = v[flag]
     if (text === undefined) continue
-    fromFlags[option] = parseDuration(flag, text, MIN_MS[option])
+    fromFlags[option] = durationFlag(flag, text, MIN_MS[option])
     delete libraryEnv[ENV[option]]
   }
   let probePort: number | undefined
@@ -230,7 +231,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   }
   const duration = (flag: keyof typeof v, fallback: number, min: number) => {
     const text = v[flag]
-    return typeof text === 'string' ? parseDuration(flag, text, min) : fallback
+    return typeof text === 'string' ? durationFlag(flag, text, min) : fallback
   }
   return {
     help: false as const,

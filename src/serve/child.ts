@@ -30,6 +30,44 @@ export class ChildStartError extends Error {
   override name = 'ChildStartError'
 }
 
+/** A POSIX shell for the group watcher; without one, node itself runs it. */
+const SHELL_PATHS = ['/bin/sh', '/usr/bin/sh']
+/** The group watcher: blocks reading its stdin, a pipe only lameduck holds open, and when
+ * it ends (lameduck exited, even SIGKILLed) SIGKILLs the child's process group. */
+const WATCH_SH = 'read _ignored; kill -s KILL -- "-$1" 2>/dev/null; exit 0'
+const WATCH_JS =
+  "process.stdin.resume().on('close',()=>{try{process.kill(-Number(process.argv[1]),'SIGKILL')}catch{}process.exit(0)})"
+
+/**
+ * Starts the watcher that ends process group `pgid` when lameduck is gone. It runs in a
+ * session of its own (a terminal's Ctrl-C to lameduck's group does not end it) and is not
+ * in the child's group. Returns undefined when it cannot start: the child then relies on its
+ * parent-death signal alone.
+ */
+function watchGroup(pgid: number): ChildProcess | undefined {
+  const shell = SHELL_PATHS.find(executable)
+  try {
+    const watcher =
+      shell === undefined
+        ? spawn(process.execPath, ['-e', WATCH_JS, String(pgid)], {
+            detached: true,
+            stdio: ['pipe', 'ignore', 'ignore'],
+          })
+        : spawn(shell, ['-c', WATCH_SH, 'lameduck-watch', String(pgid)], {
+            detached: true,
+            stdio: ['pipe', 'ignore', 'ignore'],
+          })
+    watcher.on('error', () => {})
+    watcher.stdin?.on('error', () => {})
+    // Neither the watcher nor its pipe keeps lameduck's event loop alive.
+    watcher.unref()
+    ;(watcher.stdin as unknown as { unref?: () => void } | null)?.unref?.()
+    return watcher
+  } catch {
+    return undefined
+  }
+}
+
 /** util-linux's setpriv, which can set the parent-death signal before it execs a command. */
 const SETPRIV_PATHS = ['/usr/bin/setpriv', '/bin/setpriv']
 
@@ -68,16 +106,26 @@ export class Child {
   readonly #exited: Promise<ChildExit>
   #exit: ChildExit | undefined
   #stopping = false
+  /** Ends the child's group if lameduck itself is SIGKILLed (see watchGroup). */
+  readonly #watcher: ChildProcess | undefined
+  /** The one stop, once started: later callers wait for the same one. */
+  #stop: Promise<StopResult> | undefined
+  /** Aborted by hurry(): the stop stops waiting and SIGKILLs the group. */
+  readonly #hurry = new AbortController()
 
   private constructor(process: ChildProcess, pid: number) {
     this.process = process
     this.pid = pid
+    this.#watcher = watchGroup(pid)
     this.#exited = new Promise((resolve) => {
       process.once('exit', (code, signal) => {
         this.#exit = { code, signal }
         // Leftovers of the group (workers a master did not stop) go with it, as they would
         // when a container's PID 1 ends.
         this.#signalGroup('SIGKILL')
+        // The group is gone: the watcher must not outlive it and signal a group id that
+        // the kernel may hand out again.
+        this.#watcher?.kill('SIGKILL')
         resolve(this.#exit)
       })
     })
@@ -143,12 +191,42 @@ export class Child {
     return this.#stopping
   }
 
+  /** True once stop() has sent the stop signal. */
+  get stopStarted(): boolean {
+    return this.#stop !== undefined
+  }
+
   /**
    * Sends `signal` to the child (its main process, as a container runtime would), waits up
-   * to `timeoutMs` for it to exit, then SIGKILLs its whole process group. `abort` ends the
-   * wait early (a forced shutdown) and goes straight to SIGKILL.
+   * to `timeoutMs` for it to exit, then SIGKILLs its whole process group. Called again, it
+   * returns the stop already under way (its signal and its deadline stand).
    */
-  async stop(signal: NodeJS.Signals, timeoutMs: number, abort?: AbortSignal): Promise<StopResult> {
+  stop(signal: NodeJS.Signals, timeoutMs: number): Promise<StopResult> {
+    this.#stop ??= this.#runStop(signal, timeoutMs, this.#hurry.signal)
+    return this.#stop
+  }
+
+  /** A forced shutdown: a stop under way (or the next one) SIGKILLs the group at once. */
+  hurry(): void {
+    this.#hurry.abort()
+  }
+
+  /** Sends `signal` to the child's main process, unless it has exited. */
+  signal(signal: NodeJS.Signals): boolean {
+    if (this.#exit !== undefined) return false
+    try {
+      process.kill(this.pid, signal)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  async #runStop(
+    signal: NodeJS.Signals,
+    timeoutMs: number,
+    abort: AbortSignal,
+  ): Promise<StopResult> {
     this.#stopping = true
     if (this.#exit !== undefined) return { kind: 'already-exited', exit: this.#exit }
     const started = performance.now()

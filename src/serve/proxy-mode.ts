@@ -8,11 +8,16 @@ import { lameduck } from '../lameduck.js'
 import type { Lameduck, ShutdownOutcome } from '../lifecycle.js'
 import type { LoggerLike } from '../options.js'
 import { Child, type ChildExit, exitStatus, type StopResult } from './child.js'
+import { groupListening, type Listening } from './diagnose.js'
 import { HttpProxy } from './proxy.js'
 import { checkUpstream, freePort, type Upstream } from './upstream.js'
 
 /** How often the upstream is tried while it starts. */
 export const UPSTREAM_POLL_MS = 100
+/** Signals passed on to the child, as tini and dumb-init do, unless they are shutdown
+ * signals (LAMEDUCK_SIGNALS): gunicorn and nginx reload on SIGHUP, gunicorn upgrades on
+ * SIGUSR2. Without a handler node would die of them, and the child with it. */
+export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGHUP', 'SIGUSR2']
 
 export interface ProxyModeOptions {
   command: string
@@ -53,6 +58,49 @@ export function stopBudgetMs(options: {
     shutdownTimeoutMs: options.shutdownTimeoutMs,
     hooksMs: childStopHookMs(options.childStopTimeoutMs),
   })
+}
+
+/** When serve first says what it is still waiting for while the upstream starts; each
+ * report comes twice as late as the one before, up to WAIT_REPORT_MAX_MS apart. */
+export const WAIT_REPORT_FIRST_MS = 1_000
+const WAIT_REPORT_MAX_MS = 30_000
+
+/** What serve waits for while the upstream does not answer: for the log and readiness. */
+function describeWait(wait: {
+  upstream: Upstream
+  health: string | undefined
+  reason: string
+  waitedMs: number
+  pid: number
+  listening: Listening[] | undefined
+}): { fields: Record<string, unknown>; text: string } {
+  const address = `${wait.upstream.host}:${wait.upstream.port}`
+  const goal =
+    wait.health === undefined
+      ? `to accept connections on ${address}`
+      : `to answer GET ${wait.health} on ${address} with 200-399`
+  let text = `waiting ${(wait.waitedMs / 1000).toFixed(1)} s for the child (pid ${wait.pid}, given PORT=${wait.upstream.port}) ${goal}: ${wait.reason}`
+  if (wait.listening !== undefined) {
+    const elsewhere = wait.listening.filter((l) => l.port !== wait.upstream.port)
+    if (wait.listening.length === 0) text += '; no process of its group listens on a TCP port'
+    else if (elsewhere.length > 0) {
+      const first = elsewhere[0] as Listening
+      text += `; it listens on ${elsewhere.map((l) => l.address).join(', ')} instead: have it listen on $PORT, or pass --upstream 127.0.0.1:${first.port}`
+    } else {
+      text += `; it listens on ${wait.listening.map((l) => l.address).join(', ')}`
+    }
+  }
+  return {
+    fields: {
+      upstream: address,
+      port: wait.upstream.port,
+      pid: wait.pid,
+      waitedMs: Math.round(wait.waitedMs),
+      reason: wait.reason,
+      listening: wait.listening?.map((l) => l.address),
+    },
+    text,
+  }
 }
 
 /** An exit the stop signal explains: 0, death by that signal, or 128 + its number. */
@@ -174,16 +222,58 @@ export async function runProxyMode(options: ProxyModeOptions): Promise<number> {
     `lameduck serve: proxying port ${typeof listening === 'object' && listening !== null ? listening.port : options.port} to ${address}, child pid ${supervised.pid}`,
   )
 
+  const forward = (signal: NodeJS.Signals) => {
+    const sent = supervised.signal(signal)
+    log(
+      'info',
+      { event: 'signal-forwarded', signal, pid: supervised.pid, sent },
+      sent
+        ? `lameduck serve: ${signal} forwarded to the child (pid ${supervised.pid})`
+        : `lameduck serve: ${signal} received; the child has exited, nothing to forward it to`,
+    )
+  }
+  // Never removed: one that arrives while serve exits must not end it with another code.
+  for (const signal of FORWARDED_SIGNALS) {
+    if (process.listenerCount(signal) === 0) process.on(signal, forward)
+  }
+
   let stop: StopResult | undefined
+  /** Starts the child's stop once (its signal, then SIGKILL at --child-stop-timeout). */
+  const stopChild = (why: string): Promise<StopResult> => {
+    if (!supervised.stopStarted) {
+      log(
+        'info',
+        {
+          event: 'child-stop',
+          signal: options.stopSignal,
+          timeoutMs: options.childStopTimeoutMs,
+          why,
+        },
+        `lameduck serve: sending ${options.stopSignal} to the child (${why}), waiting up to ${options.childStopTimeoutMs} ms`,
+      )
+    }
+    return supervised.stop(options.stopSignal, options.childStopTimeoutMs)
+  }
+  // Upgraded connections (WebSockets) are the child's to close: once the listener is closed
+  // and no plain request is in flight, only tunnels can keep the close phase open, and
+  // only the child can end them cleanly (a close frame). It gets its stop signal then, not
+  // after the close phase's deadline has cut them.
+  const stopForTunnels = () => {
+    if (ld.state !== 'stopping' || supervised.stopStarted) return
+    if (proxy.inFlight === 0 && proxy.tunnels > 0)
+      void stopChild(`${proxy.tunnels} WebSocket/upgraded connection(s) still open`)
+  }
+  proxy.onSettled(stopForTunnels)
+  ld.on('state', (state) => {
+    if (state === 'stopping') stopForTunnels()
+  })
+
   ld.onShutdown(
     'child',
     async (abort) => {
-      log(
-        'info',
-        { event: 'child-stop', signal: options.stopSignal, timeoutMs: options.childStopTimeoutMs },
-        `lameduck serve: sending ${options.stopSignal} to the child, waiting up to ${options.childStopTimeoutMs} ms`,
-      )
-      stop = await supervised.stop(options.stopSignal, options.childStopTimeoutMs, abort)
+      if (abort.aborted) supervised.hurry()
+      else abort.addEventListener('abort', () => supervised.hurry(), { once: true })
+      stop = await stopChild('the drain is done')
       if (stop.kind === 'killed') {
         log(
           'warn',
@@ -228,12 +318,29 @@ export async function runProxyMode(options: ProxyModeOptions): Promise<number> {
     })
   })
 
-  // Readiness: poll until the upstream answers, the child exits, or the shutdown starts.
+  // Readiness: poll until the upstream answers, the child exits, or the shutdown starts;
+  // say what it waits for, at a growing interval, in the log and in the readiness body.
   void (async () => {
+    const began = performance.now()
+    let nextReport = WAIT_REPORT_FIRST_MS
     for (;;) {
       if (ld.state !== 'starting' || supervised.exit !== undefined) return
       const reason = await checkUpstream(upstream, options.upstreamHealth, options.checkTimeoutMs)
       if (ld.state !== 'starting' || supervised.exit !== undefined) return
+      const waited = performance.now() - began
+      if (reason !== undefined && waited >= nextReport) {
+        nextReport = Math.min(nextReport * 2, waited + WAIT_REPORT_MAX_MS)
+        const waiting = describeWait({
+          upstream,
+          health: options.upstreamHealth,
+          reason,
+          waitedMs: waited,
+          pid: supervised.pid,
+          listening: groupListening(supervised.pid),
+        })
+        log('warn', { event: 'upstream-waiting', ...waiting.fields }, waiting.text)
+        ld.notReady(waiting.text)
+      }
       if (reason === undefined) {
         log(
           'info',
@@ -254,7 +361,8 @@ export async function runProxyMode(options: ProxyModeOptions): Promise<number> {
   ])
 
   let code: number
-  if (first.kind === 'child' && ld.state !== 'draining' && ld.state !== 'stopping') {
+  const onItsOwn = first.kind === 'child' && ld.state !== 'draining' && ld.state !== 'stopping'
+  if (onItsOwn) {
     // The child died on its own while we were serving: nothing behind the proxy answers any
     // more, so there is nothing to drain. Exit with its status, as an init process does.
     const status = exitStatus(first.exit)
@@ -283,7 +391,37 @@ export async function runProxyMode(options: ProxyModeOptions): Promise<number> {
       )
     } else code = outcome.exitCode
   }
+  const fate = childFate(onItsOwn ? undefined : stop, supervised.exit, options)
+  log(
+    code === 0 ? 'info' : 'warn',
+    { event: 'exit', exitCode: code, child: fate.kind, childExit: supervised.exit },
+    `lameduck serve: exiting ${code}; the child ${fate.text}`,
+  )
   // Anything still holding the event loop (a stuck socket) must not delay the exit.
   setTimeout(() => process.exit(code), FORCE_EXIT_MARGIN_MS).unref()
   return code
+}
+
+/** What became of the child, for the last log line. */
+function childFate(
+  stop: StopResult | undefined,
+  exit: ChildExit | undefined,
+  options: Pick<ProxyModeOptions, 'stopSignal' | 'childStopTimeoutMs'>,
+): { kind: 'killed' | 'stopped' | 'exited-on-its-own' | 'unknown'; text: string } {
+  if (stop?.kind === 'killed') {
+    return {
+      kind: 'killed',
+      text: `did not exit within --child-stop-timeout ${options.childStopTimeoutMs} ms of ${options.stopSignal}: its process group was SIGKILLed`,
+    }
+  }
+  if (stop?.kind === 'exited') {
+    return {
+      kind: 'stopped',
+      text: `exited (${describeExit(stop.exit)}) ${stop.afterMs} ms after ${options.stopSignal}`,
+    }
+  }
+  if (exit !== undefined) {
+    return { kind: 'exited-on-its-own', text: `had exited on its own (${describeExit(exit)})` }
+  }
+  return { kind: 'unknown', text: 'is still running' }
 }

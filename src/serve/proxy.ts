@@ -32,6 +32,12 @@ export const EXPECT_CONTINUE_TIMEOUT_MS = 1_000
 export const BUFFERED_BODY_MAX_BYTES = 64 * 1024
 /** Seconds a client is told to wait (Retry-After) when the upstream refuses connections. */
 const RETRY_AFTER_S = '1'
+/** A request with more header fields than this gets 431, and a response with more gets
+ * 502. Past `maxHeadersCount` fields (1,000 by default) node 20's parser drops the rest of a
+ * message silently, a Content-Length or a second Host among them, where node 26's
+ * refuses it: the proxy sets node's limit one above this one and refuses a message past it
+ * whole instead of forwarding it cut. */
+export const MAX_HEADER_FIELDS = 1_000
 
 /**
  * Hop-by-hop fields (RFC 9110 §7.6.1), plus the proxy-authentication fields that belong to
@@ -88,7 +94,8 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
   const tokens = new Set<string>()
   for (const token of text.split(',')) {
     const name = token.trim().toLowerCase()
-    if (name !== '') tokens.add(name)
+    // Host is end to end whatever Connection says: the next hop needs it (RFC 9112 §3.2).
+    if (name !== '' && name !== 'host') tokens.add(name)
   }
   return tokens
 }
@@ -113,10 +120,18 @@ function clientAddress(req: IncomingMessage): string {
   return address.startsWith('::ffff:') ? address.slice(7) : address
 }
 
-/** Why this request's framing is refused, beyond what node's parser already refuses. */
-function framingProblem(req: IncomingMessage): string | undefined {
+interface Problem {
+  status: 400 | 431
+  reason: string
+}
+
+/** Why this request is refused, beyond what node's parser already refuses. */
+function framingProblem(req: IncomingMessage): Problem | undefined {
+  if (req.rawHeaders.length > 2 * MAX_HEADER_FIELDS) {
+    return { status: 431, reason: `more than ${MAX_HEADER_FIELDS} header fields` }
+  }
   if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
-    return 'Transfer-Encoding in an HTTP/1.0 request'
+    return { status: 400, reason: 'Transfer-Encoding in an HTTP/1.0 request' }
   }
   const raw = req.rawHeaders
   let hosts = 0
@@ -124,7 +139,7 @@ function framingProblem(req: IncomingMessage): string | undefined {
     const name = raw[i] as string
     if (name.length === 4 && name.toLowerCase() === 'host') hosts++
   }
-  return hosts > 1 ? 'more than one Host field' : undefined
+  return hosts > 1 ? { status: 400, reason: 'more than one Host field' } : undefined
 }
 
 /** Answers a request the proxy refuses itself, and closes the connection after it: its
@@ -163,6 +178,11 @@ export class HttpProxy {
   }
   readonly #logger: LoggerLike | false
   #refusing = false
+  /** Requests not yet answered in full, and upgrades not yet answered. */
+  #inFlight = 0
+  /** Client sockets of upgraded connections (WebSocket tunnels) still open. */
+  readonly #tunnels = new Set<Duplex>()
+  readonly #settled = new Set<() => void>()
 
   constructor(options: ProxyOptions) {
     this.upstream = options.upstream
@@ -172,6 +192,8 @@ export class HttpProxy {
 
   /** Installs the request, Expect and upgrade handlers on `server`. */
   attach(server: Server): void {
+    // One above the limit: a request past it is seen as such, and refused (framingProblem).
+    server.maxHeadersCount = MAX_HEADER_FIELDS + 1
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res))
     // With a 'checkContinue' listener node does not answer 100 Continue by itself; the
     // request goes through 'request' (and so through lameduck's probe and drain handling)
@@ -190,17 +212,45 @@ export class HttpProxy {
     this.agent.destroy()
   }
 
+  /** Exchanges in flight: requests not answered in full, upgrades not answered yet. */
+  get inFlight(): number {
+    return this.#inFlight
+  }
+
+  /** Upgraded connections (WebSocket tunnels) open now. */
+  get tunnels(): number {
+    return this.#tunnels.size
+  }
+
+  /** Calls `listener` each time an exchange ends or a tunnel closes; returns the remover. */
+  onSettled(listener: () => void): () => void {
+    this.#settled.add(listener)
+    return () => this.#settled.delete(listener)
+  }
+
+  #begin(): () => void {
+    this.#inFlight++
+    let open = true
+    return () => {
+      if (!open) return
+      open = false
+      this.#inFlight--
+      for (const listener of this.#settled) listener()
+    }
+  }
+
   handle(req: IncomingMessage, res: ServerResponse): void {
     this.stats.requests++
+    res.once('close', this.#begin())
     const problem = framingProblem(req)
     if (problem !== undefined) {
       this.stats.rejected++
       this.#log(
         'warn',
-        { event: 'bad-request', reason: problem },
-        `lameduck serve: 400, ${problem}`,
+        { event: 'bad-request', status: problem.status, reason: problem.reason },
+        `lameduck serve: ${problem.status}, ${problem.reason}`,
       )
-      refuse(res, 400, `Bad Request: ${problem}`)
+      refuse(res, problem.status, `${STATUS_TEXT[problem.status]}: ${problem.reason}`)
       return
     }
     const headers: string[] = []
@@ -211,6 +261,8 @@ export class HttpProxy {
     const address = clientAddress(req)
     headers.push('X-Forwarded-For', forwarded === undefined ? address : `${forwarded}, ${address}`)
     if (req.headers['x-forwarded-proto'] === undefined) headers.push('X-Forwarded-Proto', 'http')
+    // An HTTP/1.0 client may leave Host out; the HTTP/1.1 hop to the upstream must carry it.
+    if (req.headers.host === undefined) headers.push('Host', this.#address())
 
     let path = req.url ?? '/'
     if (path.charCodeAt(0) !== 47 /* '/' */ && path !== '*') {
@@ -258,13 +310,29 @@ export class HttpProxy {
       refuse(res, 400, `Bad Request: ${(error as Error).message}`)
       return
     }
+    upReq.maxHeadersCount = MAX_HEADER_FIELDS + 1
     let responded = false
+    let failed = false
     const onClose = () => {
       if (!res.writableFinished) upReq.destroy()
     }
     res.once('close', onClose)
+    upReq.once('close', () => {
+      // node ends some exchanges with 'close' and no 'error' and no 'response': an upstream
+      // that answers 101 to a request that asked for no upgrade is one. The client must get
+      // an answer all the same.
+      if (responded || failed || res.headersSent || res.destroyed) return
+      this.stats.badGateway++
+      this.#log(
+        'warn',
+        { event: 'upstream-error', method: req.method, path },
+        `lameduck serve: 502 for ${req.method} ${path}: the upstream closed the exchange without a usable answer`,
+      )
+      refuse(res, 502, 'Bad Gateway: the upstream closed the exchange without a usable answer')
+    })
 
     upReq.once('error', (error: NodeJS.ErrnoException) => {
+      failed = true
       res.off('close', onClose)
       if (res.destroyed && !res.writableFinished) return
       const code = error.code ?? ''
@@ -310,6 +378,17 @@ export class HttpProxy {
         clearTimeout(continueTimer)
         res.shouldKeepAlive = false
         upRes.once('end', () => upReq.destroy())
+      }
+      if (upRes.rawHeaders.length > 2 * MAX_HEADER_FIELDS) {
+        upReq.destroy()
+        this.stats.badGateway++
+        this.#log(
+          'warn',
+          { event: 'upstream-invalid', method: req.method, path },
+          `lameduck serve: 502 for ${req.method} ${path}: the upstream's response has more than ${MAX_HEADER_FIELDS} header fields`,
+        )
+        refuse(res, 502, 'Bad Gateway: too many header fields in the upstream response')
+        return
       }
       const out: string[] = []
       endToEnd(upRes.rawHeaders, connectionTokens(upRes.headers.connection), out)
@@ -420,11 +499,13 @@ export class HttpProxy {
   /** An upgrade (WebSocket): one fresh upstream connection, then bytes both ways. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.stats.requests++
+    const end = this.#begin()
+    socket.once('close', end)
     socket.on('error', () => socket.destroy())
     const problem = framingProblem(req)
     if (problem !== undefined) {
       this.stats.rejected++
-      socket.end(rawResponse(400, `Bad Request: ${problem}`))
+      socket.end(rawResponse(problem.status, `${STATUS_TEXT[problem.status]}: ${problem.reason}`))
       return
     }
     const headers: string[] = []
@@ -440,6 +521,7 @@ export class HttpProxy {
       forwarded === undefined ? address : `${forwarded}, ${address}`,
     )
     if (req.headers['x-forwarded-proto'] === undefined) headers.push('X-Forwarded-Proto', 'http')
+    if (req.headers.host === undefined) headers.push('Host', this.#address())
     let upReq: ClientRequest
     try {
       upReq = httpRequest({
@@ -471,6 +553,14 @@ export class HttpProxy {
     })
     upReq.once('upgrade', (upRes: IncomingMessage, upSocket: Duplex, upHead: Buffer) => {
       this.stats.upgrades++
+      if (!socket.destroyed) {
+        this.#tunnels.add(socket)
+        socket.once('close', () => {
+          this.#tunnels.delete(socket)
+          for (const listener of this.#settled) listener()
+        })
+      }
+      end()
       upSocket.on('error', () => socket.destroy())
       socket.on('error', () => upSocket.destroy())
       upSocket.once('close', () => socket.destroy())
@@ -523,8 +613,15 @@ function rawHead(res: IncomingMessage, raw: readonly string[]): string {
   return `${head}\r\n`
 }
 
-function rawResponse(status: 400 | 502 | 503, message: string): string {
+const STATUS_TEXT = {
+  400: 'Bad Request',
+  431: 'Request Header Fields Too Large',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+} as const
+
+function rawResponse(status: keyof typeof STATUS_TEXT, message: string): string {
   const body = `${message}\n`
-  const reason = { 400: 'Bad Request', 502: 'Bad Gateway', 503: 'Service Unavailable' }[status]
+  const reason = STATUS_TEXT[status]
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
 }

@@ -1,0 +1,105 @@
+// What the proxy of `lameduck serve` forwards must mean what the client sent, and every
+// request gets an answer: header-field limits, Host on the HTTP/1.1 hop, upstreams that
+// answer nothing usable. A real `lameduck serve`, its real upstream, raw sockets.
+import assert from 'node:assert/strict'
+import { after, before, test } from 'node:test'
+import { exited, within } from '../helpers.js'
+import { parseResponses, RawConnection } from '../http-client.js'
+import { names, ready, request, type Serve, seen, startServe } from './serve-helpers.js'
+
+let serve: Serve
+
+before(async () => {
+  serve = await startServe(['--max-header-size', '65536'])
+  await ready(serve)
+})
+
+after(async () => {
+  serve.child.kill('SIGTERM')
+  await exited(serve.child, 'lameduck serve to exit')
+})
+
+/** Sends raw bytes on a new connection; resolves with what came back before the close. */
+function rawExchange(bytes: string): Promise<string> {
+  const connection = new RawConnection(serve.port)
+  connection.send(bytes)
+  return within(
+    `the proxy to answer and close: ${JSON.stringify(bytes.slice(0, 60))}`,
+    connection.closed.then(() => connection.data),
+  )
+}
+
+function fields(count: number, name = 'X-Filler'): string {
+  let text = ''
+  for (let i = 0; i < count; i++) text += `${name}-${i}: ${i}\r\n`
+  return text
+}
+
+async function upstreamRequests(marker: string): Promise<number> {
+  const { requests } = await seen(serve.port)
+  return requests.filter((r) => r.url.includes(marker)).length
+}
+
+test('past 1,000 header fields the request gets 431 and nothing reaches the upstream, a Content-Length or a second Host after them included', async () => {
+  const withLength = await rawExchange(
+    `POST /echo?m=cl HTTP/1.1\r\nHost: localhost\r\n${fields(1_000)}Content-Length: 5\r\n\r\nhello`,
+  )
+  // The proxy's own 431, or (Node 26, whose parser refuses past its limit instead
+  // of dropping the rest) node's.
+  assert.match(withLength, /^HTTP\/1\.1 431 /)
+  const secondHost = await rawExchange(
+    `GET /echo?m=host HTTP/1.1\r\nHost: localhost\r\n${fields(1_000)}Host: evil.test\r\n\r\n`,
+  )
+  assert.match(secondHost, /^HTTP\/1\.1 431 /)
+  assert.equal(await upstreamRequests('m=cl'), 0)
+  assert.equal(await upstreamRequests('m=host'), 0)
+})
+
+test('a request with 1,000 header fields is forwarded with every field and its body', async () => {
+  // Host + 998 fillers + Content-Length = 1,000 fields.
+  const answer = await rawExchange(
+    `POST /echo?m=full HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n${fields(997)}Content-Length: 5\r\n\r\nhello`,
+  )
+  const [reply] = parseResponses(answer)
+  assert.equal(reply?.status, 200)
+  const echo = JSON.parse(reply?.body ?? '{}')
+  assert.equal(echo.body, 'hello')
+  const sent = names(echo.rawHeaders)
+  assert.equal(sent.filter((name) => name.startsWith('x-filler-')).length, 997)
+  assert.ok(sent.includes('content-length'))
+})
+
+test('an HTTP/1.0 request without Host reaches the upstream with a Host; Connection: host does not strip it', async () => {
+  const answer = await rawExchange('GET /echo?m=http10 HTTP/1.0\r\n\r\n')
+  const [reply] = parseResponses(answer)
+  assert.equal(reply?.status, 200)
+  const echo = JSON.parse(reply?.body ?? '{}')
+  const host = echo.rawHeaders[names(echo.rawHeaders).indexOf('host') * 2 + 1]
+  assert.match(String(host), /^127\.0\.0\.1:\d+$/)
+
+  const named = await request(serve.port, '/echo?m=connection-host', {
+    headers: ['Host', 'app.example', 'Connection', 'host, keep-alive'],
+  })
+  const raw: string[] = JSON.parse(named.body).rawHeaders
+  assert.equal(raw[names(raw).indexOf('host') * 2 + 1], 'app.example')
+})
+
+test('an upstream that answers 101 to a plain GET, or closes without an answer, gives the client a 502 at once', async () => {
+  const switched = await request(serve.port, '/switch')
+  assert.equal(switched.status, 502)
+  const silent = await request(serve.port, '/close-silently')
+  assert.equal(silent.status, 502)
+  // The proxy still serves afterwards.
+  assert.equal((await request(serve.port, '/echo')).status, 200)
+})
+
+test('a chunked body refused mid-way: the chunks before the error may reach the upstream, on a connection that is then reset and never completes a request', async () => {
+  const marker = `partial-${Date.now()}`
+  const answer = await rawExchange(
+    `POST /echo?m=${marker} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n${marker.length.toString(16)}\r\n${marker}\r\nzz\r\nGET /echo?m=smuggled-${marker} HTTP/1.1\r\nHost: a\r\n\r\n`,
+  )
+  assert.doesNotMatch(answer, /^HTTP\/1\.1 200/)
+  const after = await seen(serve.port)
+  assert.equal(after.requests.filter((r) => r.url.includes(marker)).length, 0)
+  assert.doesNotMatch(after.raw, new RegExp(`smuggled-${marker}`))
+})
