@@ -1,13 +1,13 @@
 import { createServer, Server as HttpServer } from 'node:http'
 import { Server as HttpsServer } from 'node:https'
 import { followPrimary } from './cluster.js'
-import { ConnectionTracker } from './connections.js'
-import { type Http2ServerLike, Http2Tracker, isHttp2Server } from './connections-h2.js'
 import { describeValue, LameduckError } from './errors.js'
 import { Lameduck, type Tracker } from './lifecycle.js'
 import { renderMetrics } from './metrics.js'
 import { type LameduckOptions, resolveOptions } from './options.js'
 import { Checks, type ProbeState, Probes } from './probes.js'
+import { Http1Tracker } from './trackers/http1.js'
+import { type Http2ServerLike, Http2Tracker, isHttp2Server } from './trackers/http2.js'
 
 /** A node:http, node:https or node:http2 server. */
 export type ServerLike = HttpServer | HttpsServer | Http2ServerLike
@@ -60,9 +60,10 @@ export function lameduck(
   options: LameduckOptions = {},
 ): Lameduck {
   const list = validateServers(servers)
-  const resolved = resolveOptions(options)
+  const resolved = Object.freeze(resolveOptions(options))
   // In a worker of `lameduck serve --workers`, the primary owns signals and readiness.
-  const follower = followPrimary(resolved)
+  const follower = followPrimary()
+  const logger = follower?.logger(resolved.logger) ?? resolved.logger
 
   let lifecycle: Lameduck | undefined
   const own: ProbeState = {
@@ -84,7 +85,7 @@ export function lameduck(
     probes = new Probes(
       resolved.probes,
       state,
-      new Checks(resolved.checks, resolved.checkTimeout, resolved.logger),
+      new Checks(resolved.checks, resolved.checkTimeout, logger),
       follower === undefined
         ? (res) => renderMetrics({ lifecycle: lifecycle as Lameduck, trackers }, res)
         : (res) => follower.metrics(res),
@@ -117,10 +118,17 @@ export function lameduck(
   trackers = list.map((server) =>
     isHttp2Server(server)
       ? new Http2Tracker(server, ownProbes)
-      : new ConnectionTracker(server, ownProbes),
+      : new Http1Tracker(server, ownProbes),
   )
   for (const server of list) managed.add(server)
-  lifecycle = new Lameduck({ options: resolved, servers: list, trackers, probeServer, follower })
-  follower?.attach(lifecycle, resolved, trackers)
+  lifecycle = new Lameduck({
+    options: resolved,
+    logger,
+    servers: list,
+    trackers,
+    probeServer,
+    follower,
+  })
+  follower?.attach(lifecycle, trackers)
   return lifecycle
 }

@@ -1,0 +1,254 @@
+// The HTTP/1.1 rule set during a shutdown, one copy for every server that speaks HTTP/1.1:
+// node:http, node:https, and node:http2 with allowHTTP1.
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Server as NetServer, Socket } from 'node:net'
+import { NEW_CONNECTION_GRACE_MS, type SocketLedger } from './ledger.js'
+
+/** Node's http server keeps the response being written on `socket._httpMessage`; it has
+ * done so since v0.x and the http client and server rely on it internally. */
+export interface HttpSocket extends Socket {
+  _httpMessage?: ServerResponse | null
+  /** The connection's HTTP parser; `incoming` is the request it parsed last. Internal since
+   * v0.x (node's own server code reads both). */
+  parser?: { incoming?: IncomingMessage | null } | null
+}
+
+/** Node sets `_last` on a response once its headers say the connection closes after it
+ * (internal since v0.x; node's own resOnFinish reads it). */
+interface LastFlag {
+  _last?: boolean
+}
+
+/** Node's list of an http server's connections (one HTTP parser each), created when the
+ * server listens; `closeAllConnections()` walks it. Internal since v18.2, present on every
+ * supported version, on http, https and allowHTTP1 http2 servers. */
+interface ConnectionsList {
+  all(): { socket?: Socket | null }[]
+  idle(): { socket?: Socket | null }[]
+}
+
+function ownSymbol(server: object, description: string): unknown {
+  for (const symbol of Object.getOwnPropertySymbols(server)) {
+    if (symbol.description === description)
+      return (server as unknown as Record<symbol, unknown>)[symbol]
+  }
+  return undefined
+}
+
+export function connectionsList(server: object): ConnectionsList | undefined {
+  const list = ownSymbol(server, 'http.server.connections') as ConnectionsList | undefined
+  return typeof list?.all === 'function' && typeof list.idle === 'function' ? list : undefined
+}
+
+/** The header arguments of `writeHead(status, [message], [headers])` with every
+ * `Connection` field replaced by `close`; node lets an explicit header win over
+ * `shouldKeepAlive`, so an app's `Connection: keep-alive` must be rewritten. */
+function closeHeaders(headers: unknown): unknown {
+  if (Array.isArray(headers)) {
+    // A flat [name, value, name, value, …] list, or a list of [name, value] pairs.
+    if (headers.length > 0 && Array.isArray(headers[0])) {
+      return (headers as [string, unknown][]).map((pair) =>
+        String(pair[0]).toLowerCase() === 'connection' ? [pair[0], 'close'] : pair,
+      )
+    }
+    const out = headers.slice()
+    for (let i = 0; i < out.length; i += 2) {
+      if (String(out[i]).toLowerCase() === 'connection') out[i + 1] = 'close'
+    }
+    return out
+  }
+  if (headers !== null && typeof headers === 'object') {
+    let copy: Record<string, unknown> | undefined
+    for (const name of Object.keys(headers)) {
+      if (name.toLowerCase() !== 'connection') continue
+      copy ??= { ...(headers as Record<string, unknown>) }
+      copy[name] = 'close'
+    }
+    return copy ?? headers
+  }
+  return headers
+}
+
+/** Where the HTTP/1.1 connections of a server are, for the rule set. */
+export interface Http1Sockets {
+  /** The sockets HTTP/1.1 runs on now (TCP for http, TLS for https and allowHTTP1). */
+  http1Sockets(): Iterable<Socket>
+  /** The TCP socket under an HTTP/1.1 socket (itself for plain http). */
+  tcpOf(socket: Socket): Socket
+}
+
+/**
+ * The rules HTTP/1.1 connections follow while draining:
+ * - A response whose headers are not out yet gets `Connection: close`, decided when its
+ *   headers are written, whatever the application set; unless more pipelined requests wait
+ *   behind it on the same connection: then the last of them carries the close. (With
+ *   probes on a separate port, requests pipelined before the signal are not seen: they keep
+ *   keep-alive, and their connection is closed as idle in the close phase.)
+ * - A request that arrives on a connection after a response that said `close` is not
+ *   passed to the application (RFC 9112 §9.6: it is not processed; the client retries it).
+ * - A connection is never closed right after a response that told the client keep-alive:
+ *   its next request is answered with `Connection: close`. It is closed as idle only in the
+ *   close phase, and only once it has had NEW_CONNECTION_GRACE_MS to send that request.
+ */
+export class Http1Rules {
+  readonly #server: NetServer
+  readonly #ledger: SocketLedger
+  readonly #where: Http1Sockets
+  /** Responses whose headers decide `Connection: close` when they are written. */
+  readonly #marked = new WeakSet<ServerResponse>()
+  /** Connections that have been answered with `Connection: close`. */
+  readonly #closeSent = new WeakSet<Socket>()
+  #draining = false
+  #closing = false
+  #idleSweep: NodeJS.Timeout | undefined
+
+  constructor(server: NetServer, ledger: SocketLedger, where: Http1Sockets) {
+    this.#server = server
+    this.#ledger = ledger
+    this.#where = where
+  }
+
+  get draining(): boolean {
+    return this.#draining
+  }
+
+  /** Lame duck: follow every response in progress (see the class comment). */
+  drain(): void {
+    if (this.#draining) return
+    this.#draining = true
+    for (const socket of this.#where.http1Sockets()) {
+      const res = (socket as HttpSocket)._httpMessage
+      if (res != null && !res.writableFinished) this.#follow(res)
+    }
+  }
+
+  /**
+   * A request about to reach the application ('request', 'checkContinue',
+   * 'checkExpectation'). True when it must not: during the drain, it came behind a response
+   * that said `Connection: close` (RFC 9112 §9.6: not processed; the client retries it;
+   * node closes the connection after that response).
+   */
+  swallow(req: IncomingMessage, res: ServerResponse): boolean {
+    if (this.#draining) {
+      if (this.#closeSent.has(req.socket)) return true
+      this.#mark(res)
+    } else if (res.socket === null) {
+      // A pipelined request: its response waits for the one before it, out of reach once
+      // the drain starts, so it is marked now (rare: Node's Agent, browsers and most proxies
+      // do not pipeline).
+      this.#mark(res)
+    }
+    return false
+  }
+
+  /** The close phase: idle connections close (see closeIdle). */
+  close(): void {
+    this.drain()
+    this.#closing = true
+    this.closeIdle()
+  }
+
+  /** Stops what close() started. */
+  stop(): void {
+    clearTimeout(this.#idleSweep)
+  }
+
+  /** True for a connection that never carried a request. */
+  unused(socket: Socket): boolean {
+    const http = socket as HttpSocket
+    return http.bytesRead === 0 && http._httpMessage == null
+  }
+
+  /** Connections with a response in progress, not counting `except`'s own. Walks every
+   * connection: for a metrics scrape, never on the request path. */
+  inFlight(except?: ServerResponse | ReadonlySet<ServerResponse>): number {
+    const skip = except instanceof Set ? except : undefined
+    let count = 0
+    for (const socket of this.#where.http1Sockets()) {
+      const res = (socket as HttpSocket)._httpMessage
+      if (res != null && res !== except && !res.writableFinished && skip?.has(res) !== true) count++
+    }
+    return count
+  }
+
+  /** Follows a response in progress when the drain starts: marks it if its headers are not
+   * out yet, else waits for it to end and follows the next one on its connection. */
+  #follow(res: ServerResponse): void {
+    if (!res.headersSent) this.#mark(res)
+    else this.#watchKeptAlive(res)
+  }
+
+  /** Decides `Connection: close` for `res` when its headers are written. */
+  #mark(res: ServerResponse): void {
+    if (this.#marked.has(res) || res.headersSent) return
+    this.#marked.add(res)
+    const rules = this
+    const writeHead = res.writeHead
+    res.writeHead = function (this: ServerResponse) {
+      if (!rules.#draining) {
+        // biome-ignore lint/complexity/noArguments: the status, message and headers as given
+        return Reflect.apply(writeHead, this, arguments) as ServerResponse
+      }
+      const socket = this.req.socket as HttpSocket
+      // biome-ignore lint/complexity/noArguments: the status, message and headers as given
+      const args = Array.prototype.slice.call(arguments) as unknown[]
+      // Another request parsed after this one on the connection is a pipelined request
+      // waiting for its turn: the close goes on the last response, not this one.
+      const incoming = socket.parser?.incoming
+      if (incoming == null || incoming === this.req) {
+        this.shouldKeepAlive = false
+        if (this.hasHeader('connection')) this.setHeader('connection', 'close')
+        const at = typeof args[1] === 'string' ? 2 : 1
+        if (args.length > at) args[at] = closeHeaders(args[at])
+      }
+      const result = Reflect.apply(writeHead, this, args) as ServerResponse
+      if ((this as ServerResponse & LastFlag)._last === true) rules.#closeSent.add(socket)
+      else rules.#watchKeptAlive(this)
+      return result
+    } as typeof res.writeHead
+  }
+
+  /** A response that went out with keep-alive during the drain. When it ends, node moves
+   * to the next pipelined response on its connection, if any: that one is followed in turn.
+   * Once the last one ends in the close phase, the connection gets NEW_CONNECTION_GRACE_MS
+   * to send its next request (answered with `Connection: close`) before it is closed as
+   * idle. */
+  #watchKeptAlive(res: ServerResponse): void {
+    const socket = res.req.socket as HttpSocket
+    // node's own 'finish' listener (added when the response was created) runs first and
+    // hands the connection to the next response.
+    res.once('finish', () => {
+      const next = socket._httpMessage
+      if (next != null && next !== res && !next.writableFinished) this.#follow(next)
+      else if (this.#closing) this.#sweepIdleLater()
+    })
+  }
+
+  #sweepIdleLater(): void {
+    if (this.#idleSweep !== undefined) return
+    this.#idleSweep = setTimeout(() => {
+      this.#idleSweep = undefined
+      this.closeIdle()
+    }, NEW_CONNECTION_GRACE_MS)
+    this.#idleSweep.unref()
+  }
+
+  /** node's closeIdleConnections(), except for connections that have not sent a byte yet
+   * and are younger than NEW_CONNECTION_GRACE_MS. */
+  closeIdle(): void {
+    const list = connectionsList(this.#server)
+    if (list === undefined) return
+    const now = performance.now()
+    for (const parser of list.idle()) {
+      const socket = parser.socket as HttpSocket | null | undefined
+      if (socket == null) continue
+      const res = socket._httpMessage
+      if (res != null && !res.writableFinished) continue
+      if (socket.bytesRead === 0) {
+        const accepted = this.#ledger.acceptedAt(this.#where.tcpOf(socket))
+        if (now - accepted < NEW_CONNECTION_GRACE_MS) continue
+      }
+      socket.destroy()
+    }
+  }
+}
