@@ -13,6 +13,14 @@ export interface HttpSocket extends Socket {
   parser?: { incoming?: IncomingMessage | null } | null
 }
 
+/** How long a connection whose response said `Connection: close` before its request's body
+ * was read keeps reading (and discarding) after the response, its write side closed: a
+ * socket closed with unread data is reset, and the reset reaches the client before the
+ * answer it has not read yet (RFC 9112 §9.6). Go waits 500 ms (closeWriteAndWait), nginx
+ * up to 30 s (lingering_close); the connection closes as soon as the client closes its
+ * side, which it does once it has read the answer. */
+export const LINGER_MS = 2_000
+
 /** Node sets `_last` on a response once its headers say the connection closes after it
  * (internal since v0.x; node's own resOnFinish reads it). */
 interface LastFlag {
@@ -98,6 +106,8 @@ export class Http1Rules {
   readonly #marked = new WeakSet<ServerResponse>()
   /** Connections that have been answered with `Connection: close`. */
   readonly #closeSent = new WeakSet<Socket>()
+  /** Connections closing the lingering way (lingerAfter): not idle. */
+  readonly #lingering = new WeakSet<Socket>()
   #draining = false
   #closing = false
   #idleSweep: NodeJS.Timeout | undefined
@@ -202,8 +212,10 @@ export class Http1Rules {
         if (args.length > at) args[at] = closeHeaders(args[at])
       }
       const result = Reflect.apply(writeHead, this, args) as ServerResponse
-      if ((this as ServerResponse & LastFlag)._last === true) rules.#closeSent.add(socket)
-      else rules.#watchKeptAlive(this)
+      if ((this as ServerResponse & LastFlag)._last === true) {
+        rules.#closeSent.add(socket)
+        lingerAfter(this.req, socket, rules.#lingering)
+      } else rules.#watchKeptAlive(this)
       return result
     } as typeof res.writeHead
   }
@@ -244,11 +256,43 @@ export class Http1Rules {
       if (socket == null) continue
       const res = socket._httpMessage
       if (res != null && !res.writableFinished) continue
+      if (this.#lingering.has(socket)) continue
       if (socket.bytesRead === 0) {
         const accepted = this.#ledger.acceptedAt(this.#where.tcpOf(socket))
         if (now - accepted < NEW_CONNECTION_GRACE_MS) continue
       }
       socket.destroy()
     }
+  }
+}
+
+/**
+ * node ends a connection after a response that said close with `socket.destroySoon()`,
+ * which destroys it once the response is written. If the request's body has not all been
+ * read by then, the connection closes the lingering way instead: the write side is closed
+ * (the client sees the end of the answer), the body is read and discarded, and the socket
+ * closes when the client closes its side, or after LINGER_MS.
+ */
+function lingerAfter(req: IncomingMessage, socket: Socket, lingering: WeakSet<Socket>): void {
+  const closing = socket as Socket & { destroySoon?: () => void }
+  const destroySoon = closing.destroySoon
+  if (typeof destroySoon !== 'function' || Object.hasOwn(closing, 'destroySoon')) return
+  closing.destroySoon = function (this: Socket) {
+    closing.destroySoon = destroySoon
+    if (req.complete || this.destroyed || !this.readable) {
+      destroySoon.call(this)
+      return
+    }
+    // node dumps an unread body when the response finishes; one the app started to read
+    // and paused is read from here on.
+    req.resume()
+    lingering.add(this)
+    this.end()
+    const timer = setTimeout(() => this.destroy(), LINGER_MS)
+    timer.unref()
+    this.once('close', () => clearTimeout(timer))
+    // With allowHalfOpen (node's http server sets it) the socket closes once both sides
+    // have ended.
+    this.once('end', () => this.destroy())
   }
 }

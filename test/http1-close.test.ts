@@ -1,0 +1,147 @@
+// How HTTP/1.1 connections end during the shutdown, in the shapes production traffic has:
+// an upload answered before its body is read, an app that closes its own listener, a
+// client that trickles its headers, keep-alive responses that end apart in the close phase.
+// A real process, real signals, real sockets.
+import assert from 'node:assert/strict'
+import http from 'node:http'
+import https from 'node:https'
+import net from 'node:net'
+import { describe, test } from 'node:test'
+import { type AppProcess, startApp } from './app-process.js'
+import { within } from './helpers.js'
+import { parseResponses } from './http-client.js'
+
+/** Larger than what the kernel's socket buffers and node's parser take in without the
+ * application reading it. */
+const UPLOAD_BYTES = 4 * 1024 * 1024
+const TRIES = 20
+
+function stopped(app: AppProcess): Record<string, unknown> | undefined {
+  return app.logs().find((line) => line.event === 'state' && line.state === 'stopped')
+}
+
+/** POSTs `UPLOAD_BYTES` through `agent`; resolves with the status and body, rejects with the
+ * client's error (a reset before the answer was read). */
+function upload(
+  port: number,
+  path: string,
+  agent: http.Agent,
+  tls = false,
+): Promise<{ status: number; body: string; connection: string | undefined }> {
+  const client = tls ? https : http
+  return new Promise((resolve, reject) => {
+    const req = client.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        agent,
+        rejectUnauthorized: false,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': UPLOAD_BYTES },
+      },
+      (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (chunk: string) => {
+          body += chunk
+        })
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body, connection: res.headers.connection }),
+        )
+        res.on('error', reject)
+      },
+    )
+    req.on('error', reject)
+    req.end(Buffer.alloc(UPLOAD_BYTES, 'u'))
+  })
+}
+
+describe('HTTP/1.1 connections at the close', () => {
+  for (const tls of [false, true]) {
+    test(`an upload answered 401 before its body is read, during the lame duck: node's keep-alive Agent reads every answer (${TRIES} tries, ${tls ? 'https' : 'http'})`, async (t) => {
+      const app = await startApp({ options: { drainDelay: 60_000 }, https: tls })
+      t.after(() => app.child.kill('SIGKILL'))
+      const port = tls ? (app.httpsPort as number) : app.port
+      const agent = new (tls ? https : http).Agent({ keepAlive: true })
+      t.after(() => agent.destroy())
+      app.signal('SIGTERM')
+      await app.state('draining')
+      const failures: string[] = []
+      for (let i = 0; i < TRIES; i++) {
+        try {
+          const answer = await within(`upload ${i}`, upload(port, `/reject?try=${i}`, agent, tls))
+          assert.equal(answer.status, 401)
+          assert.equal(answer.body, 'unauthorized')
+          assert.equal(answer.connection, 'close')
+        } catch (error) {
+          failures.push(`${i}: ${(error as Error).message}`)
+        }
+      }
+      assert.deepEqual(failures, [])
+    })
+  }
+
+  test(`an upload answered 401 before its body is read, during the lame duck: fetch reads every answer (${TRIES} tries)`, async (t) => {
+    const app = await startApp({ options: { drainDelay: 60_000 } })
+    t.after(() => app.child.kill('SIGKILL'))
+    app.signal('SIGTERM')
+    await app.state('draining')
+    const failures: string[] = []
+    for (let i = 0; i < TRIES; i++) {
+      try {
+        const response = await within(
+          `fetch upload ${i}`,
+          fetch(`http://127.0.0.1:${app.port}/reject?try=${i}`, {
+            method: 'POST',
+            body: Buffer.alloc(UPLOAD_BYTES, 'u'),
+          }),
+        )
+        assert.equal(response.status, 401)
+        assert.equal(await response.text(), 'unauthorized')
+      } catch (error) {
+        const cause = (error as { cause?: Error }).cause
+        failures.push(`${i}: ${(error as Error).message} ${cause?.message ?? ''}`)
+      }
+    }
+    assert.deepEqual(failures, [])
+  })
+
+  test('the lingering close is bounded: a client that keeps its side open after the answer is closed after LINGER_MS, not forced at the deadline: exit 0', async (t) => {
+    const app = await startApp({ options: { drainDelay: 500, shutdownTimeout: 30_000 } })
+    t.after(() => app.child.kill('SIGKILL'))
+    app.signal('SIGTERM')
+    await app.state('draining')
+    // allowHalfOpen: the client's side stays open after the server's FIN, as a client that
+    // is still sending would keep it.
+    const socket = net.connect({ port: app.port, host: '127.0.0.1', allowHalfOpen: true })
+    socket.on('error', () => {})
+    let data = ''
+    let ended = false
+    socket.setEncoding('utf8').on('data', (chunk: string) => {
+      data += chunk
+    })
+    socket.once('end', () => {
+      ended = true
+    })
+    await within('connect', new Promise((resolve) => socket.once('connect', resolve)))
+    socket.write(
+      `POST /reject HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${UPLOAD_BYTES}\r\n\r\n`,
+    )
+    socket.write('u'.repeat(64 * 1024))
+    await within('the FIN after the answer', new Promise((resolve) => socket.once('end', resolve)))
+    const [answer] = parseResponses(data)
+    assert.equal(answer?.status, 401)
+    assert.equal(answer?.body, 'unauthorized')
+    assert.equal(answer?.headers.connection, 'close')
+    // More of the body after the answer: read and discarded. The client then sends nothing
+    // and never closes its side: the server closes the connection after LINGER_MS, and the
+    // close phase ends without being forced.
+    socket.write('u'.repeat(64 * 1024))
+    assert.ok(ended)
+    const exit = await app.exit(10_000)
+    socket.destroy()
+    assert.equal(exit.code, 0)
+    assert.equal(stopped(app)?.forced, undefined)
+  })
+})
