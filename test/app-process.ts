@@ -35,6 +35,8 @@ export interface AppConfig {
   late?: boolean
   /** The app's own SIGTERM handler closes the server. */
   appCloses?: boolean
+  /** Options for http.createServer. */
+  serverOptions?: Record<string, unknown>
   env?: Record<string, string>
   /** Another fixture that prints the same lines (default test/fixtures/app.ts). */
   fixture?: string
@@ -55,6 +57,7 @@ export async function startApp(config: AppConfig = {}): Promise<AppProcess> {
   if (config.upgrade) env.FIXTURE_UPGRADE = '1'
   if (config.late) env.FIXTURE_LATE = '1'
   if (config.appCloses) env.FIXTURE_APP_CLOSES = '1'
+  if (config.serverOptions) env.FIXTURE_SERVER_OPTIONS = JSON.stringify(config.serverOptions)
   const app = spawnNode(fromRoot(`dist/test/fixtures/${config.fixture ?? 'app'}.js`), [], { env })
   const out = await app.waitFor(/listening \d+/, 'the fixture app to listen')
   const [, port, httpsPort] = /listening (\d+)(?: (\d+))?/.exec(out) ?? []

@@ -9,7 +9,7 @@ import net from 'node:net'
 import { describe, test } from 'node:test'
 import { type AppProcess, startApp } from './app-process.js'
 import { within } from './helpers.js'
-import { parseResponses } from './http-client.js'
+import { parseResponses, RawConnection } from './http-client.js'
 
 /** Larger than what the kernel's socket buffers and node's parser take in without the
  * application reading it. */
@@ -143,5 +143,84 @@ describe('HTTP/1.1 connections at the close', () => {
     socket.destroy()
     assert.equal(exit.code, 0)
     assert.equal(stopped(app)?.forced, undefined)
+  })
+
+  test('an app whose own SIGTERM handler calls server.close(): a keep-alive connection that goes idle in the lame duck is closed in the close phase, exit 0', async (t) => {
+    const app = await startApp({
+      appCloses: true,
+      options: { drainDelay: 500, shutdownTimeout: 3_000 },
+    })
+    t.after(() => app.child.kill('SIGKILL'))
+    const connection = new RawConnection(app.port)
+    connection.request('/stream?chunks=3&interval=100')
+    await connection.waitFor('chunk 0')
+    app.signal('SIGTERM')
+    await app.waitFor('app closes its server')
+    await connection.waitFor('done\n')
+    await within('the close phase to close the idle connection', connection.closed, 10_000)
+    const [streamed] = parseResponses(connection.data)
+    assert.equal(streamed?.headers.connection, 'keep-alive', 'its headers went out before')
+    const exit = await app.exit(10_000)
+    assert.equal(exit.code, 0)
+    assert.equal(stopped(app)?.forced, undefined)
+    assert.equal(stopped(app)?.listenerClosedByApp, true)
+  })
+
+  for (const appCloses of [false, true]) {
+    test(`headersTimeout keeps applying in the close phase: a client trickling its headers gets the app's 408, exit 0${appCloses ? ' (the app closed the listener itself)' : ''}`, async (t) => {
+      const app = await startApp({
+        appCloses,
+        serverOptions: {
+          headersTimeout: 1_000,
+          requestTimeout: 5_000,
+          connectionsCheckingInterval: 100,
+        },
+        options: { drainDelay: 300, shutdownTimeout: 20_000 },
+      })
+      t.after(() => app.child.kill('SIGKILL'))
+      // Its headers start just before the signal (an app that closes its listener refuses
+      // connections from then on) and would last past headersTimeout into the close phase.
+      const connection = new RawConnection(app.port)
+      await connection.connected
+      connection.send('GET /?trickle=1 HTTP/1.1\r\nHost: localhost\r\n')
+      const trickle = setInterval(() => {
+        if (!connection.socket.destroyed) connection.send('X-Trickle: 1\r\n')
+      }, 200)
+      t.after(() => clearInterval(trickle))
+      app.signal('SIGTERM')
+      await app.state('stopping')
+      await within('the 408 and the close', connection.closed, 10_000)
+      clearInterval(trickle)
+      assert.match(connection.data, /^HTTP\/1\.1 408 /)
+      const exit = await app.exit(10_000)
+      assert.equal(exit.code, 0)
+      assert.equal(stopped(app)?.forced, undefined)
+    })
+  }
+
+  test('the close-phase grace is per connection: two keep-alive streams that end 900 ms apart each get it, and a next request on the second is answered with Connection: close', async (t) => {
+    const app = await startApp({ options: { drainDelay: 200, shutdownTimeout: 20_000 } })
+    t.after(() => app.child.kill('SIGKILL'))
+    const early = new RawConnection(app.port)
+    const late = new RawConnection(app.port)
+    early.request('/stream?chunks=5&interval=100')
+    late.request('/stream?chunks=14&interval=100')
+    await early.waitFor('chunk 0')
+    await late.waitFor('chunk 0')
+    app.signal('SIGTERM')
+    await app.state('stopping')
+    await late.waitFor('done\n', 'the second stream to end')
+    // Half the grace after its response: the client reuses its connection.
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    assert.equal(late.socket.destroyed, false)
+    late.request('/?after=late')
+    await within('the connection to close after its answer', late.closed, 10_000)
+    const responses = parseResponses(late.data)
+    assert.equal(responses.length, 2, `both answered: ${JSON.stringify(late.data.slice(-200))}`)
+    assert.equal(responses[0]?.headers.connection, 'keep-alive')
+    assert.equal(responses[1]?.status, 200)
+    assert.equal(responses[1]?.headers.connection, 'close')
+    const exit = await app.exit(10_000)
+    assert.equal(exit.code, 0)
   })
 })

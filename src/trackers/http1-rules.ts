@@ -2,7 +2,7 @@
 // node:http, node:https, and node:http2 with allowHTTP1.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Server as NetServer, Socket } from 'node:net'
-import { NEW_CONNECTION_GRACE_MS, type SocketLedger } from './ledger.js'
+import { NEW_CONNECTION_GRACE_MS, nextTurn, type SocketLedger } from './ledger.js'
 
 /** Node's http server keeps the response being written on `socket._httpMessage`; it has
  * done so since v0.x and the http client and server rely on it internally. */
@@ -108,14 +108,21 @@ export class Http1Rules {
   readonly #closeSent = new WeakSet<Socket>()
   /** Connections closing the lingering way (lingerAfter): not idle. */
   readonly #lingering = new WeakSet<Socket>()
+  /** Per connection, the grace timer it got when it went idle in the close phase. */
+  readonly #graces = new Map<Socket, NodeJS.Timeout>()
+  /** node's own check of headersTimeout and requestTimeout (see keepTimeouts). */
+  #checkTimeouts: (() => void) | undefined
+  #timeoutCheck: NodeJS.Timeout | undefined
   #draining = false
   #closing = false
-  #idleSweep: NodeJS.Timeout | undefined
 
   constructor(server: NetServer, ledger: SocketLedger, where: Http1Sockets) {
     this.#server = server
     this.#ledger = ledger
     this.#where = where
+    // node creates its timeout check when the server starts listening.
+    if (server.listening) this.#findTimeoutCheck()
+    else server.on('listening', () => this.#findTimeoutCheck())
   }
 
   get draining(): boolean {
@@ -151,16 +158,21 @@ export class Http1Rules {
     return false
   }
 
-  /** The close phase: idle connections close (see closeIdle). */
+  /** The close phase: idle connections close (see closeIdle); headersTimeout and
+   * requestTimeout keep applying. */
   close(): void {
     this.drain()
     this.#closing = true
+    this.#keepTimeouts()
     this.closeIdle()
   }
 
-  /** Stops what close() started. */
+  /** Stops what close() started, and node's timeout check, as node's own close does. */
   stop(): void {
-    clearTimeout(this.#idleSweep)
+    for (const timer of this.#graces.values()) clearTimeout(timer)
+    this.#graces.clear()
+    clearInterval(this.#timeoutCheck)
+    clearInterval(this.#nodeTimeoutCheck())
   }
 
   /** True for a connection that never carried a request. */
@@ -232,17 +244,65 @@ export class Http1Rules {
     res.once('finish', () => {
       const next = socket._httpMessage
       if (next != null && next !== res && !next.writableFinished) this.#follow(next)
-      else if (this.#closing) this.#sweepIdleLater()
+      else if (this.#closing) this.#closeWhenIdleFor(socket, NEW_CONNECTION_GRACE_MS)
     })
   }
 
-  #sweepIdleLater(): void {
-    if (this.#idleSweep !== undefined) return
-    this.#idleSweep = setTimeout(() => {
-      this.#idleSweep = undefined
-      this.closeIdle()
-    }, NEW_CONNECTION_GRACE_MS)
-    this.#idleSweep.unref()
+  /**
+   * Closes `socket` once it has been idle for `ms`, unless a request has started on it by
+   * then (it is answered with `Connection: close`) or its client closes it first. Each
+   * connection has its own timer. When the timer fires, the event loop turns once more
+   * first, so that a request already in the socket's buffer (after a busy loop) is read
+   * and served rather than reset.
+   */
+  #closeWhenIdleFor(socket: HttpSocket, ms: number): void {
+    if (this.#graces.has(socket) || socket.destroyed) return
+    const bytesRead = socket.bytesRead
+    const timer = setTimeout(async () => {
+      await nextTurn()
+      this.#graces.delete(socket)
+      if (socket.bytesRead !== bytesRead || socket._httpMessage != null) return
+      if (this.#lingering.has(socket)) return
+      socket.destroy()
+    }, ms)
+    timer.unref()
+    this.#graces.set(socket, timer)
+    socket.once('close', () => {
+      clearTimeout(timer)
+      this.#graces.delete(socket)
+    })
+  }
+
+  /**
+   * node checks headersTimeout and requestTimeout (a client that trickles its headers or
+   * body, 408) from a timer that node:http's close() stops. lameduck closes the listener
+   * with net's close, which leaves it running; an application that called close() itself
+   * stopped it, so the same check is restarted for the close phase, as Go keeps
+   * ReadHeaderTimeout during Shutdown. The check is node's own (the timer's `_onTimeout`,
+   * internal since v0.x), found when the server starts listening.
+   */
+  #keepTimeouts(): void {
+    const timer = this.#nodeTimeoutCheck()
+    if (this.#checkTimeouts === undefined || (timer !== undefined && timer._destroyed !== true))
+      return
+    const every =
+      (this.#server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval ??
+      30_000
+    this.#timeoutCheck = setInterval(this.#checkTimeouts, every)
+    this.#timeoutCheck.unref()
+  }
+
+  #findTimeoutCheck(): void {
+    const check = this.#nodeTimeoutCheck()?._onTimeout
+    if (typeof check === 'function') this.#checkTimeouts = check as () => void
+  }
+
+  #nodeTimeoutCheck():
+    | (NodeJS.Timeout & { _onTimeout?: unknown; _destroyed?: boolean })
+    | undefined {
+    return ownSymbol(this.#server, 'http.server.connectionsCheckingInterval') as
+      | (NodeJS.Timeout & { _onTimeout?: unknown; _destroyed?: boolean })
+      | undefined
   }
 
   /** node's closeIdleConnections(), except for connections that have not sent a byte yet
