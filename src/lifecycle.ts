@@ -332,7 +332,24 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       { event: 'state', state, previous, ...fields },
       message ?? `lameduck: ${state}`,
     )
-    this.emit('state', state, previous)
+    this.#emitState(state, previous)
+  }
+
+  /** Calls each 'state' listener in turn; one that throws is logged and the next still
+   * runs, as hooks are isolated: a listener's bug must not stop the shutdown mid-phase. */
+  #emitState(state: State, previous: State): void {
+    for (const listener of this.rawListeners('state') as ((...args: State[]) => unknown)[]) {
+      try {
+        listener.call(this, state, previous)
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error)
+        this.#log(
+          'error',
+          { event: 'state-listener', state, error: message },
+          `lameduck: a 'state' listener threw on '${state}': ${message}`,
+        )
+      }
+    }
   }
 
   #log(level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, message: string): void {
