@@ -64,6 +64,8 @@ export class Http2Tracker implements Tracker {
   /** For TLS servers: the TLS socket running on each TCP socket, once its handshake is done. */
   readonly #tlsOf = new WeakMap<Socket, TLSSocket>()
   readonly #tls: boolean
+  /** Streams answered as probes: not requests of the application. */
+  readonly #probeStreams = new WeakSet<ServerHttp2Stream>()
   #draining = false
 
   constructor(server: Http2ServerLike, probes: Probes | undefined) {
@@ -103,6 +105,7 @@ export class Http2Tracker implements Tracker {
     // probe paths never reach the app; and 'request' for the HTTP/1.1 requests an
     // allowHTTP1 server serves, which follow the HTTP/1.1 rule set.
     const rules = this.#rules
+    const probeStreams = this.#probeStreams
     const emit = server.emit
     server.emit = function (
       this: Http2ServerLike,
@@ -114,6 +117,7 @@ export class Http2Tracker implements Tracker {
         const headers = b as IncomingHttpHeaders
         const kind: ProbeKind | undefined = probes.match(headers[':path'])
         if (kind !== undefined) {
+          probeStreams.add(a as ServerHttp2Stream)
           answerProbe(probes, kind, a as ServerHttp2Stream, headers)
           return true
         }
@@ -149,11 +153,17 @@ export class Http2Tracker implements Tracker {
     this.#ledger.onClosedByApp = callback
   }
 
-  /** Requests in flight now, for the metrics: the HTTP/1.1 responses of an `allowHTTP1`
-   * server that are not finished. HTTP/2 streams are not counted (nothing is kept per
-   * stream before the signal). */
+  /** Requests in flight now, for the metrics: every open HTTP/2 stream that is not a probe
+   * (a scrape over HTTP/2 does not count itself), and the unfinished HTTP/1.1 responses of
+   * an `allowHTTP1` server. Walks every session: for a scrape, never on the request path. */
   inFlight(except?: ServerResponse | ReadonlySet<ServerResponse>): number {
-    return this.#rules.inFlight(except)
+    let count = this.#rules.inFlight(except)
+    for (const session of this.#sessions.keys()) {
+      for (const stream of openStreams(session)) {
+        if (!this.#probeStreams.has(stream)) count++
+      }
+    }
+    return count
   }
 
   /**
@@ -284,6 +294,21 @@ export class Http2Tracker implements Tracker {
       if (secure !== undefined && secure.alpnProtocol !== 'h2') yield secure
     }
   }
+}
+
+/** A session's open streams: node:http2 keeps them in a Map on the session's internal
+ * `state` symbol (every supported version); nothing is kept per stream here, so the request
+ * path costs nothing for the metrics. */
+function openStreams(session: ServerHttp2Session): Iterable<ServerHttp2Stream> {
+  for (const symbol of Object.getOwnPropertySymbols(session)) {
+    if (symbol.description !== 'state') continue
+    // node's internal SafeMap is not an instance of this realm's Map.
+    const streams = (
+      session as unknown as Record<symbol, { streams?: Map<number, ServerHttp2Stream> } | undefined>
+    )[symbol]?.streams
+    if (typeof streams?.values === 'function') return streams.values()
+  }
+  return []
 }
 
 /** The part of a response Probes.handle writes to, over an HTTP/2 stream. */
