@@ -1,9 +1,15 @@
 import { EventEmitter } from 'node:events'
 import type { Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import {
+  FORCE_EXIT_MARGIN_MS,
+  FORCED_HOOK_BUDGET_MS,
+  forceExitAfterMs,
+  MAX_TIMER_MS,
+} from './contract.js'
 import { describeValue, LameduckError } from './errors.js'
 import { type Hook, type HookResult, type RegisteredHook, runHook, validateHook } from './hooks.js'
-import { type LoggerLike, MAX_TIMER_MS, type ResolvedOptions } from './options.js'
+import type { LoggerLike, ResolvedOptions } from './options.js'
 import type { ProbeState } from './probes.js'
 import { onSignals } from './signals.js'
 import type { Http2ServerLike } from './trackers/http2.js'
@@ -51,11 +57,6 @@ export interface ShutdownOutcome {
   /** 0 when everything finished on its own; 1 when anything was forced or failed. */
   exitCode: 0 | 1
 }
-
-/** Slack past drainDelay + shutdownTimeout + hook budget before the process is ended. */
-export const FORCE_EXIT_MARGIN_MS = 1_000
-/** What hooks get, in all, once a second signal has forced the shutdown. */
-export const FORCED_HOOK_BUDGET_MS = 1_000
 
 /** What the lifecycle asks of each server's connection tracker, whatever its protocol
  * (src/trackers/: Http1Tracker for node:http and node:https, Http2Tracker for node:http2). */
@@ -422,10 +423,11 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
     const drains = this.#started
     const drainDelay = reason.kind === 'retire' ? reason.drainDelay : this.#options.drainDelay
     this.#armForceExit(
-      (drains ? drainDelay : 0) +
-        this.#options.shutdownTimeout +
-        this.#hookBudget() +
-        FORCE_EXIT_MARGIN_MS,
+      forceExitAfterMs({
+        drainDelayMs: drains ? drainDelay : 0,
+        shutdownTimeoutMs: this.#options.shutdownTimeout,
+        hooksMs: this.#hookBudget(),
+      }),
     )
     const why = describeReason(reason)
     const drainResults = drains

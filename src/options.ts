@@ -1,22 +1,27 @@
 import { Console } from 'node:console'
 import { constants } from 'node:os'
+import {
+  DEFAULT_CHECK_TIMEOUT_MS,
+  DEFAULT_HOOK_TIMEOUT_MS,
+  DEFAULT_PROBE_PATHS,
+  DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  defaultDrainDelayMs,
+  ENV,
+  MAX_TIMER_MS,
+  MIN_MS,
+  parseEnvMs,
+} from './contract.js'
 import { describeValue, LameduckError } from './errors.js'
 
-/** The lame-duck phase when running on Kubernetes: long enough for kube-proxy, ingress
- * controllers and most cloud load balancers to stop routing new connections to the pod. */
-export const KUBERNETES_DRAIN_DELAY_MS = 10_000
-export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 20_000
-export const DEFAULT_HOOK_TIMEOUT_MS = 5_000
-/** The kubelet's default probe `timeoutSeconds` is 1: a slower check fails the probe anyway. */
-export const DEFAULT_CHECK_TIMEOUT_MS = 1_000
+export {
+  DEFAULT_CHECK_TIMEOUT_MS,
+  DEFAULT_HOOK_TIMEOUT_MS,
+  DEFAULT_PROBE_PATHS,
+  DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  KUBERNETES_DRAIN_DELAY_MS,
+  MAX_TIMER_MS,
+} from './contract.js'
 export const DEFAULT_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT']
-export const DEFAULT_PROBE_PATHS = {
-  readiness: '/readyz',
-  liveness: '/livez',
-  startup: '/startupz',
-} as const
-/** setTimeout's largest delay; a longer one fires after 1 ms. */
-export const MAX_TIMER_MS = 2_147_483_647
 
 /** Anything with `info`, `warn` and `error`: console, pino, winston, bunyan. Called as
  * `logger.info(fields, message)`, the argument order pino and bunyan use. */
@@ -185,9 +190,8 @@ function milliseconds(option: string, value: unknown, min: number): number {
 }
 
 function envMilliseconds(name: string, raw: string, min: number): number {
-  const text = raw.trim()
-  const value = Number(text)
-  if (!/^\d+$/.test(text) || value < min || value > MAX_TIMER_MS) {
+  const value = parseEnvMs(raw, min)
+  if (value === undefined) {
     const range = min === 0 ? 'a non-negative integer' : `an integer >= ${min}`
     invalidEnv(name, `${range} of milliseconds (at most ${MAX_TIMER_MS})`, raw)
   }
@@ -245,11 +249,11 @@ function resolveProbes(value: unknown, env: NodeJS.ProcessEnv): ResolvedProbes |
     port: given.port === undefined ? undefined : port('probes.port', given.port),
     host: '0.0.0.0',
   }
-  const envPort = env.LAMEDUCK_PROBE_PORT
+  const envPort = env[ENV.probePort]
   if (envPort !== undefined && envPort.trim() !== '') {
     const text = envPort.trim()
     if (!/^\d+$/.test(text) || Number(text) > 65_535) {
-      invalidEnv('LAMEDUCK_PROBE_PORT', 'an integer port from 0 to 65535', envPort)
+      invalidEnv(ENV.probePort, 'an integer port from 0 to 65535', envPort)
     }
     probes.port = Number(text)
   }
@@ -315,37 +319,19 @@ export function resolveOptions(
 
   // The option given in code is validated even when an environment variable overrides it:
   // a bad value in code is a bug whatever the Deployment says.
-  const timing = (
-    option: keyof LameduckOptions,
-    envName: string,
-    min: number,
-    fallback: number,
-  ) => {
+  const timing = (option: keyof typeof MIN_MS & keyof LameduckOptions, fallback: number) => {
+    const min = MIN_MS[option]
     const value = options[option]
     const fromCode = value === undefined ? fallback : milliseconds(option, value, min)
-    const raw = env[envName]
-    return raw === undefined || raw.trim() === '' ? fromCode : envMilliseconds(envName, raw, min)
+    const raw = env[ENV[option]]
+    return raw === undefined || raw.trim() === ''
+      ? fromCode
+      : envMilliseconds(ENV[option], raw, min)
   }
-  const onKubernetes = (env.KUBERNETES_SERVICE_HOST ?? '') !== ''
-  const drainDelay = timing(
-    'drainDelay',
-    'LAMEDUCK_DRAIN_DELAY_MS',
-    0,
-    onKubernetes ? KUBERNETES_DRAIN_DELAY_MS : 0,
-  )
-  const shutdownTimeout = timing(
-    'shutdownTimeout',
-    'LAMEDUCK_SHUTDOWN_TIMEOUT_MS',
-    0,
-    DEFAULT_SHUTDOWN_TIMEOUT_MS,
-  )
-  const hookTimeout = timing('hookTimeout', 'LAMEDUCK_HOOK_TIMEOUT_MS', 1, DEFAULT_HOOK_TIMEOUT_MS)
-  const checkTimeout = timing(
-    'checkTimeout',
-    'LAMEDUCK_CHECK_TIMEOUT_MS',
-    1,
-    DEFAULT_CHECK_TIMEOUT_MS,
-  )
+  const drainDelay = timing('drainDelay', defaultDrainDelayMs(env))
+  const shutdownTimeout = timing('shutdownTimeout', DEFAULT_SHUTDOWN_TIMEOUT_MS)
+  const hookTimeout = timing('hookTimeout', DEFAULT_HOOK_TIMEOUT_MS)
+  const checkTimeout = timing('checkTimeout', DEFAULT_CHECK_TIMEOUT_MS)
 
   let signals: readonly NodeJS.Signals[] = DEFAULT_SIGNALS
   if (options.signals !== undefined) {
@@ -356,11 +342,11 @@ export function resolveOptions(
       invalid('signals', expected, options.signals),
     )
   }
-  const envSignals = env.LAMEDUCK_SIGNALS
+  const envSignals = env[ENV.signals]
   if (envSignals !== undefined && envSignals.trim() !== '') {
     signals = signalList(
       envSignals.split(',').map((s) => s.trim()),
-      (expected) => invalidEnv('LAMEDUCK_SIGNALS', expected, envSignals),
+      (expected) => invalidEnv(ENV.signals, expected, envSignals),
     )
   }
 

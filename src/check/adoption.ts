@@ -1,6 +1,7 @@
 // Whether a container runs a lameduck app. Only those are held to lameduck's budget
 // (drain + shutdown + hooks), its probe paths and its LAMEDUCK_* settings; every other
 // container is judged on what Kubernetes itself does. This is the one place that decides.
+import { ENV_PREFIX } from '../contract.js'
 import { containerArgv, type ServeCommand, serveCommand } from './commands.js'
 import type { Container, Model, Workload } from './model.js'
 import { get, list, record, text } from './model.js'
@@ -13,7 +14,7 @@ import { get, list, record, text } from './model.js'
 export const LAMEDUCK_ANNOTATION = 'lameduck/app'
 
 /** Prefix of every environment variable lameduck reads. */
-export const LAMEDUCK_ENV_PREFIX = 'LAMEDUCK_'
+export const LAMEDUCK_ENV_PREFIX = ENV_PREFIX
 
 export type LameduckReason = 'env' | 'annotation' | 'serve' | 'assumed'
 

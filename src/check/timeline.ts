@@ -12,6 +12,18 @@
 // before it is SIGKILLed. The margin covers process start-up of the force-exit timer, logging and the
 // kubelet's own latency.
 
+import {
+  DEFAULT_CHILD_STOP_TIMEOUT_MS,
+  DEFAULT_HOOK_TIMEOUT_MS,
+  DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  ENV,
+  KUBERNETES_DRAIN_DELAY_MS,
+  MAX_TIMER_MS,
+  MIN_MS,
+  parseDuration,
+  parseEnvMs,
+  shutdownPhasesMs,
+} from '../contract.js'
 import type { LameduckUse } from './adoption.js'
 import { preStopSleep } from './commands.js'
 import { imageInfo } from './images.js'
@@ -32,24 +44,18 @@ import {
 /** Kubernetes' default terminationGracePeriodSeconds. */
 export const DEFAULT_GRACE_SECONDS = 30
 /** lameduck's drainDelay when KUBERNETES_SERVICE_HOST is set, as it is in every pod. */
-export const DEFAULT_DRAIN_DELAY_MS = 10_000
-export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 20_000
-/** lameduck's hookTimeout: the timeline budgets one onShutdown hook. */
-export const DEFAULT_HOOK_TIMEOUT_MS = 5_000
-/** Slack between lameduck's own deadline and SIGKILL. */
+export const DEFAULT_DRAIN_DELAY_MS = KUBERNETES_DRAIN_DELAY_MS
+export { DEFAULT_CHILD_STOP_TIMEOUT_MS, DEFAULT_HOOK_TIMEOUT_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS }
+/** Slack between lameduck's own deadlines and SIGKILL: the force-exit margin, the time
+ * `lameduck serve` takes to SIGKILL and reap its child, logging and the kubelet's own latency. */
 export const SAFETY_MARGIN_SECONDS = 5
-/** The most a Node.js timer can wait; lameduck rejects larger values. */
-export const MAX_TIMER_MS = 2_147_483_647
 
-export const DRAIN_ENV = 'LAMEDUCK_DRAIN_DELAY_MS'
-export const SHUTDOWN_ENV = 'LAMEDUCK_SHUTDOWN_TIMEOUT_MS'
-export const HOOK_ENV = 'LAMEDUCK_HOOK_TIMEOUT_MS'
-export const CHILD_STOP_ENV = 'LAMEDUCK_CHILD_STOP_TIMEOUT_MS'
-export const TIMING_ENV: readonly string[] = [DRAIN_ENV, SHUTDOWN_ENV, HOOK_ENV, CHILD_STOP_ENV]
-/** `lameduck serve`'s --child-stop-timeout default. */
-export const DEFAULT_CHILD_STOP_TIMEOUT_MS = 10_000
-/** `lameduck serve`'s durations: 500ms, 2s, 1m, or a bare number of seconds. */
-const SERVE_DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)?$/
+export const TIMING_ENV: readonly string[] = [
+  ENV.drainDelay,
+  ENV.shutdownTimeout,
+  ENV.hookTimeout,
+  ENV.childStopTimeout,
+]
 
 /** `none`: the container does not run lameduck, so the setting does not apply (0). */
 export type SettingSource = 'flag' | 'env' | 'configmap' | 'default' | 'none'
@@ -121,20 +127,10 @@ export interface Timeline {
   notes: string[]
 }
 
-function parseMs(raw: string, min: number): number | undefined {
-  const trimmed = raw.trim()
-  if (!/^\d+$/.test(trimmed)) return undefined
-  const value = Number(trimmed)
-  return value >= min && value <= MAX_TIMER_MS ? value : undefined
-}
-
 /** A `lameduck serve` duration in milliseconds, or undefined when serve rejects it. */
 export function parseServeDuration(raw: string, min: number): number | undefined {
-  const match = SERVE_DURATION.exec(raw.trim())
-  if (match === null) return undefined
-  const unit = match[2] ?? 's'
-  const ms = Math.round(Number(match[1]) * (unit === 'ms' ? 1 : unit === 's' ? 1_000 : 60_000))
-  return ms >= min && ms <= MAX_TIMER_MS ? ms : undefined
+  const ms = parseDuration(raw)
+  return ms !== undefined && ms >= min && ms <= MAX_TIMER_MS ? ms : undefined
 }
 
 function findConfigMap(model: Model, workload: Workload, name: string): ConfigMap | undefined {
@@ -166,7 +162,7 @@ function readSetting(
   })
   const fromText = (raw: string, source: SettingSource, path: Path | undefined): Setting => {
     if (raw.trim() === '') return setting(fallbackMs, 'default', { path })
-    const ms = parseMs(raw, min)
+    const ms = parseEnvMs(raw, min)
     return ms === undefined
       ? setting(fallbackMs, 'default', { path, invalid: raw })
       : setting(ms, source, { path })
@@ -301,15 +297,30 @@ export function timelineOf(model: Model, workload: Workload, container: Containe
       ? { ...base, ms: fallback, seconds: fallback / 1000, source: 'default', invalid: raw }
       : { ...base, ms, seconds: ms / 1000, source: 'flag' }
   }
-  const drain = read(DRAIN_ENV, DEFAULT_DRAIN_DELAY_MS, 0, 'drain-delay')
-  const shutdown = read(SHUTDOWN_ENV, DEFAULT_SHUTDOWN_TIMEOUT_MS, 0, 'shutdown-timeout')
+  const drain = read(ENV.drainDelay, DEFAULT_DRAIN_DELAY_MS, MIN_MS.drainDelay, 'drain-delay')
+  const shutdown = read(
+    ENV.shutdownTimeout,
+    DEFAULT_SHUTDOWN_TIMEOUT_MS,
+    MIN_MS.shutdownTimeout,
+    'shutdown-timeout',
+  )
   // Proxy mode runs no onShutdown hooks of the app's: the child's stop takes their place.
   const proxy = serve?.mode === 'proxy'
   const hooks = proxy
-    ? none(HOOK_ENV)
-    : read(HOOK_ENV, DEFAULT_HOOK_TIMEOUT_MS, 1, serve === undefined ? undefined : 'hook-timeout')
+    ? none(ENV.hookTimeout)
+    : read(
+        ENV.hookTimeout,
+        DEFAULT_HOOK_TIMEOUT_MS,
+        MIN_MS.hookTimeout,
+        serve === undefined ? undefined : 'hook-timeout',
+      )
   const childStop = proxy
-    ? read(CHILD_STOP_ENV, DEFAULT_CHILD_STOP_TIMEOUT_MS, 0, 'child-stop-timeout')
+    ? read(
+        ENV.childStopTimeout,
+        DEFAULT_CHILD_STOP_TIMEOUT_MS,
+        MIN_MS.childStopTimeout,
+        'child-stop-timeout',
+      )
     : undefined
   for (const s of [drain, shutdown, hooks, ...(childStop === undefined ? [] : [childStop])]) {
     if (s.unknown !== undefined) {
@@ -323,14 +334,15 @@ export function timelineOf(model: Model, workload: Workload, container: Containe
       'not a lameduck app: the time it takes to stop after SIGTERM is its own, only the margin is counted',
     )
   }
+  // lameduck's own phases, as the runtime bounds them (in proxy mode the child's stop is the
+  // hook); the safety margin stands for the force-exit margin and more.
+  const phasesMs = shutdownPhasesMs({
+    drainDelayMs: drain.ms,
+    shutdownTimeoutMs: shutdown.ms,
+    hooksMs: hooks.ms + (childStop?.ms ?? 0),
+  })
   const totalSeconds =
-    preStop.seconds +
-    (selfDrain?.seconds ?? 0) +
-    drain.seconds +
-    shutdown.seconds +
-    hooks.seconds +
-    (childStop?.seconds ?? 0) +
-    SAFETY_MARGIN_SECONDS
+    preStop.seconds + (selfDrain?.seconds ?? 0) + phasesMs / 1000 + SAFETY_MARGIN_SECONDS
   return {
     workload,
     container,

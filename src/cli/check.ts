@@ -8,7 +8,7 @@ import { formatSarif } from '../check/reporters/sarif.js'
 import { formatText } from '../check/reporters/text.js'
 import { RULE_IDS, RULES } from '../check/rules/index.js'
 import { SCOPE_TEXT, SEVERITIES, type Severity, severityRank } from '../check/rules/types.js'
-import { CliError } from './main.js'
+import { CliError } from './errors.js'
 
 const FORMATS = ['text', 'json', 'sarif'] as const
 type Format = (typeof FORMATS)[number]

@@ -1,17 +1,5 @@
 import { readFileSync } from 'node:fs'
-
-/**
- * An error the user can fix: bad arguments, unreadable input. The CLI prints its message
- * on one line (no stack trace) and exits with `exitCode` (2 unless a command says otherwise).
- */
-export class CliError extends Error {
-  override name = 'CliError'
-  readonly exitCode: number
-  constructor(message: string, options: { exitCode?: number; cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
-    this.exitCode = options.exitCode ?? 2
-  }
-}
+import { CliError } from './errors.js'
 
 /** One subcommand. `load` is a dynamic import so a command's libraries load only when it runs. */
 interface Command {

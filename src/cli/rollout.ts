@@ -25,7 +25,8 @@ import { renderHtml } from '../rollout/report/html.js'
 import { progress } from '../rollout/report/progress.js'
 import { renderText } from '../rollout/report/text.js'
 import type { LabResult } from '../rollout/result.js'
-import { CliError, packageVersion } from './main.js'
+import { CliError } from './errors.js'
+import { packageVersion } from './main.js'
 
 /** Exit code after Ctrl-C, as a shell reports a process ended by SIGINT. */
 const EXIT_INTERRUPTED = 130

@@ -3,12 +3,12 @@
 import { existsSync, statSync } from 'node:fs'
 import { basename, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { ENV, formatDuration, MIN_MS } from '../contract.js'
 import { LameduckError } from '../errors.js'
 import { jsonLogger, resolveOptions } from '../options.js'
-import { formatDuration, LabOptionError, parseDuration, parseInteger } from '../rollout/options.js'
 import { autoWorkers } from '../serve/workers/count.js'
 import { startPrimary, type WorkersOptions } from '../serve/workers/primary.js'
-import { CliError } from './main.js'
+import { CliError, durationFlag, integerFlag } from './errors.js'
 
 export const WORKER_DEFAULTS = {
   reloadDrainMs: 1_000,
@@ -20,7 +20,6 @@ export const WORKER_DEFAULTS = {
 } as const
 /** More workers than this is a typo, not a pod. */
 const MAX_WORKERS = 1_024
-const MAX_MS = 2_147_483_647
 const RELOAD_SIGNAL: NodeJS.Signals = 'SIGHUP'
 
 const d = formatDuration
@@ -176,7 +175,7 @@ function workerCount(text: string | undefined): number {
     throw new CliError('--workers is required: a number of workers from 1 to 1024, or auto')
   }
   if (text.trim() === 'auto') return autoWorkers()
-  return parseInteger('workers', text, [1, MAX_WORKERS])
+  return integerFlag('workers', text, 1, MAX_WORKERS)
 }
 
 /** Parses the command line into the primary's options; throws CliError on bad input. */
@@ -201,18 +200,21 @@ export function parseWorkersArgs(
     const workers = workerCount(v.workers)
     const duration = (name: keyof typeof v, fallback: number, min = 0) => {
       const text = v[name]
-      return typeof text === 'string' ? parseDuration(name, text, [min, MAX_MS]) : fallback
+      return typeof text === 'string' ? durationFlag(name, text, min) : fallback
     }
     const workerEnv: NodeJS.ProcessEnv = { ...env }
-    const setting = (flag: keyof typeof v, name: string, min = 0) => {
+    const setting = (
+      flag: keyof typeof v,
+      option: 'drainDelay' | 'shutdownTimeout' | 'hookTimeout',
+    ) => {
       const text = v[flag]
       if (typeof text === 'string')
-        workerEnv[name] = String(parseDuration(flag, text, [min, MAX_MS]))
+        workerEnv[ENV[option]] = String(durationFlag(flag, text, MIN_MS[option]))
     }
-    setting('drain-delay', 'LAMEDUCK_DRAIN_DELAY_MS')
-    setting('shutdown-timeout', 'LAMEDUCK_SHUTDOWN_TIMEOUT_MS')
-    setting('hook-timeout', 'LAMEDUCK_HOOK_TIMEOUT_MS', 1)
-    if (v.signals !== undefined) workerEnv.LAMEDUCK_SIGNALS = v.signals
+    setting('drain-delay', 'drainDelay')
+    setting('shutdown-timeout', 'shutdownTimeout')
+    setting('hook-timeout', 'hookTimeout')
+    if (v.signals !== undefined) workerEnv[ENV.signals] = v.signals
     const resolved = resolveOptions({}, workerEnv)
     if (resolved.signals.includes(RELOAD_SIGNAL)) {
       throw new CliError(
@@ -220,10 +222,10 @@ export function parseWorkersArgs(
       )
     }
     // Every worker drains with exactly the primary's settings, whatever the app passes.
-    workerEnv.LAMEDUCK_DRAIN_DELAY_MS = String(resolved.drainDelay)
-    workerEnv.LAMEDUCK_SHUTDOWN_TIMEOUT_MS = String(resolved.shutdownTimeout)
-    workerEnv.LAMEDUCK_HOOK_TIMEOUT_MS = String(resolved.hookTimeout)
-    workerEnv.LAMEDUCK_SIGNALS = resolved.signals.join(',')
+    workerEnv[ENV.drainDelay] = String(resolved.drainDelay)
+    workerEnv[ENV.shutdownTimeout] = String(resolved.shutdownTimeout)
+    workerEnv[ENV.hookTimeout] = String(resolved.hookTimeout)
+    workerEnv[ENV.signals] = resolved.signals.join(',')
     const app = appCommand(command, dashed)
     const restartDelayMs = duration('restart-delay', WORKER_DEFAULTS.restartDelayMs)
     const restartDelayMaxMs = duration('restart-delay-max', WORKER_DEFAULTS.restartDelayMaxMs)
@@ -250,7 +252,7 @@ export function parseWorkersArgs(
           restartDelayMaxMs,
           limit:
             typeof v['crash-limit'] === 'string'
-              ? parseInteger('crash-limit', v['crash-limit'], [1, 1_000])
+              ? integerFlag('crash-limit', v['crash-limit'], 1, 1_000)
               : WORKER_DEFAULTS.crashLimit,
           windowMs: duration('crash-window', WORKER_DEFAULTS.crashWindowMs, 1),
         },
@@ -258,7 +260,7 @@ export function parseWorkersArgs(
       },
     }
   } catch (error) {
-    if (error instanceof LabOptionError || error instanceof LameduckError) {
+    if (error instanceof LameduckError) {
       throw new CliError(error.message)
     }
     throw error

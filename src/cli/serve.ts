@@ -2,14 +2,24 @@
 // lameduck serve --workers N|auto [options] <app.js>   (workers mode, in serve-workers.ts)
 import { constants } from 'node:os'
 import { parseArgs } from 'node:util'
+import {
+  childStopHookMs,
+  DEFAULT_CHECK_TIMEOUT_MS,
+  DEFAULT_CHILD_STOP_TIMEOUT_MS,
+  DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  ENV,
+  FORCE_EXIT_MARGIN_MS,
+  KUBERNETES_DRAIN_DELAY_MS,
+  MIN_MS,
+} from '../contract.js'
 import { LameduckError } from '../errors.js'
 import { jsonLogger, resolveOptions } from '../options.js'
 import { runProxyMode, ServeStartError, stopBudgetMs } from '../serve/proxy-mode.js'
 import { parseUpstream } from '../serve/upstream.js'
-import { CliError } from './main.js'
+import { CliError, envMs, durationFlag as parseDuration } from './errors.js'
 
 export const DEFAULT_PORT = 8080
-export const DEFAULT_CHILD_STOP_TIMEOUT_MS = 10_000
+export { DEFAULT_CHILD_STOP_TIMEOUT_MS }
 export const DEFAULT_MAX_HEADER_SIZE = 16_384
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000
 /** node's own default for receiving a whole request. */
@@ -18,7 +28,6 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000
  * the load balancer, not the proxy, closes an idle connection (the side that closes first
  * is the one whose close can race a request). */
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000
-const MAX_TIMER_MS = 2_147_483_647
 
 export const HELP = `Usage: lameduck serve [options] -- <command> [args...]
        lameduck serve --workers N|auto [options] <app.js>
@@ -33,7 +42,7 @@ Exit code: 0 when everything stopped on its own; 1 when anything was forced (con
 --shutdown-timeout, the child SIGKILLed after --child-stop-timeout, a second signal); the
 child's status (its code, or 128 + signal) when it failed or exited on its own; 2 on bad
 input. lameduck serve is gone at the latest drain-delay + shutdown-timeout +
-child-stop-timeout + 2.5s after the signal: give terminationGracePeriodSeconds that much.
+child-stop-timeout + ${(childStopHookMs(0) + FORCE_EXIT_MARGIN_MS) / 1000}s after the signal: give terminationGracePeriodSeconds that much.
 Durations: 500ms, 2s, 1m, or a bare number of seconds. Docs: docs/serve.md.
 
 Proxy
@@ -50,12 +59,12 @@ Child
                                time the child gets after the stop signal before its process
                                group is SIGKILLed (default ${DEFAULT_CHILD_STOP_TIMEOUT_MS / 1000}s; env LAMEDUCK_CHILD_STOP_TIMEOUT_MS)
 Shutdown (lameduck's settings; docs/options.md)
-  --drain-delay DURATION       lame-duck phase (default 10s on Kubernetes, else 0;
-                               env LAMEDUCK_DRAIN_DELAY_MS)
+  --drain-delay DURATION       lame-duck phase (default ${KUBERNETES_DRAIN_DELAY_MS / 1000}s on Kubernetes, else 0;
+                               env ${ENV.drainDelay})
   --shutdown-timeout DURATION  in-flight requests' deadline once the listener is closed
-                               (default 20s; env LAMEDUCK_SHUTDOWN_TIMEOUT_MS)
-  --check-timeout DURATION     bound on each upstream health check (default 1s;
-                               env LAMEDUCK_CHECK_TIMEOUT_MS)
+                               (default ${DEFAULT_SHUTDOWN_TIMEOUT_MS / 1000}s; env ${ENV.shutdownTimeout})
+  --check-timeout DURATION     bound on each upstream health check (default ${DEFAULT_CHECK_TIMEOUT_MS / 1000}s;
+                               env ${ENV.checkTimeout})
   --probe-port PORT            answer probes on this port instead (env LAMEDUCK_PROBE_PORT)
 HTTP limits
   --max-header-size BYTES      request head size limit, else 431 (default ${DEFAULT_MAX_HEADER_SIZE})
@@ -103,24 +112,6 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)?$/
-
-/** `500ms`, `2s`, `1m`, or a bare number of seconds, to milliseconds. */
-export function parseDuration(option: string, text: string, min = 0): number {
-  const match = DURATION.exec(text.trim())
-  const unit = match?.[2] ?? 's'
-  const ms =
-    match === null
-      ? Number.NaN
-      : Math.round(Number(match[1]) * (unit === 'ms' ? 1 : unit === 's' ? 1_000 : 60_000))
-  if (!Number.isFinite(ms) || ms < min || ms > MAX_TIMER_MS) {
-    throw new CliError(
-      `--${option} expects a duration such as 500ms, 2s or 1m (a bare number means seconds)${min > 0 ? `, at least ${min}ms` : ''}, got '${text}'`,
-    )
-  }
-  return ms
-}
-
 function parsePort(option: string, text: string, min = 1): number {
   const value = Number(text)
   if (!/^\d+$/.test(text.trim()) || value < min || value > 65_535) {
@@ -137,17 +128,6 @@ function parseSignal(option: string, text: string): NodeJS.Signals {
     )
   }
   return name as NodeJS.Signals
-}
-
-function envMs(env: NodeJS.ProcessEnv, name: string, min: number): number | undefined {
-  const raw = env[name]
-  if (raw === undefined || raw.trim() === '') return undefined
-  if (!/^\d+$/.test(raw.trim()) || Number(raw) < min || Number(raw) > MAX_TIMER_MS) {
-    throw new CliError(
-      `the environment variable ${name} expects a whole number of milliseconds${min > 0 ? ` >= ${min}` : ''}, got '${raw}'`,
-    )
-  }
-  return Number(raw)
 }
 
 /** The proxy mode's settings from the command line and the environment. */
@@ -200,33 +180,33 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   const stopSignal =
     v['stop-signal'] !== undefined
       ? parseSignal('--stop-signal', v['stop-signal'])
-      : env.LAMEDUCK_STOP_SIGNAL !== undefined && env.LAMEDUCK_STOP_SIGNAL.trim() !== ''
-        ? parseSignal('the environment variable LAMEDUCK_STOP_SIGNAL', env.LAMEDUCK_STOP_SIGNAL)
+      : env[ENV.stopSignal] !== undefined && env[ENV.stopSignal]?.trim() !== ''
+        ? parseSignal(`the environment variable ${ENV.stopSignal}`, env[ENV.stopSignal] as string)
         : 'SIGTERM'
   const childStopTimeoutMs =
     v['child-stop-timeout'] !== undefined
       ? parseDuration('child-stop-timeout', v['child-stop-timeout'])
-      : (envMs(env, 'LAMEDUCK_CHILD_STOP_TIMEOUT_MS', 0) ?? DEFAULT_CHILD_STOP_TIMEOUT_MS)
+      : (envMs(env, ENV.childStopTimeout, MIN_MS.childStopTimeout) ?? DEFAULT_CHILD_STOP_TIMEOUT_MS)
 
   // The library's settings: a flag overrides its LAMEDUCK_* variable, which the library
   // would otherwise let win over anything given in code. The library validates the rest.
   const libraryEnv = { ...env }
   const libraryFlags = [
-    ['drain-delay', 'drainDelay', 'LAMEDUCK_DRAIN_DELAY_MS', 0],
-    ['shutdown-timeout', 'shutdownTimeout', 'LAMEDUCK_SHUTDOWN_TIMEOUT_MS', 0],
-    ['check-timeout', 'checkTimeout', 'LAMEDUCK_CHECK_TIMEOUT_MS', 1],
+    ['drain-delay', 'drainDelay'],
+    ['shutdown-timeout', 'shutdownTimeout'],
+    ['check-timeout', 'checkTimeout'],
   ] as const
   const fromFlags: Record<string, number> = {}
-  for (const [flag, option, variable, min] of libraryFlags) {
+  for (const [flag, option] of libraryFlags) {
     const text = v[flag]
     if (text === undefined) continue
-    fromFlags[option] = parseDuration(flag, text, min)
-    delete libraryEnv[variable]
+    fromFlags[option] = parseDuration(flag, text, MIN_MS[option])
+    delete libraryEnv[ENV[option]]
   }
   let probePort: number | undefined
   if (v['probe-port'] !== undefined) {
     probePort = parsePort('--probe-port', v['probe-port'], 0)
-    delete libraryEnv.LAMEDUCK_PROBE_PORT
+    delete libraryEnv[ENV.probePort]
   }
   let resolved: ReturnType<typeof resolveOptions>
   try {
@@ -291,12 +271,7 @@ export async function run(argv: string[]): Promise<number> {
   if (parsed.workers) return (await import('./serve-workers.js')).serveWorkers(argv)
   const { options, libraryEnv } = parsed
   // lameduck() reads process.env: hand it the environment where flags replaced variables.
-  for (const name of [
-    'LAMEDUCK_DRAIN_DELAY_MS',
-    'LAMEDUCK_SHUTDOWN_TIMEOUT_MS',
-    'LAMEDUCK_CHECK_TIMEOUT_MS',
-    'LAMEDUCK_PROBE_PORT',
-  ]) {
+  for (const name of [ENV.drainDelay, ENV.shutdownTimeout, ENV.checkTimeout, ENV.probePort]) {
     if (libraryEnv[name] === undefined) delete process.env[name]
   }
   try {

@@ -10,6 +10,7 @@
 //      short tail, so requests sent on connections to gone pods are counted too.
 //   5. Stop the load; wait until every request has an outcome (each has a deadline).
 //   6. Stop the remaining pods (SIGKILL of their groups; not part of the measurement).
+import { ENV } from '../contract.js'
 import { clientKind } from './clients/index.js'
 import { Clock } from './clock.js'
 import { DeploymentController } from './deployment.js'
@@ -366,7 +367,7 @@ function notReady(pods: Pod[], options: LabOptions, what: string): string {
 }
 
 /** The drain settings of the lameduck runtime a pod would read from its environment. */
-const DRAIN_ENV = 'LAMEDUCK_DRAIN_DELAY_MS'
+const DRAIN_ENV = ENV.drainDelay
 
 /**
  * A warning when the drain delay visible in the pods' environment (with the preStop sleep)

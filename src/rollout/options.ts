@@ -1,5 +1,12 @@
 // Every option of the rollout lab: its default, its range and its parsing, in one place.
 // Names mirror Kubernetes fields where one exists; durations are milliseconds inside the lab.
+import {
+  DURATION_GRAMMAR,
+  formatDuration,
+  parseDuration as parseContractDuration,
+} from '../contract.js'
+
+export { formatDuration }
 
 /** An option the user got wrong. The CLI turns it into one line and exit code 2. */
 export class LabOptionError extends Error {
@@ -157,20 +164,14 @@ export const LIMITS = {
   weight: [1, 1_000_000],
 } as const
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)?$/
-
 /** Parses `500ms`, `1.5s`, `2m` or a bare number of seconds (as the Kubernetes fields are). */
 export function parseDuration(option: string, text: string, range: readonly [number, number]) {
-  const match = DURATION.exec(text.trim())
-  if (match === null) {
-    throw new LabOptionError(
-      `--${option} expects a duration such as 500ms, 2s or 1m (a bare number means seconds), got '${text}'`,
-    )
+  const ms = parseContractDuration(text)
+  if (ms === undefined) {
+    throw new LabOptionError(`--${option} expects ${DURATION_GRAMMAR}, got '${text}'`)
   }
-  const unit = match[2] ?? 's'
-  const ms = Number(match[1]) * (unit === 'ms' ? 1 : unit === 's' ? 1_000 : 60_000)
   checkRange(option, ms, range, text, formatDuration)
-  return Math.round(ms)
+  return ms
 }
 
 /** Parses a whole number within `range`. */
@@ -249,13 +250,6 @@ function checkRange(
       `--${option} must be from ${format(min)} to ${format(max)}, got '${text}'`,
     )
   }
-}
-
-export function formatDuration(ms: number): string {
-  if (ms === 0) return '0s'
-  if (ms % 60_000 === 0) return `${ms / 60_000}m`
-  if (ms >= 1_000 && ms % 100 === 0) return `${ms / 1_000}s`
-  return `${ms}ms`
 }
 
 export interface Fenceposts {

@@ -4,9 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { accessSync, constants as fs, statSync } from 'node:fs'
 import { constants } from 'node:os'
 import { delimiter, join } from 'node:path'
-
-/** How long the kernel gets to end a SIGKILLed process group before we stop waiting. */
-export const KILL_WAIT_MS = 1_000
+import { CHILD_KILL_WAIT_MS } from '../contract.js'
 
 /** How the child ended. `signal` is set when a signal ended it (no exit code then). */
 export interface ChildExit {
@@ -163,7 +161,7 @@ export class Child {
     const inTime = await this.#waitExit(timeoutMs, abort)
     if (inTime !== undefined) return { kind: 'exited', exit: inTime, afterMs: elapsed() }
     this.#signalGroup('SIGKILL')
-    const killed = await this.#waitExit(KILL_WAIT_MS)
+    const killed = await this.#waitExit(CHILD_KILL_WAIT_MS)
     return { kind: 'killed', exit: killed, afterMs: elapsed() }
   }
 

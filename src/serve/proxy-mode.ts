@@ -3,20 +3,16 @@
 // contract applies to a service in any language.
 import { createServer } from 'node:http'
 import { constants } from 'node:os'
+import { childStopHookMs, FORCE_EXIT_MARGIN_MS, forceExitAfterMs } from '../contract.js'
 import { lameduck } from '../lameduck.js'
 import type { Lameduck, ShutdownOutcome } from '../lifecycle.js'
 import type { LoggerLike } from '../options.js'
-import { Child, type ChildExit, exitStatus, KILL_WAIT_MS, type StopResult } from './child.js'
+import { Child, type ChildExit, exitStatus, type StopResult } from './child.js'
 import { HttpProxy } from './proxy.js'
 import { checkUpstream, freePort, type Upstream } from './upstream.js'
 
 /** How often the upstream is tried while it starts. */
 export const UPSTREAM_POLL_MS = 100
-/** Slack past every deadline before the supervisor ends itself, whatever is still running. */
-export const FORCE_EXIT_MARGIN_MS = 1_000
-/** The hook that stops the child gets this on top of the child's own time, to SIGKILL and
- * reap it. */
-const STOP_HOOK_SLACK_MS = KILL_WAIT_MS + 500
 
 export interface ProxyModeOptions {
   command: string
@@ -52,13 +48,11 @@ export function stopBudgetMs(options: {
   shutdownTimeoutMs: number
   childStopTimeoutMs: number
 }): number {
-  return (
-    options.drainDelayMs +
-    options.shutdownTimeoutMs +
-    options.childStopTimeoutMs +
-    STOP_HOOK_SLACK_MS +
-    FORCE_EXIT_MARGIN_MS
-  )
+  return forceExitAfterMs({
+    drainDelayMs: options.drainDelayMs,
+    shutdownTimeoutMs: options.shutdownTimeoutMs,
+    hooksMs: childStopHookMs(options.childStopTimeoutMs),
+  })
 }
 
 /** An exit the stop signal explains: 0, death by that signal, or 128 + its number. */
@@ -204,7 +198,7 @@ export async function runProxyMode(options: ProxyModeOptions): Promise<number> {
         )
       }
     },
-    { timeout: options.childStopTimeoutMs + STOP_HOOK_SLACK_MS },
+    { timeout: childStopHookMs(options.childStopTimeoutMs) },
   )
 
   let forceTimer: NodeJS.Timeout | undefined

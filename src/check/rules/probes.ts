@@ -1,14 +1,15 @@
 // Probes: whether traffic waits for readiness, whether the drain is visible, whether the
 // probes reach the app at all (KUBERNETES.md pitfalls 8 and 9).
+import { DEFAULT_PROBE_PATHS, ENV } from '../../contract.js'
 import { type Container, get, integer, record, text } from '../model.js'
 import { seconds } from '../timeline.js'
 import { drainWindow } from './drain.js'
 import type { Rule } from './types.js'
 
 /** lameduck's default probe paths. */
-export const READINESS_PATH = '/readyz'
-export const LIVENESS_PATH = '/livez'
-export const PROBE_PORT_ENV = 'LAMEDUCK_PROBE_PORT'
+export const READINESS_PATH = DEFAULT_PROBE_PATHS.readiness
+export const LIVENESS_PATH = DEFAULT_PROBE_PATHS.liveness
+export const PROBE_PORT_ENV = ENV.probePort
 /** Kubernetes probe defaults. */
 export const DEFAULT_PERIOD_SECONDS = 10
 export const DEFAULT_FAILURE_THRESHOLD = 3

@@ -1,6 +1,8 @@
 // lameduck's own settings as the manifest passes them in LAMEDUCK_* variables.
+
+import { MAX_TIMER_MS } from '../../contract.js'
 import { get, list, record, text } from '../model.js'
-import { MAX_TIMER_MS, seconds } from '../timeline.js'
+import { seconds } from '../timeline.js'
 import { SIGNALS_ENV } from './signals.js'
 import type { Rule } from './types.js'
 

@@ -1,4 +1,5 @@
 // Whether the stop signal reaches node, and whether lameduck acts on it (pitfalls 6 and 11).
+import { ENV } from '../../contract.js'
 import { containerArgv, pm2, serveCommand, signalPath } from '../commands.js'
 import { imageInfo } from '../images.js'
 import type { Path } from '../load.js'
@@ -10,7 +11,7 @@ export const PM2_DEFAULT_KILL_TIMEOUT_MS = 1_600
 
 /** Signals lameduck shuts down on unless LAMEDUCK_SIGNALS says otherwise. */
 export const LAMEDUCK_DEFAULT_SIGNALS: readonly string[] = ['SIGTERM', 'SIGINT']
-export const SIGNALS_ENV = 'LAMEDUCK_SIGNALS'
+export const SIGNALS_ENV = ENV.signals
 
 function commandPath(container: Container): Path {
   return [...container.path, container.spec['command'] !== undefined ? 'command' : 'args']

@@ -15,9 +15,10 @@ import {
 import {
   FORCE_EXIT_MARGIN_MS,
   FORCED_HOOK_BUDGET_MS,
-  STATE_RANK,
-  type State,
-} from '../../lifecycle.js'
+  forceExitAfterMs,
+  MAX_TIMER_MS,
+} from '../../contract.js'
+import { STATE_RANK, type State } from '../../lifecycle.js'
 import { type Figures, longest, type PhaseDurations, type PodFigures } from '../../metrics.js'
 import type { LoggerLike } from '../../options.js'
 import { type CrashPolicy, CrashTracker } from './crashes.js'
@@ -430,8 +431,10 @@ export function startPrimary(options: WorkersOptions): Primary {
     armBackstop(ms + FORCE_EXIT_MARGIN_MS)
   }
 
-  function armBackstop(ms: number): void {
+  function armBackstop(budget: number): void {
     if (backstop !== undefined) clearTimeout(backstop.timer)
+    // A sum of deadlines past setTimeout's limit would fire after 1 ms.
+    const ms = Math.min(budget, MAX_TIMER_MS)
     const timer = setTimeout(() => {
       if (shutdown !== undefined) shutdown.exitCode = 1
       log(
@@ -459,10 +462,11 @@ export function startPrimary(options: WorkersOptions): Primary {
     update()
     // Until the workers report their own deadlines, assume the pod's settings.
     armBackstop(
-      (drains ? options.drainDelay : 0) +
-        options.shutdownTimeout +
-        options.hookTimeout +
-        2 * FORCE_EXIT_MARGIN_MS,
+      forceExitAfterMs({
+        drainDelayMs: drains ? options.drainDelay : 0,
+        shutdownTimeoutMs: options.shutdownTimeout,
+        hooksMs: options.hookTimeout,
+      }) + FORCE_EXIT_MARGIN_MS,
     )
     const message: ToWorker = {
       lameduck: PROTOCOL,
