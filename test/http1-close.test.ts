@@ -146,9 +146,13 @@ describe('HTTP/1.1 connections at the close', () => {
   })
 
   test('an app whose own SIGTERM handler calls server.close(): a keep-alive connection that goes idle in the lame duck is closed in the close phase, exit 0', async (t) => {
+    // keepAliveTimeout 60 s (as behind a cloud load balancer): node's own keep-alive timeout
+    // does not close the connection before the deadline; lameduck closes it after
+    // IDLE_HOLD_MAX_MS (5 s).
     const app = await startApp({
       appCloses: true,
-      options: { drainDelay: 500, shutdownTimeout: 3_000 },
+      serverOptions: { keepAliveTimeout: 60_000 },
+      options: { drainDelay: 500, shutdownTimeout: 8_000 },
     })
     t.after(() => app.child.kill('SIGKILL'))
     const connection = new RawConnection(app.port)
@@ -222,5 +226,23 @@ describe('HTTP/1.1 connections at the close', () => {
     assert.equal(responses[1]?.headers.connection, 'close')
     const exit = await app.exit(10_000)
     assert.equal(exit.code, 0)
+  })
+
+  test('a keep-alive connection idle when the close phase starts is not closed at that instant: a request its client sends on it then is answered with Connection: close', async (t) => {
+    const app = await startApp({ options: { drainDelay: 200 } })
+    t.after(() => app.child.kill('SIGKILL'))
+    const connection = new RawConnection(app.port)
+    connection.request('/?before=signal')
+    await connection.waitFor('GET / 0')
+    app.signal('SIGTERM')
+    await app.state('stopping')
+    assert.equal(connection.socket.destroyed, false)
+    connection.data = ''
+    connection.request('/?in=close-phase')
+    await within('the connection to close after its answer', connection.closed)
+    const [answer] = parseResponses(connection.data)
+    assert.equal(answer?.status, 200)
+    assert.equal(answer?.headers.connection, 'close')
+    assert.equal((await app.exit()).code, 0)
   })
 })

@@ -21,6 +21,11 @@ export interface HttpSocket extends Socket {
  * side, which it does once it has read the answer. */
 export const LINGER_MS = 2_000
 
+/** The longest an idle keep-alive connection is kept open in the close phase when node's
+ * own keep-alive timeout does not end it first: node's default keepAliveTimeout, the
+ * `Keep-Alive: timeout=5` clients are told by default. */
+export const IDLE_HOLD_MAX_MS = 5_000
+
 /** Node sets `_last` on a response once its headers say the connection closes after it
  * (internal since v0.x; node's own resOnFinish reads it). */
 interface LastFlag {
@@ -158,13 +163,13 @@ export class Http1Rules {
     return false
   }
 
-  /** The close phase: idle connections close (see closeIdle); headersTimeout and
-   * requestTimeout keep applying. */
+  /** The close phase: idle connections close once their clients have had the chance to
+   * close them first (see holdIdle); headersTimeout and requestTimeout keep applying. */
   close(): void {
     this.drain()
     this.#closing = true
     this.#keepTimeouts()
-    this.closeIdle()
+    this.#holdIdle()
   }
 
   /** Stops what close() started, and node's timeout check, as node's own close does. */
@@ -305,23 +310,27 @@ export class Http1Rules {
       | undefined
   }
 
-  /** node's closeIdleConnections(), except for connections that have not sent a byte yet
-   * and are younger than NEW_CONNECTION_GRACE_MS. */
-  closeIdle(): void {
+  /**
+   * The connections idle when the close phase starts are not closed at that instant, where
+   * a client that picks one at the same moment would see its request reset (the keep-alive
+   * close race, nodejs/node#60617): each stays open, a request on it answered with
+   * `Connection: close`, until it is used, its client closes it, or node's own keep-alive
+   * timeout ends it (the `Keep-Alive: timeout=` a client was told, which undici and node's
+   * Agent honour by closing first), and at most IDLE_HOLD_MAX_MS. Connections that never
+   * sent a byte are the ledger's (closeUnused).
+   */
+  #holdIdle(): void {
     const list = connectionsList(this.#server)
     if (list === undefined) return
-    const now = performance.now()
+    const keepAlive = (this.#server as { keepAliveTimeout?: number }).keepAliveTimeout ?? 0
+    const hold = keepAlive > 0 ? Math.min(keepAlive, IDLE_HOLD_MAX_MS) : IDLE_HOLD_MAX_MS
     for (const parser of list.idle()) {
       const socket = parser.socket as HttpSocket | null | undefined
-      if (socket == null) continue
+      if (socket == null || socket.bytesRead === 0) continue
       const res = socket._httpMessage
       if (res != null && !res.writableFinished) continue
       if (this.#lingering.has(socket)) continue
-      if (socket.bytesRead === 0) {
-        const accepted = this.#ledger.acceptedAt(this.#where.tcpOf(socket))
-        if (now - accepted < NEW_CONNECTION_GRACE_MS) continue
-      }
-      socket.destroy()
+      this.#closeWhenIdleFor(socket, hold)
     }
   }
 }
