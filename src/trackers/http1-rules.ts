@@ -2,7 +2,7 @@
 // node:http, node:https, and node:http2 with allowHTTP1.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Server as NetServer, Socket } from 'node:net'
-import { NEW_CONNECTION_GRACE_MS, nextTurn, type SocketLedger } from './ledger.js'
+import { NEW_CONNECTION_GRACE_MS, nextTurn } from './ledger.js'
 
 /** Node's http server keeps the response being written on `socket._httpMessage`; it has
  * done so since v0.x and the http client and server rely on it internally. */
@@ -86,8 +86,6 @@ function closeHeaders(headers: unknown): unknown {
 export interface Http1Sockets {
   /** The sockets HTTP/1.1 runs on now (TCP for http, TLS for https and allowHTTP1). */
   http1Sockets(): Iterable<Socket>
-  /** The TCP socket under an HTTP/1.1 socket (itself for plain http). */
-  tcpOf(socket: Socket): Socket
 }
 
 /**
@@ -105,7 +103,6 @@ export interface Http1Sockets {
  */
 export class Http1Rules {
   readonly #server: NetServer
-  readonly #ledger: SocketLedger
   readonly #where: Http1Sockets
   /** Responses whose headers decide `Connection: close` when they are written. */
   readonly #marked = new WeakSet<ServerResponse>()
@@ -121,9 +118,8 @@ export class Http1Rules {
   #draining = false
   #closing = false
 
-  constructor(server: NetServer, ledger: SocketLedger, where: Http1Sockets) {
+  constructor(server: NetServer, where: Http1Sockets) {
     this.#server = server
-    this.#ledger = ledger
     this.#where = where
     // node creates its timeout check when the server starts listening.
     if (server.listening) this.#findTimeoutCheck()

@@ -36,9 +36,8 @@ export class Http1Tracker implements Tracker {
     this.#ledger = new SocketLedger(server, NetServer.prototype.close)
     const httpSockets = tls ? new Set<Socket>() : undefined
     this.#httpSockets = httpSockets
-    this.#rules = new Http1Rules(server, this.#ledger, {
+    this.#rules = new Http1Rules(server, {
       http1Sockets: () => httpSockets ?? this.#ledger.sockets(),
-      tcpOf: (socket) => (tls ? tcpOf(socket) : socket),
     })
     function onHttpSocketClose(this: Socket) {
       httpSockets?.delete(this)

@@ -79,9 +79,8 @@ export class Http2Tracker implements Tracker {
       server,
       this.#tls ? TlsServer.prototype.close : NetServer.prototype.close,
     )
-    this.#rules = new Http1Rules(server, this.#ledger, {
+    this.#rules = new Http1Rules(server, {
       http1Sockets: () => this.#http1Sockets(),
-      tcpOf: (socket) => (socket as unknown as { _parent?: Socket })._parent ?? socket,
     })
     if (this.#tls) {
       server.on('secureConnection', (socket: TLSSocket) => {
