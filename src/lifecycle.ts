@@ -65,8 +65,9 @@ export interface Tracker {
   drain(): void
   /** Resolves once what waits in the kernel has been accepted and read; before close(). */
   settle(): Promise<void>
-  /** The listener closes; resolves when no connection is left. */
-  close(): Promise<void>
+  /** The listener closes; resolves when no connection is left. `deadlineMs`: how long the
+   * close phase may last (shutdownTimeout) before what remains is destroyed. */
+  close(deadlineMs: number): Promise<void>
   /** Deadline or forced: destroys what remains and returns how many. */
   destroyAll(): number
   /** Requests in flight now, for the metrics (`except`: the scrape's own response, or the
@@ -478,7 +479,7 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
     }
     const openAtClose = this.#connections()
     // Close first, then announce: whoever sees 'stopping' finds the listener closed.
-    const closed = Promise.all(this.#trackers.map((tracker) => tracker.close()))
+    const closed = Promise.all(this.#trackers.map((tracker) => tracker.close(shutdownTimeout)))
     const drainMs = this.phaseDurations?.drainMs ?? 0
     this.#setState(
       'stopping',

@@ -75,7 +75,8 @@ describe('on SIGTERM', () => {
     app.signal('SIGTERM')
     await app.state('stopping')
     assert.equal(await refused(app.port), true, 'new connections are refused once the drain ends')
-    await within('the idle keep-alive connection to close', idle.closed)
+    // Idle at the close: held until node's keep-alive timeout ends it (5 s after its answer).
+    await within('the idle keep-alive connection to close', idle.closed, 10_000)
     await within('the connection that never sent a request to close', silent.closed)
     const response = await slow
     assert.equal(response.body, 'GET / 600')

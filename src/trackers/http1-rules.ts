@@ -161,11 +161,11 @@ export class Http1Rules {
 
   /** The close phase: idle connections close once their clients have had the chance to
    * close them first (see holdIdle); headersTimeout and requestTimeout keep applying. */
-  close(): void {
+  close(deadlineMs: number): void {
     this.drain()
     this.#closing = true
     this.#keepTimeouts()
-    this.#holdIdle()
+    this.#holdIdle(deadlineMs)
   }
 
   /** Stops what close() started, and node's timeout check, as node's own close does. */
@@ -312,14 +312,19 @@ export class Http1Rules {
    * close race, nodejs/node#60617): each stays open, a request on it answered with
    * `Connection: close`, until it is used, its client closes it, or node's own keep-alive
    * timeout ends it (the `Keep-Alive: timeout=` a client was told, which undici and node's
-   * Agent honour by closing first), and at most IDLE_HOLD_MAX_MS. Connections that never
-   * sent a byte are the ledger's (closeUnused).
+   * Agent honour by closing first), and at most IDLE_HOLD_MAX_MS, or half the close
+   * phase's `deadlineMs` when that is shorter: an idle connection is closed, never forced.
+   * Connections that never sent a byte are the ledger's (closeUnused).
    */
-  #holdIdle(): void {
+  #holdIdle(deadlineMs: number): void {
     const list = connectionsList(this.#server)
     if (list === undefined) return
     const keepAlive = (this.#server as { keepAliveTimeout?: number }).keepAliveTimeout ?? 0
-    const hold = keepAlive > 0 ? Math.min(keepAlive, IDLE_HOLD_MAX_MS) : IDLE_HOLD_MAX_MS
+    const hold = Math.min(
+      keepAlive > 0 ? keepAlive : IDLE_HOLD_MAX_MS,
+      IDLE_HOLD_MAX_MS,
+      Math.floor(deadlineMs / 2),
+    )
     for (const parser of list.idle()) {
       const socket = parser.socket as HttpSocket | null | undefined
       if (socket == null || socket.bytesRead === 0) continue

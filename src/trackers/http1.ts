@@ -114,10 +114,10 @@ export class Http1Tracker implements Tracker {
    * request in progress close after its response. Resolves when no connection is left.
    * Call settle() first.
    */
-  close(): Promise<void> {
+  close(deadlineMs: number): Promise<void> {
     this.drain()
     const empty = this.#ledger.closeListener()
-    this.#rules.close()
+    this.#rules.close(deadlineMs)
     this.#ledger.closeUnused((socket) => {
       const http = this.#httpSocketOf(socket)
       return http === undefined || this.#rules.unused(http)

@@ -190,10 +190,10 @@ export class Http2Tracker implements Tracker {
    * server's do; connections that never completed a handshake close. Resolves when no
    * connection is left.
    */
-  close(): Promise<void> {
+  close(deadlineMs: number): Promise<void> {
     this.drain()
     const empty = this.#ledger.closeListener()
-    this.#rules.close()
+    this.#rules.close(deadlineMs)
     if (this.#tls) {
       // h2c: every connection carries a session from its first byte.
       this.#ledger.closeUnused((socket) => {
