@@ -26,12 +26,14 @@
 //
 // The wrapper-* forms are ablations: they tell which part of lameduck costs what per request.
 // A peer library is loaded only in its own form, so the others do not pay for loading it.
+// A second argument picks how the handler answers: `setHeader` (default: `res.setHeader` +
+// `res.end`) or `writeHead` (`res.writeHead(200, {...})` + `res.end`). lameduck itself is
+// loaded only in the lameduck forms, as an application that does not use it would not.
 // It listens on 127.0.0.1 on a free port and prints `listening PORT`. SIGTERM stops it: without
 // a library it closes its listener and connections and exits once nothing is left; with one,
 // the library handles the signal. On exit it prints `served N` (requests that reached the
 // handler).
 import http from 'node:http'
-import { lameduck } from 'lameduck'
 
 const MODES = [
   'bare',
@@ -53,12 +55,26 @@ if (!MODES.includes(mode)) {
   process.exit(2)
 }
 
+const form = process.argv[3] ?? 'setHeader'
+if (form !== 'setHeader' && form !== 'writeHead') {
+  console.error(`hello-server: expected a handler form (setHeader, writeHead), got ${form}`)
+  process.exit(2)
+}
+
 let served = 0
-const server = http.createServer((_req, res) => {
-  served++
-  res.setHeader('content-type', 'text/plain')
-  res.end('hello world')
-})
+const server = http.createServer(
+  form === 'writeHead'
+    ? (_req, res) => {
+        served++
+        res.writeHead(200, { 'content-type': 'text/plain' })
+        res.end('hello world')
+      }
+    : (_req, res) => {
+        served++
+        res.setHeader('content-type', 'text/plain')
+        res.end('hello world')
+      },
+)
 
 /** What lameduck's probe lookup does on every request: one indexOf, one Map lookup. */
 const probePaths = new Map([
@@ -86,6 +102,9 @@ function stopOnSigterm(): void {
 }
 
 let afterListen: (() => void) | undefined
+const { lameduck } = mode.startsWith('lameduck')
+  ? await import('lameduck')
+  : { lameduck: undefined as never }
 if (mode === 'lameduck') {
   lameduck(server, { drainDelay: 0 })
 } else if (mode === 'lameduck-probe-port') {

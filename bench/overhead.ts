@@ -56,6 +56,11 @@ export interface Variant {
   protocol?: 'h2'
   /** The `id` of the variant its ratio is taken against. @default 'bare' */
   baseline?: string
+  /** How the handler answers (bench/hello-server.ts): `res.setHeader(...)` + `res.end(...)`,
+   * or `res.writeHead(200, {...})` + `res.end(...)`. @default 'setHeader' */
+  form?: 'setHeader' | 'writeHead'
+  /** Keep-alive connections the client spreads the requests over, instead of the run's. */
+  connections?: number
 }
 
 export const BARE: Variant = { id: 'bare', name: 'bare', mode: 'bare', path: '/' }
@@ -83,7 +88,38 @@ export const VARIANTS: readonly Variant[] = [
     mode: 'http-graceful-shutdown',
     path: '/',
   },
+  ...handlerForms(),
 ]
+
+/** The handler forms users write (issue 18): `writeHead(200, {...})` over one and four
+ * connections, and `setHeader` + `end` over four; each against its own bare server. */
+function handlerForms(): Variant[] {
+  const out: Variant[] = []
+  for (const [form, connections] of [
+    ['writeHead', 1],
+    ['writeHead', 4],
+    ['setHeader', 4],
+  ] as const) {
+    const suffix = `${form === 'writeHead' ? 'writehead' : 'setheader'}-${connections}c`
+    const base = { path: '/', form, connections, baseline: `bare-${suffix}` }
+    out.push(
+      { ...base, id: `bare-${suffix}`, name: `bare, ${form}, ${connections} conn`, mode: 'bare' },
+      {
+        ...base,
+        id: `lameduck-${suffix}`,
+        name: `lameduck, ${form}, ${connections} conn`,
+        mode: 'lameduck',
+      },
+      {
+        ...base,
+        id: `lameduck-probe-port-${suffix}`,
+        name: `lameduck probes.port, ${form}, ${connections} conn`,
+        mode: 'lameduck-probe-port',
+      },
+    )
+  }
+  return out
+}
 
 /** The HTTP/2 path (bench/h2-hello-server.ts, h2c, one session): bare vs lameduck. */
 export const H2_BARE: Variant = {
@@ -215,6 +251,7 @@ async function callgrindRun(
       variant.protocol === 'h2' ? 'dist/bench/h2-hello-server.js' : 'dist/bench/hello-server.js',
     ),
     variant.mode,
+    variant.form ?? 'setHeader',
   ])
   try {
     const [, port] = await server.waitFor(
@@ -225,7 +262,7 @@ async function callgrindRun(
     const client = spawnNode('dist/bench/keepalive-client.js', [
       String(port),
       String(requests),
-      String(connections),
+      String(variant.connections ?? connections),
       variant.path,
       variant.protocol ?? 'h1',
     ])

@@ -4,7 +4,14 @@
 // and metrics answer for the whole pod. Outside such a worker nothing here runs.
 import cluster from 'node:cluster'
 import type { ServerResponse } from 'node:http'
-import { type Lameduck, STATE_RANK, type State, type Tracker } from './lifecycle.js'
+import {
+  type Follower,
+  type Lameduck,
+  type ShutdownRequest,
+  STATE_RANK,
+  type State,
+  type Tracker,
+} from './lifecycle.js'
 import {
   type Figures,
   type MetricsSource,
@@ -76,25 +83,7 @@ export function isProtocolMessage(message: unknown): message is { type: string }
   )
 }
 
-type SignalHandler = (signal: NodeJS.Signals) => void
-
-/** What lameduck() wires in when it runs inside a `lameduck serve --workers` worker. */
-export interface Follower {
-  /** Replaces process signal handling: the primary's signals arrive over IPC. */
-  onSignals(signals: readonly NodeJS.Signals[], handler: SignalHandler): () => void
-  /** Readiness answers for the pod. */
-  probeState(own: ProbeState): ProbeState
-  /** Reports the lifecycle's state to the primary from now on; its trackers' figures go
-   * into the pod's metrics. */
-  attach(lifecycle: Lameduck, options: ResolvedOptions, trackers: readonly Tracker[]): void
-  /** Answers a scrape with the pod's figures, or this worker's own (marked so) when the
-   * primary does not reply within METRICS_ANSWER_TIMEOUT_MS. Never rejects. */
-  metrics(scrape: ServerResponse): Promise<string>
-  /** Tells the primary how long this worker's shutdown may take. */
-  deadline(ms: number): void
-  /** Ends the process once the primary can no longer hand it a connection. */
-  exit(code: number): void
-}
+type RequestHandler = (request: ShutdownRequest) => void
 
 /** How long a stopped worker waits for the primary's `exit` before it exits anyway. */
 export const EXIT_ACK_TIMEOUT_MS = 1_000
@@ -108,16 +97,12 @@ export const METRICS_ANSWER_TIMEOUT_MS = METRICS_COLLECT_TIMEOUT_MS + 500
 
 let follower: ClusterFollower | undefined
 
-/**
- * The follower for this process when it is a worker of `lameduck serve --workers`, else
- * undefined. Tags the worker's log lines with its id, so a pod's log says which worker
- * each line is about.
- */
-export function followPrimary(options: ResolvedOptions): Follower | undefined {
+/** The follower for this process when it is a worker of `lameduck serve --workers`, else
+ * undefined. */
+export function followPrimary(): Follower | undefined {
   if (!cluster.isWorker || process.env[WORKERS_ENV] === undefined || process.send === undefined)
     return undefined
   follower ??= new ClusterFollower()
-  if (options.logger !== false) options.logger = tagged(options.logger, cluster.worker?.id ?? 0)
   return follower
 }
 
@@ -132,7 +117,8 @@ function tagged(logger: LoggerLike, worker: number): LoggerLike {
 class ClusterFollower implements Follower {
   #pod: PodState = { ready: false, started: false, status: 'starting', reason: undefined }
   #retiring = false
-  readonly #handlers = new Set<SignalHandler>()
+  readonly #handlers = new Set<RequestHandler>()
+  /** Each lameduck() instance of this worker, with its options (its readiness checks). */
   readonly #attached: (MetricsSource & { options: ResolvedOptions })[] = []
   /** Scrapes waiting for the pod's figures: not in-flight requests of the pod. */
   readonly #scrapes = new Set<ServerResponse>()
@@ -148,7 +134,7 @@ class ClusterFollower implements Follower {
     })
   }
 
-  onSignals(signals: readonly NodeJS.Signals[], handler: SignalHandler): () => void {
+  onShutdownRequests(signals: readonly NodeJS.Signals[], handler: RequestHandler): () => void {
     // The primary forwards its signals. Ignore the ones that reach the worker directly (a
     // terminal's Ctrl-C goes to the whole process group): acting on them too would count
     // the primary's forwarded copy as a second signal and force the shutdown. SIGHUP is the
@@ -173,8 +159,14 @@ class ClusterFollower implements Follower {
     }
   }
 
-  attach(lifecycle: Lameduck, options: ResolvedOptions, trackers: readonly Tracker[]): void {
-    this.#attached.push({ lifecycle, options, trackers })
+  /** Tags the worker's log lines with its id, so a pod's log says which worker each line
+   * is about. */
+  logger(logger: LoggerLike | false): LoggerLike | false {
+    return logger === false ? false : tagged(logger, cluster.worker?.id ?? 0)
+  }
+
+  attach(lifecycle: Lameduck, trackers: readonly Tracker[], options: ResolvedOptions): void {
+    this.#attached.push({ lifecycle, trackers, options })
     lifecycle.on('state', () => this.#report())
     this.#report()
     const pending = this.#pending
@@ -256,17 +248,15 @@ class ClusterFollower implements Follower {
       this.#pending.push(message)
       return
     }
-    let signal: NodeJS.Signals
+    let request: ShutdownRequest
     if (message.type === 'retire') {
       this.#retiring = true
-      // The lifecycle reads drainDelay when its shutdown starts, which is the next line:
-      // a reload hands keep-alive clients off for this long instead of the pod's delay.
-      for (const { options } of this.#attached) options.drainDelay = message.drainDelay
-      signal = 'SIGHUP'
+      // A reload hands keep-alive clients off for the reload's lame duck, not the pod's.
+      request = { kind: 'retire', drainDelay: message.drainDelay }
     } else {
-      signal = message.signal
+      request = { kind: 'signal', signal: message.signal }
     }
-    for (const handler of [...this.#handlers]) handler(signal)
+    for (const handler of [...this.#handlers]) handler(request)
   }
 
   #report(): void {

@@ -1,13 +1,13 @@
 import { createServer, Server as HttpServer } from 'node:http'
 import { Server as HttpsServer } from 'node:https'
 import { followPrimary } from './cluster.js'
-import { ConnectionTracker } from './connections.js'
-import { type Http2ServerLike, Http2Tracker, isHttp2Server } from './connections-h2.js'
 import { describeValue, LameduckError } from './errors.js'
 import { Lameduck, type Tracker } from './lifecycle.js'
 import { registerSource, renderMetrics } from './metrics.js'
 import { type LameduckOptions, resolveOptions } from './options.js'
 import { Checks, type ProbeState, Probes } from './probes.js'
+import { Http1Tracker } from './trackers/http1.js'
+import { type Http2ServerLike, Http2Tracker, isHttp2Server } from './trackers/http2.js'
 
 /** A node:http, node:https or node:http2 server. */
 export type ServerLike = HttpServer | HttpsServer | Http2ServerLike
@@ -58,7 +58,7 @@ export function lameduck(
   options: LameduckOptions = {},
 ): Lameduck {
   const list = validateServers(servers)
-  const resolved = resolveOptions(options)
+  const resolved = Object.freeze(resolveOptions(options))
   if (list.length === 0 && resolved.probes !== false && resolved.probes.port === undefined) {
     throw new LameduckError(
       'LAMEDUCK_ERR_INVALID_SERVER',
@@ -66,7 +66,8 @@ export function lameduck(
     )
   }
   // In a worker of `lameduck serve --workers`, the primary owns signals and readiness.
-  const follower = followPrimary(resolved)
+  const follower = followPrimary()
+  const logger = follower?.logger(resolved.logger) ?? resolved.logger
 
   let lifecycle: Lameduck | undefined
   const own: ProbeState = {
@@ -91,11 +92,11 @@ export function lameduck(
     probes = new Probes(
       resolved.probes,
       state,
-      new Checks(resolved.checks, resolved.checkTimeout, resolved.logger),
+      new Checks(resolved.checks, resolved.checkTimeout, logger),
       follower === undefined
         ? (res) => renderMetrics({ lifecycle: lifecycle as Lameduck, trackers }, res)
         : (res) => follower.metrics(res),
-      new Checks(resolved.livenessChecks, resolved.checkTimeout, resolved.logger, 'liveness'),
+      new Checks(resolved.livenessChecks, resolved.checkTimeout, logger, 'liveness'),
     )
   }
   if (probes !== undefined && resolved.probes !== false && resolved.probes.port !== undefined) {
@@ -126,12 +127,12 @@ export function lameduck(
   }
 
   const ownProbes = probeServer === undefined ? probes : undefined
-  if (ownProbes !== undefined && resolved.probes !== false && resolved.logger !== false) {
+  if (ownProbes !== undefined && resolved.probes !== false && logger !== false) {
     const path = resolved.probes.metrics
     // A request listener is an opaque function: whether the application answers `path`
     // cannot be known without calling it with a made-up request, which would run its code.
     if (path !== false && list.length > 0) {
-      resolved.logger.info(
+      logger.info(
         { event: 'metrics-path', path },
         `lameduck: ${path} is answered by lameduck on the application's own port, so an application route ${path} is never reached; to serve lameduck's figures from the application's own metrics use promClientMetrics() or openTelemetryMetrics(), or move lameduck's to probes.port`,
       )
@@ -140,11 +141,18 @@ export function lameduck(
   trackers = list.map((server) =>
     isHttp2Server(server)
       ? new Http2Tracker(server, ownProbes)
-      : new ConnectionTracker(server, ownProbes),
+      : new Http1Tracker(server, ownProbes),
   )
   for (const server of list) managed.add(server)
-  lifecycle = new Lameduck({ options: resolved, servers: list, trackers, probeServer, follower })
+  lifecycle = new Lameduck({
+    options: resolved,
+    logger,
+    servers: list,
+    trackers,
+    probeServer,
+    follower,
+  })
   registerSource({ lifecycle, trackers })
-  follower?.attach(lifecycle, resolved, trackers)
+  follower?.attach(lifecycle, trackers, resolved)
   return lifecycle
 }

@@ -1,8 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { Follower } from './cluster.js'
-import type { Http2ServerLike } from './connections-h2.js'
 import {
   FORCE_EXIT_MARGIN_MS,
   FORCED_HOOK_BUDGET_MS,
@@ -12,9 +10,11 @@ import {
 import { type CrashOrigin, describeCrash, onCrashes } from './crash.js'
 import { describeValue, LameduckError } from './errors.js'
 import { type Hook, type HookResult, type RegisteredHook, runHook, validateHook } from './hooks.js'
-import type { ResolvedOptions } from './options.js'
+import type { LoggerLike, ResolvedOptions } from './options.js'
+import type { ProbeState } from './probes.js'
 import { FirstReady, ReadinessHolds } from './readiness.js'
 import { onSignals } from './signals.js'
+import type { Http2ServerLike } from './trackers/http2.js'
 
 /** Where a process is in its life. Readiness answers 200 only in `ready`. */
 export type State = 'starting' | 'ready' | 'draining' | 'stopping' | 'stopped'
@@ -29,10 +29,12 @@ export const STATE_RANK: Readonly<Record<State, number>> = {
   stopped: 4,
 }
 
-/** Why the shutdown started. */
+/** Why the shutdown started. `retire`: a worker of `lameduck serve --workers` replaced by a
+ * reload, with the reload's own lame-duck phase (its pod stays ready with the replacement). */
 export type ShutdownReason =
   | { kind: 'signal'; signal: NodeJS.Signals }
   | { kind: 'manual'; reason: string | undefined }
+  | { kind: 'retire'; drainDelay: number }
   /** `shutdownOnCrash`: the first uncaught exception or unhandled rejection. */
   | { kind: 'crash'; origin: CrashOrigin; error: unknown }
 
@@ -66,14 +68,15 @@ export interface ShutdownOutcome {
 const MAX_LOGGED_LATER_CRASHES = 10
 
 /** What the lifecycle asks of each server's connection tracker, whatever its protocol
- * (ConnectionTracker for node:http and node:https, Http2Tracker for node:http2). */
+ * (src/trackers/: Http1Tracker for node:http and node:https, Http2Tracker for node:http2). */
 export interface Tracker {
   /** Lame duck starts: move clients off their connections, keep serving. */
   drain(): void
   /** Resolves once what waits in the kernel has been accepted and read; before close(). */
   settle(): Promise<void>
-  /** The listener closes; resolves when no connection is left. */
-  close(): Promise<void>
+  /** The listener closes; resolves when no connection is left. `deadlineMs`: how long the
+   * close phase may last (shutdownTimeout) before what remains is destroyed. */
+  close(deadlineMs: number): Promise<void>
   /** Deadline or forced: destroys what remains and returns how many. */
   destroyAll(): number
   /** Requests in flight now, for the metrics (`except`: the scrape's own response, or the
@@ -88,8 +91,42 @@ export interface Tracker {
   onClosedByApp: (() => void) | undefined
 }
 
+/** A request to shut down: a signal, or (from a `lameduck serve --workers` primary) a
+ * retirement. */
+export type ShutdownRequest =
+  | { kind: 'signal'; signal: NodeJS.Signals }
+  | { kind: 'retire'; drainDelay: number }
+
+/** What lameduck() wires in when it runs inside a `lameduck serve --workers` worker
+ * (src/cluster.ts). */
+export interface Follower {
+  /** Replaces process signal handling: the primary's signals and retirements arrive over
+   * IPC. Returns a function that stops it. */
+  onShutdownRequests(
+    signals: readonly NodeJS.Signals[],
+    handler: (request: ShutdownRequest) => void,
+  ): () => void
+  /** Readiness answers for the pod. */
+  probeState(own: ProbeState): ProbeState
+  /** The logger to use in this worker: `logger`, with the worker's id on every line. */
+  logger(logger: LoggerLike | false): LoggerLike | false
+  /** Reports the lifecycle's state to the primary from now on; its trackers' figures go
+   * into the pod's metrics; its readiness checks answer the primary's reload. */
+  attach(lifecycle: Lameduck, trackers: readonly Tracker[], options: ResolvedOptions): void
+  /** Answers a scrape with the pod's figures, or this worker's own (marked so) when the
+   * primary does not reply in time. Never rejects. */
+  metrics(scrape: ServerResponse): Promise<string>
+  /** Tells the primary how long this worker's shutdown may take. */
+  deadline(ms: number): void
+  /** Ends the process once the primary can no longer hand it a connection. */
+  exit(code: number): void
+}
+
 export interface LifecycleParts {
-  options: ResolvedOptions
+  /** Resolved options, read-only. */
+  options: Readonly<ResolvedOptions>
+  /** The logger: `options.logger`, or the follower's tagged one. */
+  logger: LoggerLike | false
   servers: readonly (Server | Http2ServerLike)[]
   trackers: readonly Tracker[]
   /** A separate server answering probes, closed last. */
@@ -99,6 +136,15 @@ export interface LifecycleParts {
 }
 
 const round = (ms: number) => Math.round(ms)
+
+/** The reason as the log says it: the signal, `shutdown()`'s argument, `retire`, or the
+ * crash's origin. */
+function describeReason(reason: ShutdownReason): string {
+  if (reason.kind === 'signal') return reason.signal
+  if (reason.kind === 'retire') return 'retire'
+  if (reason.kind === 'crash') return reason.origin
+  return reason.reason ?? 'shutdown()'
+}
 
 export interface LameduckEvents {
   /** Every state transition, once. */
@@ -114,7 +160,8 @@ export interface LameduckEvents {
  * Created by `lameduck()`; the public methods are its API.
  */
 export class Lameduck extends EventEmitter<LameduckEvents> {
-  readonly #options: ResolvedOptions
+  readonly #options: Readonly<ResolvedOptions>
+  readonly #logger: LoggerLike | false
   readonly #servers: readonly (Server | Http2ServerLike)[]
   readonly #trackers: readonly Tracker[]
   readonly #probeServer: Server | undefined
@@ -141,6 +188,7 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
   constructor(parts: LifecycleParts) {
     super()
     this.#options = parts.options
+    this.#logger = parts.logger
     this.#servers = parts.servers
     this.#trackers = parts.trackers
     this.#probeServer = parts.probeServer
@@ -152,10 +200,10 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
     for (const tracker of this.#trackers) {
       tracker.onClosedByApp = () => this.#warnClosedByApp()
     }
-    const handler = (signal: NodeJS.Signals) => this.#onSignal(signal)
     this.#removeSignalHandlers =
-      parts.follower?.onSignals(parts.options.signals, handler) ??
-      onSignals(parts.options.signals, handler)
+      parts.follower?.onShutdownRequests(parts.options.signals, (request) =>
+        this.#onRequest(request),
+      ) ?? onSignals(parts.options.signals, (signal) => this.#onRequest({ kind: 'signal', signal }))
     if (parts.options.shutdownOnCrash) {
       this.#removeCrashHandlers = onCrashes((origin, error) => this.#onCrash(origin, error))
     }
@@ -296,11 +344,13 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
     }
   }
 
-  #onSignal(signal: NodeJS.Signals): void {
+  /** A signal or a retirement: the first starts the shutdown, the next forces it. */
+  #onRequest(request: ShutdownRequest): void {
     if (this.#shutdown === undefined) {
-      this.#shutdown = this.#run({ kind: 'signal', signal })
+      this.#shutdown = this.#run(request)
     } else if (this.#state !== 'stopped') {
-      this.#forceNow(signal)
+      // A retirement is the primary's reload signal.
+      this.#forceNow(request.kind === 'signal' ? request.signal : 'SIGHUP')
     }
   }
 
@@ -366,11 +416,28 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       { event: 'state', state, previous, ...fields },
       message ?? `lameduck: ${state}`,
     )
-    this.emit('state', state, previous)
+    this.#emitState(state, previous)
+  }
+
+  /** Calls each 'state' listener in turn; one that throws is logged and the next still
+   * runs, as hooks are isolated: a listener's bug must not stop the shutdown mid-phase. */
+  #emitState(state: State, previous: State): void {
+    for (const listener of this.rawListeners('state') as ((...args: State[]) => unknown)[]) {
+      try {
+        listener.call(this, state, previous)
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error)
+        this.#log(
+          'error',
+          { event: 'state-listener', state, error: message },
+          `lameduck: a 'state' listener threw on '${state}': ${message}`,
+        )
+      }
+    }
   }
 
   #log(level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, message: string): void {
-    const logger = this.#options.logger
+    const logger = this.#logger
     if (logger !== false) logger[level](fields, message)
   }
 
@@ -434,7 +501,6 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
    * 5. Exit: `stopped`; exit code 0 if everything finished on its own, else 1.
    */
   async #run(reason: ShutdownReason): Promise<ShutdownOutcome> {
-    const options = this.#options
     const started = performance.now()
     this.#phaseMarks.push(started)
     const drains = this.#started
@@ -446,82 +512,95 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
         ),
       )
     }
-    const hookBudget =
-      this.#shutdownHooks.reduce((sum, hook) => sum + hook.timeoutMs, 0) +
-      this.#drainHooks.reduce((max, hook) => Math.max(max, hook.timeoutMs), 0)
+    const drainDelay = reason.kind === 'retire' ? reason.drainDelay : this.#options.drainDelay
     this.#armForceExit(
       forceExitAfterMs({
-        drainDelayMs: drains ? options.drainDelay : 0,
-        shutdownTimeoutMs: options.shutdownTimeout,
-        hooksMs: hookBudget,
+        drainDelayMs: drains ? drainDelay : 0,
+        shutdownTimeoutMs: this.#options.shutdownTimeout,
+        hooksMs: this.#hookBudget(),
       }),
     )
-    const why =
-      reason.kind === 'signal'
-        ? reason.signal
-        : reason.kind === 'crash'
-          ? reason.origin
-          : (reason.reason ?? 'shutdown()')
+    const why = describeReason(reason)
+    const drainResults = drains
+      ? (await this.#lameDuck(why, drainDelay)).results
+      : Promise.resolve([])
+    this.#phaseMarks.push(performance.now())
+    await this.#close(why)
+    this.#phaseMarks.push(performance.now())
+    const hooks = await this.#hooks(drainResults)
+    this.#phaseMarks.push(performance.now())
+    return this.#exit(reason, drains, hooks)
+  }
 
-    // 2. Lame duck.
-    let drainResults: Promise<HookResult[]> = Promise.resolve([])
-    if (drains) {
-      this.#setState(
-        'draining',
-        { reason: why, drainDelayMs: options.drainDelay, connections: this.#connections() },
-        options.drainDelay === 0
-          ? `lameduck: draining (${why}): readiness 503, no lame-duck delay (drainDelay 0), closing now`
-          : `lameduck: draining (${why}): readiness 503, serving for ${options.drainDelay} ms with Connection: close`,
-      )
-      for (const tracker of this.#trackers) tracker.drain()
-      drainResults = Promise.all(
-        this.#drainHooks.map((hook) => runHook(hook, 'drain', this.#forcedHookCut())),
-      )
-      await this.#wait(options.drainDelay)
-    }
-    const drainMs = performance.now() - started
-    this.#phaseMarks.push(started + drainMs)
+  /** Every onShutdown hook's timeout, plus the longest onDrain callback's. */
+  #hookBudget(): number {
+    return (
+      this.#shutdownHooks.reduce((sum, hook) => sum + hook.timeoutMs, 0) +
+      this.#drainHooks.reduce((max, hook) => Math.max(max, hook.timeoutMs), 0)
+    )
+  }
 
-    // 3. Close, once what waits in the kernel (after a blocked event loop: new connections
-    // in the accept queue, requests in socket buffers) has been accepted and read.
+  /** 2. Lame duck: `draining`, the trackers move clients off, onDrain callbacks start; then
+   * `drainDelay`. Resolves with the callbacks' results, still running (awaited in the hooks
+   * phase). */
+  async #lameDuck(why: string, drainDelay: number): Promise<{ results: Promise<HookResult[]> }> {
+    this.#setState(
+      'draining',
+      { reason: why, drainDelayMs: drainDelay, connections: this.#connections() },
+      drainDelay === 0
+        ? `lameduck: draining (${why}): readiness 503, no lame-duck delay (drainDelay 0), closing now`
+        : `lameduck: draining (${why}): readiness 503, serving for ${drainDelay} ms with Connection: close`,
+    )
+    for (const tracker of this.#trackers) tracker.drain()
+    const results = Promise.all(
+      this.#drainHooks.map((hook) => runHook(hook, 'drain', this.#forcedHookCut())),
+    )
+    await this.#wait(drainDelay)
+    return { results }
+  }
+
+  /** 3. Close, once what waits in the kernel (after a blocked event loop: new connections in
+   * the accept queue, requests in socket buffers) has been accepted and read; at the
+   * deadline, what remains is destroyed. */
+  async #close(why: string): Promise<void> {
+    const shutdownTimeout = this.#options.shutdownTimeout
     if (!this.#force.signal.aborted) {
       await Promise.all(this.#trackers.map((tracker) => tracker.settle()))
     }
     const openAtClose = this.#connections()
     // Close first, then announce: whoever sees 'stopping' finds the listener closed.
-    const closed = Promise.all(this.#trackers.map((tracker) => tracker.close()))
+    const closed = Promise.all(this.#trackers.map((tracker) => tracker.close(shutdownTimeout)))
+    const drainMs = this.phaseDurations?.drainMs ?? 0
     this.#setState(
       'stopping',
       { reason: why, drainMs: round(drainMs), connections: openAtClose },
-      `lameduck: stopping: listener closed, ${openAtClose} connection(s) open, waiting up to ${options.shutdownTimeout} ms`,
+      `lameduck: stopping: listener closed, ${openAtClose} connection(s) open, waiting up to ${shutdownTimeout} ms`,
     )
     const closedFirst = new AbortController()
-    const deadline = this.#wait(options.shutdownTimeout, closedFirst.signal).then(
-      () => 'deadline' as const,
-    )
+    const deadline = this.#wait(shutdownTimeout, closedFirst.signal).then(() => 'deadline' as const)
     const first = await Promise.race([closed.then(() => 'closed' as const), deadline])
     closedFirst.abort()
-    if (first === 'deadline') {
-      this.#forceCause ??= { by: 'timeout', shutdownTimeoutMs: options.shutdownTimeout }
-      let destroyed = 0
-      for (const tracker of this.#trackers) destroyed += tracker.destroyAll()
-      const cause = this.#forceCause
-      // A second signal can arrive when every connection is already gone: nothing to report.
-      if (destroyed > 0) {
-        this.#log(
-          'warn',
-          { event: 'forced', connections: destroyed, cause: cause?.by },
-          cause?.by === 'signal'
-            ? `lameduck: forced ${destroyed} connection(s) closed on ${cause.signal}`
-            : `lameduck: forced ${destroyed} connection(s) still open after shutdownTimeout ${options.shutdownTimeout} ms`,
-        )
-      }
-      await closed
+    if (first === 'closed') return
+    this.#forceCause ??= { by: 'timeout', shutdownTimeoutMs: shutdownTimeout }
+    let destroyed = 0
+    for (const tracker of this.#trackers) destroyed += tracker.destroyAll()
+    const cause = this.#forceCause
+    // A second signal can arrive when every connection is already gone: nothing to report.
+    if (destroyed > 0) {
+      this.#log(
+        'warn',
+        { event: 'forced', connections: destroyed, cause: cause?.by },
+        cause?.by === 'signal'
+          ? `lameduck: forced ${destroyed} connection(s) closed on ${cause.signal}`
+          : `lameduck: forced ${destroyed} connection(s) still open after shutdownTimeout ${shutdownTimeout} ms`,
+      )
     }
-    const closeMs = performance.now() - started - drainMs
-    this.#phaseMarks.push(started + drainMs + closeMs)
+    await closed
+  }
 
-    // 4. Hooks.
+  /** 4. Hooks: the onDrain callbacks' results, then every onShutdown hook, last registered
+   * first; each failure is logged. */
+  async #hooks(drainResults: Promise<HookResult[]>): Promise<HookResult[]> {
     const hooks = await drainResults
     for (const hook of [...this.#shutdownHooks].reverse()) {
       hooks.push(
@@ -530,44 +609,36 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
           : await runHook(hook, 'shutdown', this.#forcedHookCut()),
       )
     }
-    for (const result of hooks) {
-      if (result.status === 'error') {
-        const message = result.error instanceof Error ? result.error.message : String(result.error)
-        this.#log(
-          'error',
-          {
-            event: 'hook',
-            hook: result.name,
-            phase: result.phase,
-            status: 'error',
-            error: message,
-          },
-          `lameduck: ${result.phase} hook '${result.name}' failed: ${message}`,
-        )
-      } else if (result.status === 'skipped') {
-        this.#log(
-          'error',
-          { event: 'hook', hook: result.name, phase: result.phase, status: 'skipped' },
-          `lameduck: ${result.phase} hook '${result.name}' skipped: the forced shutdown's hook budget ran out`,
-        )
-      } else if (result.status === 'timeout') {
-        this.#log(
-          'error',
-          {
-            event: 'hook',
-            hook: result.name,
-            phase: result.phase,
-            status: 'timeout',
-            timeoutMs: result.timeoutMs,
-          },
-          `lameduck: ${result.phase} hook '${result.name}' timed out after ${result.durationMs} ms`,
-        )
-      }
-    }
-    const hooksMs = performance.now() - started - drainMs - closeMs
-    this.#phaseMarks.push(started + drainMs + closeMs + hooksMs)
+    for (const result of hooks) this.#logHook(result)
+    return hooks
+  }
 
-    // 5. Exit.
+  #logHook(result: HookResult): void {
+    const fields = { event: 'hook', hook: result.name, phase: result.phase, status: result.status }
+    if (result.status === 'error') {
+      const message = result.error instanceof Error ? result.error.message : String(result.error)
+      this.#log(
+        'error',
+        { ...fields, error: message },
+        `lameduck: ${result.phase} hook '${result.name}' failed: ${message}`,
+      )
+    } else if (result.status === 'skipped') {
+      this.#log(
+        'error',
+        fields,
+        `lameduck: ${result.phase} hook '${result.name}' skipped: the forced shutdown's hook budget ran out`,
+      )
+    } else if (result.status === 'timeout') {
+      this.#log(
+        'error',
+        { ...fields, timeoutMs: result.timeoutMs },
+        `lameduck: ${result.phase} hook '${result.name}' timed out after ${result.durationMs} ms`,
+      )
+    }
+  }
+
+  /** 5. Exit: the outcome, `stopped`, and the exit (unless `exit: false`). */
+  #exit(reason: ShutdownReason, drained: boolean, hooks: HookResult[]): ShutdownOutcome {
     const forced = this.#forceCause
     const connections = { closed: 0, forced: 0 }
     for (const tracker of this.#trackers) {
@@ -581,15 +652,16 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       this.#laterCrashes > 0
         ? 1
         : 0
+    const [start = 0, drainEnd = 0, closeEnd = 0, hooksEnd = 0] = this.#phaseMarks
     const outcome: ShutdownOutcome = {
       reason,
-      drained: drains,
+      drained,
       forced,
       durations: {
-        drainMs: round(drainMs),
-        closeMs: round(closeMs),
-        hooksMs: round(hooksMs),
-        totalMs: round(performance.now() - started),
+        drainMs: round(drainEnd - start),
+        closeMs: round(closeEnd - drainEnd),
+        hooksMs: round(hooksEnd - closeEnd),
+        totalMs: round(performance.now() - start),
       },
       connections,
       hooks,
@@ -606,7 +678,7 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
     this.#setState(
       'stopped',
       {
-        reason: why,
+        reason: describeReason(reason),
         exitCode,
         forced: forced?.by,
         connections,
@@ -617,7 +689,7 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       },
       `lameduck: stopped in ${outcome.durations.totalMs} ms, exit code ${exitCode}`,
     )
-    if (options.exit) {
+    if (this.#options.exit) {
       if (this.#follower !== undefined) this.#follower.exit(exitCode)
       else process.exit(exitCode)
     }

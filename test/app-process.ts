@@ -35,6 +35,10 @@ export interface AppConfig {
   late?: boolean
   /** The app's own SIGTERM handler closes the server. */
   appCloses?: boolean
+  /** Options for http.createServer. */
+  serverOptions?: Record<string, unknown>
+  /** A 'state' listener that throws on every transition. */
+  throwingState?: boolean
   env?: Record<string, string>
   /** Another fixture that prints the same lines (default test/fixtures/app.ts). */
   fixture?: string
@@ -55,6 +59,8 @@ export async function startApp(config: AppConfig = {}): Promise<AppProcess> {
   if (config.upgrade) env.FIXTURE_UPGRADE = '1'
   if (config.late) env.FIXTURE_LATE = '1'
   if (config.appCloses) env.FIXTURE_APP_CLOSES = '1'
+  if (config.serverOptions) env.FIXTURE_SERVER_OPTIONS = JSON.stringify(config.serverOptions)
+  if (config.throwingState) env.FIXTURE_THROWING_STATE = '1'
   const app = spawnNode(fromRoot(`dist/test/fixtures/${config.fixture ?? 'app'}.js`), [], { env })
   const out = await app.waitFor(/listening \d+/, 'the fixture app to listen')
   const [, port, httpsPort] = /listening (\d+)(?: (\d+))?/.exec(out) ?? []

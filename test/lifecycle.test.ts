@@ -75,7 +75,8 @@ describe('on SIGTERM', () => {
     app.signal('SIGTERM')
     await app.state('stopping')
     assert.equal(await refused(app.port), true, 'new connections are refused once the drain ends')
-    await within('the idle keep-alive connection to close', idle.closed)
+    // Idle at the close: held until node's keep-alive timeout ends it (5 s after its answer).
+    await within('the idle keep-alive connection to close', idle.closed, 10_000)
     await within('the connection that never sent a request to close', silent.closed)
     const response = await slow
     assert.equal(response.body, 'GET / 600')
@@ -267,4 +268,23 @@ test('an http and an https server drain as one: one signal, one readiness answer
   assert.equal((await app.exit()).code, 0)
   assert.equal(stateLogs(app, 'stopped').length, 1)
   assert.equal(stateLogs(app, 'draining').length, 1)
+})
+
+test("a 'state' listener that throws is reported and the shutdown goes on: the in-flight request completes, exit 0", async (t) => {
+  const app = await startApp({ throwingState: true, options: { drainDelay: 300 } })
+  t.after(() => app.child.kill('SIGKILL'))
+  const inFlight = new RawConnection(app.port)
+  inFlight.request('/?delay=800')
+  await app.waitFor('request /?delay=800')
+  app.signal('SIGTERM')
+  await inFlight.waitFor('GET / 800')
+  assert.match(inFlight.data, /^HTTP\/1\.1 200 /)
+  const exit = await app.exit(10_000)
+  assert.equal(exit.code, 0)
+  const reported = app.logs().filter((line) => line.event === 'state-listener')
+  assert.deepEqual(
+    reported.map((line) => line.state),
+    ['ready', 'draining', 'stopping', 'stopped'],
+  )
+  assert.equal(reported[1]?.error, 'listener broke on draining')
 })

@@ -2,6 +2,7 @@
 // whole shutdown: ready, a request in flight, the drain, a forced connection, the hooks.
 import assert from 'node:assert/strict'
 import http from 'node:http'
+import http2 from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import { test } from 'node:test'
 import { type Lameduck, type LameduckOptions, lameduck } from 'lameduck'
@@ -175,4 +176,49 @@ test('metrics on the application port: off by default, and a scrape does not cou
   const head = await get(port, '/metrics', { method: 'HEAD' })
   assert.equal(head.status, 200)
   assert.equal(head.body, '')
+})
+
+test('on HTTP/2, in-flight requests count streams: two streams in flight on one session, and a scrape over HTTP/2 does not count itself', async (t) => {
+  const server = http2.createServer()
+  const release: (() => void)[] = []
+  let bothArrived: () => void = () => {}
+  const arrived = new Promise<void>((resolve) => {
+    bothArrived = resolve
+  })
+  server.on('stream', (stream) => {
+    release.push(() => stream.respond({ ':status': 200 }, { endStream: true }))
+    if (release.length === 2) bothArrived()
+  })
+  const ld = lameduck(server, { ...quiet, probes: { metrics: '/metrics' } })
+  t.after(() => ld.shutdown())
+  server.listen(0, '127.0.0.1')
+  await nextEvent(server, 'listening')
+  await whenReady(ld)
+  const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  t.after(() => client.close())
+  const ended: Promise<void>[] = []
+  for (const path of ['/a', '/b']) {
+    const req = client.request({ ':path': path })
+    req.resume()
+    ended.push(new Promise((resolve) => req.once('close', () => resolve())))
+  }
+  await within('both streams to reach the app', arrived)
+  const inFlight = async () => {
+    const body = await within(
+      'a scrape over HTTP/2',
+      new Promise<string>((resolve, reject) => {
+        const req = client.request({ ':path': '/metrics' })
+        let text = ''
+        req.setEncoding('utf8').on('data', (chunk: string) => {
+          text += chunk
+        })
+        req.on('end', () => resolve(text)).on('error', reject)
+      }),
+    )
+    return parse(body).samples.find((s) => s.name === 'lameduck_in_flight_requests')?.value
+  }
+  assert.equal(await inFlight(), 2)
+  for (const respond of release) respond()
+  await within('both streams to end', Promise.all(ended))
+  assert.equal(await inFlight(), 0)
 })

@@ -6,6 +6,7 @@ import { describe, test } from 'node:test'
 import { eventStreams, lameduck } from 'lameduck'
 import { type AppProcess, startApp } from './app-process.js'
 import { within } from './helpers.js'
+import { parseResponses, RawConnection } from './http-client.js'
 
 interface StreamRead {
   status: number
@@ -105,5 +106,27 @@ describe('server-sent events', () => {
     t.after(() => ld.shutdown())
     assert.throws(() => eventStreams(ld, { retry: -1 }), /`retry` option .* got `-1`/)
     assert.throws(() => eventStreams(ld).add({} as never), /Expected a streamed response/)
+  })
+
+  test('on HTTP/1.1 a stream ended at the lame duck keeps its keep-alive connection: the reconnection sent on it gets retry: at once, with Connection: close', async (t) => {
+    const app = await startApp({ fixture: 'realtime-app', options: { drainDelay: 60_000 } })
+    t.after(() => app.child.kill('SIGKILL'))
+    const connection = new RawConnection(app.port)
+    const events = 'GET /events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n'
+    connection.send(events)
+    await connection.waitFor('data: tick 1')
+    app.signal('SIGTERM')
+    await connection.waitFor('retry: 1000')
+    await connection.waitFor('\r\n0\r\n\r\n', 'the stream to end (its last chunk)')
+    const [ended] = parseResponses(connection.data)
+    assert.equal(ended?.headers.connection, 'keep-alive', 'its headers went out before')
+    assert.equal(connection.socket.destroyed, false)
+    connection.data = ''
+    connection.send(events)
+    await within('the connection to close after the second answer', connection.closed)
+    const [again] = parseResponses(connection.data)
+    assert.equal(again?.status, 200)
+    assert.equal(again?.headers.connection, 'close')
+    assert.match(again?.body ?? '', /retry: 1000/)
   })
 })

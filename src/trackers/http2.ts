@@ -8,8 +8,10 @@ import http2, {
 } from 'node:http2'
 import { Server as NetServer, type Socket } from 'node:net'
 import { type TLSSocket, Server as TlsServer } from 'node:tls'
-import { NEW_CONNECTION_GRACE_MS, settleAccepts } from './connections.js'
-import type { ProbeKind, Probes } from './probes.js'
+import type { Tracker } from '../lifecycle.js'
+import type { ProbeKind, Probes } from '../probes.js'
+import { Http1Rules } from './http1-rules.js'
+import { NEW_CONNECTION_GRACE_MS, SocketLedger } from './ledger.js'
 
 /** An HTTP/2 server from `http2.createServer` or `http2.createSecureServer`. */
 export type Http2ServerLike = Http2Server | Http2SecureServer
@@ -36,11 +38,6 @@ export function isHttp2Server(server: unknown): server is Http2ServerLike {
   return http2Classes.some((Class) => server instanceof Class)
 }
 
-/** Node's http server keeps the response being written on `socket._httpMessage`. */
-interface HttpSocket extends Socket {
-  _httpMessage?: ServerResponse | null
-}
-
 interface SessionState {
   /** When the session was created (performance.now()). */
   opened: number
@@ -53,50 +50,37 @@ interface SessionState {
 /**
  * Tracks one HTTP/2 server's connections and sessions and moves its clients off them with
  * the graceful two-step GOAWAY of RFC 9113 §6.8. With `allowHTTP1`, the HTTP/1.1
- * connections such a server also serves get `Connection: close`, as in ConnectionTracker.
+ * connections such a server also serves follow the same rule set as a node:https server's
+ * (Http1Rules).
  *
  * Per connection: one Map entry and a 'close' listener; per session: one Map entry. Per
  * stream, one probe-path lookup; nothing else runs before the signal.
  */
-export class Http2Tracker {
+export class Http2Tracker implements Tracker {
   readonly server: Http2ServerLike
-  /** Every TCP connection, with the time it was accepted. */
-  readonly #sockets = new Map<Socket, number>()
+  readonly #ledger: SocketLedger
+  readonly #rules: Http1Rules
   readonly #sessions = new Map<ServerHttp2Session, SessionState>()
   /** For TLS servers: the TLS socket running on each TCP socket, once its handshake is done. */
   readonly #tlsOf = new WeakMap<Socket, TLSSocket>()
   readonly #tls: boolean
-  readonly #watched = new WeakSet<ServerResponse>()
-  readonly #destroyed = new WeakSet<Socket>()
-  readonly #close: (this: NetServer, callback?: () => void) => unknown
-  #accepted = 0
+  /** Streams answered as probes: not requests of the application. */
+  readonly #probeStreams = new WeakSet<ServerHttp2Stream>()
   #draining = false
-  #closing = false
-  #listenerClosed = false
-  #onIdle: (() => void) | undefined
-  /** Connections that ended on their own after the drain began. */
-  closedCount = 0
-  /** Connections destroyed because they outlived the deadline or the shutdown was forced. */
-  forcedCount = 0
-  /** When the application closed the listener itself (performance.now()), if it did. */
-  closedByAppAt: number | undefined
-  /** Called once when the application closes the listener itself. */
-  onClosedByApp: (() => void) | undefined
 
   constructor(server: Http2ServerLike, probes: Probes | undefined) {
     this.server = server
     this.#tls = server instanceof TlsServer
-    const sockets = this.#sockets
-    const tracker = this
-    function onSocketClose(this: Socket) {
-      sockets.delete(this)
-      if (tracker.#draining && !tracker.#destroyed.has(this)) tracker.closedCount++
-      tracker.#checkIdle()
-    }
-    server.on('connection', (socket: Socket) => {
-      this.#accepted++
-      sockets.set(socket, performance.now())
-      socket.once('close', onSocketClose)
+    // The listener is closed with the base class's close, not the server's own: from Node 24
+    // on, Http2Server.prototype.close also closes every session at once with a one-step
+    // GOAWAY, which would cut the two-step GOAWAY short and refuse a fresh session's first
+    // request.
+    this.#ledger = new SocketLedger(
+      server,
+      this.#tls ? TlsServer.prototype.close : NetServer.prototype.close,
+    )
+    this.#rules = new Http1Rules(server, {
+      http1Sockets: () => this.#http1Sockets(),
     })
     if (this.#tls) {
       server.on('secureConnection', (socket: TLSSocket) => {
@@ -118,7 +102,9 @@ export class Http2Tracker {
 
     // Intercept 'stream' before any listener (the compatibility API's included) sees it, so
     // probe paths never reach the app; and 'request' for the HTTP/1.1 requests an
-    // allowHTTP1 server serves, which get `Connection: close` during the drain.
+    // allowHTTP1 server serves, which follow the HTTP/1.1 rule set.
+    const rules = this.#rules
+    const probeStreams = this.#probeStreams
     const emit = server.emit
     server.emit = function (
       this: Http2ServerLike,
@@ -130,11 +116,12 @@ export class Http2Tracker {
         const headers = b as IncomingHttpHeaders
         const kind: ProbeKind | undefined = probes.match(headers[':path'])
         if (kind !== undefined) {
+          probeStreams.add(a as ServerHttp2Stream)
           answerProbe(probes, kind, a as ServerHttp2Stream, headers)
           return true
         }
       } else if (event === 'request' && b instanceof ServerResponse) {
-        if (tracker.#draining) tracker.#closeAfter(b)
+        if (rules.swallow(a as IncomingMessage, b)) return true
         const kind = probes?.match((a as IncomingMessage).url)
         if (kind !== undefined) {
           probes?.handle(kind, a as IncomingMessage, b)
@@ -144,105 +131,87 @@ export class Http2Tracker {
       // biome-ignore lint/complexity/noArguments: forwards every argument without copying them on each event
       return Reflect.apply(emit, this, arguments) as boolean
     } as typeof server.emit
-
-    // The listener is closed with the base class's close, not the server's own: from Node 24
-    // on, Http2Server.prototype.close also closes every session at once with a one-step
-    // GOAWAY, which would cut the two-step GOAWAY short and refuse a fresh session's first
-    // request. An application that closes the server itself is recorded, as in
-    // ConnectionTracker.
-    this.#close = this.#tls ? TlsServer.prototype.close : NetServer.prototype.close
-    const close = server.close
-    server.close = function (this: Http2ServerLike) {
-      if (!tracker.#closing && tracker.closedByAppAt === undefined && this.listening) {
-        tracker.closedByAppAt = performance.now()
-        tracker.onClosedByApp?.()
-      }
-      // biome-ignore lint/complexity/noArguments: passes the callback on as given
-      return Reflect.apply(close, this, arguments)
-    } as typeof server.close
-  }
-
-  /** Requests in flight now, for the metrics: the HTTP/1.1 responses of an `allowHTTP1`
-   * server that are not finished. HTTP/2 streams are not counted (nothing is kept per
-   * stream before the signal). */
-  inFlight(except?: ServerResponse | ReadonlySet<ServerResponse>): number {
-    const skip = except instanceof Set ? except : undefined
-    let count = 0
-    for (const socket of this.#sockets.keys()) {
-      const res = ((this.#tlsOf.get(socket) ?? socket) as HttpSocket)._httpMessage
-      if (res != null && res !== except && !res.writableFinished && skip?.has(res) !== true) count++
-    }
-    return count
   }
 
   get size(): number {
-    return this.#sockets.size
+    return this.#ledger.size
+  }
+  get closedCount(): number {
+    return this.#ledger.closedCount
+  }
+  get forcedCount(): number {
+    return this.#ledger.forcedCount
+  }
+  get closedByAppAt(): number | undefined {
+    return this.#ledger.closedByAppAt
+  }
+  get onClosedByApp(): (() => void) | undefined {
+    return this.#ledger.onClosedByApp
+  }
+  set onClosedByApp(callback: (() => void) | undefined) {
+    this.#ledger.onClosedByApp = callback
+  }
+
+  /** Requests in flight now, for the metrics: every open HTTP/2 stream that is not a probe
+   * (a scrape over HTTP/2 does not count itself), and the unfinished HTTP/1.1 responses of
+   * an `allowHTTP1` server. Walks every session: for a scrape, never on the request path. */
+  inFlight(except?: ServerResponse | ReadonlySet<ServerResponse>): number {
+    let count = this.#rules.inFlight(except)
+    for (const session of this.#sessions.keys()) {
+      for (const stream of openStreams(session)) {
+        if (!this.#probeStreams.has(stream)) count++
+      }
+    }
+    return count
   }
 
   /**
    * Lame duck: every session that has carried a stream gets the graceful GOAWAY; a session
    * that has not (including every session opened from now on) gets it once its first stream
-   * ends, so it is served first. HTTP/1.1 responses (allowHTTP1) carry `Connection: close`.
+   * ends, so it is served first. HTTP/1.1 connections (allowHTTP1) follow Http1Rules.
    */
   drain(): void {
     if (this.#draining) return
     this.#draining = true
+    this.#ledger.startCounting()
     for (const [session, state] of this.#sessions) this.#goawayOnceUsed(session, state)
-    for (const socket of this.#sockets.keys()) {
-      const res = this.#http1Socket(socket)?._httpMessage
-      if (res != null && !res.writableFinished) this.#closeAfter(res)
-    }
+    this.#rules.drain()
   }
 
-  /**
-   * Resolves once the event loop has turned without accepting a connection, and then once
-   * more, so that connections waiting in the accept queue are accepted before the listener
-   * closes (as ConnectionTracker.settle). At most SETTLE_MAX_MS.
-   */
+  /** As Http1Tracker.settle. At most SETTLE_MAX_MS. */
   settle(): Promise<void> {
-    return settleAccepts(() => this.#accepted)
+    return this.#ledger.settle()
   }
 
   /**
    * Closes the listener. Sessions that have not been sent a GOAWAY get it now (a session
    * younger than NEW_CONNECTION_GRACE_MS that has not sent a stream gets until that age);
-   * each session ends when its last stream ends. Idle HTTP/1.1 connections and connections
-   * that never completed a handshake close. Resolves when no connection is left.
+   * each session ends when its last stream ends. HTTP/1.1 connections close as a node:https
+   * server's do; connections that never completed a handshake close. Resolves when no
+   * connection is left.
    */
-  close(): Promise<void> {
+  close(deadlineMs: number): Promise<void> {
     this.drain()
-    this.#closing = true
-    const done = new Promise<void>((resolve) => {
-      this.#onIdle = resolve
-    })
-    if (this.server.listening) {
-      this.#close.call(this.server, () => {
-        this.#listenerClosed = true
-        this.#checkIdle()
+    const empty = this.#ledger.closeListener()
+    this.#rules.close(deadlineMs)
+    if (this.#tls) {
+      // h2c: every connection carries a session from its first byte.
+      this.#ledger.closeUnused((socket) => {
+        const secure = this.#tlsOf.get(socket)
+        if (secure?.alpnProtocol === 'h2') return false
+        return secure === undefined || this.#rules.unused(secure)
       })
-    } else {
-      // Never listened, or listen() is still pending: close it as soon as it listens.
-      this.#listenerClosed = true
-      this.server.prependOnceListener('listening', () => this.#close.call(this.server))
     }
-    // Idle HTTP/1.1 keep-alive connections of an allowHTTP1 server (a no-op otherwise).
-    ;(this.server as { closeIdleConnections?: () => void }).closeIdleConnections?.()
-    this.#closeUnused()
-    this.#checkIdle()
-    return done
+    for (const [session, state] of this.#sessions) {
+      if (state.goaway || state.timer !== undefined) continue
+      this.#graceTimer(session, state, () => {})
+    }
+    return empty.finally(() => this.#rules.stop())
   }
 
-  /** Destroys every remaining connection; returns how many there were. */
   destroyAll(): number {
-    let destroyed = 0
-    for (const socket of this.#sockets.keys()) {
-      if (socket.destroyed) continue
-      this.#destroyed.add(socket)
-      socket.destroy()
-      destroyed++
-    }
-    this.forcedCount += destroyed
-    return destroyed
+    this.#rules.stop()
+    return this.#ledger.destroyAll()
   }
 
   #goawayOnceUsed(session: ServerHttp2Session, state: SessionState): void {
@@ -265,7 +234,7 @@ export class Http2Tracker {
       })
     }
     session.once('stream', onStream)
-    if (this.#closing) this.#graceTimer(session, state, onStream)
+    if (this.#ledger.closing) this.#graceTimer(session, state, onStream)
   }
 
   #graceTimer(
@@ -315,71 +284,30 @@ export class Http2Tracker {
     if (!session.ping(final)) final()
   }
 
-  /**
-   * Closes TCP connections that have neither an HTTP/2 session nor an HTTP/1.1 request:
-   * TLS handshakes that never finished, HTTP/1.1 connections that never sent a byte. One
-   * younger than NEW_CONNECTION_GRACE_MS gets until that age, as in ConnectionTracker.
-   * For sessions that have not been sent a GOAWAY, starts their grace timers.
-   */
-  #closeUnused(): void {
-    const now = performance.now()
-    let nextCheck = Number.POSITIVE_INFINITY
-    for (const [socket, accepted] of this.#sockets) {
-      if (!this.#tls) continue // h2c: every connection carries a session from its first byte
+  /** The sockets HTTP/1.1 runs on (an allowHTTP1 server's TLS connections that did not
+   * negotiate h2). */
+  *#http1Sockets(): IterableIterator<Socket> {
+    if (!this.#tls) return
+    for (const socket of this.#ledger.sockets()) {
       const secure = this.#tlsOf.get(socket)
-      if (secure?.alpnProtocol === 'h2') continue
-      const h1 = secure as HttpSocket | undefined
-      if (h1 !== undefined && (h1.bytesRead > 0 || h1._httpMessage != null)) continue
-      const age = now - accepted
-      if (age >= NEW_CONNECTION_GRACE_MS) socket.destroy()
-      else nextCheck = Math.min(nextCheck, NEW_CONNECTION_GRACE_MS - age)
-    }
-    if (nextCheck !== Number.POSITIVE_INFINITY) {
-      setTimeout(() => this.#closeUnused(), Math.ceil(nextCheck)).unref()
-    }
-    for (const [session, state] of this.#sessions) {
-      if (state.goaway || state.timer !== undefined) continue
-      this.#graceTimer(session, state, () => {})
+      if (secure !== undefined && secure.alpnProtocol !== 'h2') yield secure
     }
   }
+}
 
-  /** The socket HTTP/1.1 runs on for a TCP connection of an allowHTTP1 server, if any. */
-  #http1Socket(socket: Socket): HttpSocket | undefined {
-    if (!this.#tls) return undefined
-    const secure = this.#tlsOf.get(socket)
-    return secure === undefined || secure.alpnProtocol === 'h2'
-      ? undefined
-      : (secure as unknown as HttpSocket)
+/** A session's open streams: node:http2 keeps them in a Map on the session's internal
+ * `state` symbol (every supported version); nothing is kept per stream here, so the request
+ * path costs nothing for the metrics. */
+function openStreams(session: ServerHttp2Session): Iterable<ServerHttp2Stream> {
+  for (const symbol of Object.getOwnPropertySymbols(session)) {
+    if (symbol.description !== 'state') continue
+    // node's internal SafeMap is not an instance of this realm's Map.
+    const streams = (
+      session as unknown as Record<symbol, { streams?: Map<number, ServerHttp2Stream> } | undefined>
+    )[symbol]?.streams
+    if (typeof streams?.values === 'function') return streams.values()
   }
-
-  #checkIdle(): void {
-    if (this.#closing && this.#listenerClosed && this.#sockets.size === 0) {
-      const resolve = this.#onIdle
-      this.#onIdle = undefined
-      resolve?.()
-    }
-  }
-
-  /**
-   * An HTTP/1.1 response of an allowHTTP1 server, during the drain: `Connection: close` if
-   * its headers are not out yet, and its socket closed after it. A response that already
-   * went out with keep-alive leaves its connection open: closing it could race the
-   * client's next request, which gets the close instead (or the close phase's idle close).
-   */
-  #closeAfter(res: ServerResponse): void {
-    if (this.#watched.has(res)) return
-    this.#watched.add(res)
-    if (res.headersSent) return
-    res.shouldKeepAlive = false
-    if (res.hasHeader('connection')) res.setHeader('connection', 'close')
-    const socket = res.socket as HttpSocket | null
-    res.once('finish', () => {
-      if (socket === null || socket.destroyed) return
-      const next = socket._httpMessage
-      if (next != null && next !== res && !next.writableFinished) this.#closeAfter(next)
-      else socket.end()
-    })
-  }
+  return []
 }
 
 /** The part of a response Probes.handle writes to, over an HTTP/2 stream. */
