@@ -80,6 +80,11 @@ function executable(path: string): boolean {
   }
 }
 
+/** Whether a program of that name is found in this process's PATH. */
+export function onPath(name: string): boolean {
+  return resolveCommand(name, process.env) !== undefined
+}
+
 /** Where `command` would be found, as execvp looks for it; undefined when nowhere. */
 export function resolveCommand(command: string, env: NodeJS.ProcessEnv): string | undefined {
   if (command.includes('/')) return executable(command) ? command : undefined

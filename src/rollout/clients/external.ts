@@ -12,25 +12,14 @@
 // A kind whose toolchain is missing is skipped with a message (prepare rejects).
 import { execFile, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { accessSync, constants, existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
+import { onPath } from '../../serve/child.js'
 import type { Attempt, ClientContext, ClientKind, LoadClient, RequestSpec } from './types.js'
 
 /** Helpers give up on a request a little after the lab's own deadline would. */
 const HELPER_TIMEOUT_S = 30
-
-function onPath(name: string): boolean {
-  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
-    if (dir === '') return false
-    try {
-      accessSync(join(dir, name), constants.X_OK)
-      return true
-    } catch {
-      return false
-    }
-  })
-}
 
 function cacheDir(what: string, source: string): string {
   const hash = createHash('sha256').update(source).digest('hex').slice(0, 12)

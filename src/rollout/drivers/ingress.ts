@@ -15,19 +15,12 @@
 // requests the ingress retried and which failures it passed on, from nginx's access log
 // ($upstream_status lists every upstream tried).
 import { once } from 'node:events'
-import {
-  accessSync,
-  constants,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
+import { onPath } from '../../serve/child.js'
 import type { Clock } from '../clock.js'
 import { PodProcess } from '../process.js'
 import type { Recorder, RequestRecord } from '../recorder.js'
@@ -406,18 +399,6 @@ ${servers.join('\n')}
       return 'no error log'
     }
   }
-}
-
-function onPath(name: string): boolean {
-  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
-    if (dir === '') return false
-    try {
-      accessSync(join(dir, name), constants.X_OK)
-      return true
-    } catch {
-      return false
-    }
-  })
 }
 
 function freePort(): Promise<number> {

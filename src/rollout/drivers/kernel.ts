@@ -25,16 +25,9 @@
 // it. A run removes its objects on close, on exit (a crash included) and, at start, those of
 // any earlier run whose process is gone (killed with SIGKILL), naming them.
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process'
-import {
-  accessSync,
-  constants,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs'
-import { delimiter, join } from 'node:path'
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { onPath } from '../../serve/child.js'
 import type { Clock } from '../clock.js'
 import type { Recorder } from '../recorder.js'
 import { type Change, Propagation } from './propagation.js'
@@ -369,7 +362,7 @@ export class KernelDriver implements DataPath {
   #followConntrack(): ChildProcess {
     const args = ['-E', '-e', 'NEW', '-p', 'tcp', '--orig-dst', this.vip]
     // conntrack writes through stdio: line-buffered only when stdbuf says so.
-    const child = hasCommand('stdbuf')
+    const child = onPath('stdbuf')
       ? spawn('stdbuf', ['-oL', 'conntrack', ...args], { stdio: ['ignore', 'pipe', 'ignore'] })
       : spawn('conntrack', args, { stdio: ['ignore', 'pipe', 'ignore'] })
     child.on('error', () => {})
@@ -414,25 +407,12 @@ function checkPrerequisites(): void {
       '--service iptables needs root: it creates network namespaces, a bridge and iptables rules; run the lab as root (or in CI as root), or use --service model',
     )
   }
-  const missing = COMMANDS.filter((command) => !hasCommand(command))
+  const missing = COMMANDS.filter((command) => !onPath(command))
   if (missing.length > 0) {
     throw new KernelUnavailable(
       `--service iptables needs the commands ${missing.join(', ')}, not found in PATH (Debian: apt-get install iproute2 iptables conntrack); or use --service model`,
     )
   }
-}
-
-function hasCommand(name: string): boolean {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue
-    try {
-      accessSync(join(dir, name), constants.X_OK)
-      return true
-    } catch {
-      // not here
-    }
-  }
-  return false
 }
 
 /** Runs a command with `lines` on stdin; throws with its stderr when it fails. */
@@ -527,7 +507,7 @@ function tablesBeforeAnyRun(current: string[] | undefined): string[] | undefined
 
 /** `ip nat`, `ip filter`, … when nft is there to say. */
 function nftTables(): string[] | undefined {
-  if (!hasCommand('nft')) return undefined
+  if (!onPath('nft')) return undefined
   const text = tryRun('nft', ['list', 'tables'])
   if (text === undefined) return undefined
   return text
