@@ -148,7 +148,7 @@ describe('HTTP/1.1 connections at the close', () => {
   test('an app whose own SIGTERM handler calls server.close(): a keep-alive connection that goes idle in the lame duck is closed in the close phase, exit 0', async (t) => {
     // keepAliveTimeout 60 s (as behind a cloud load balancer): node's own keep-alive timeout
     // does not close the connection before the deadline; lameduck closes it after
-    // IDLE_HOLD_MAX_MS (5 s).
+    // NEW_CONNECTION_GRACE_MS (1 s).
     const app = await startApp({
       appCloses: true,
       serverOptions: { keepAliveTimeout: 60_000 },

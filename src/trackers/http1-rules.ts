@@ -21,9 +21,12 @@ export interface HttpSocket extends Socket {
  * side, which it does once it has read the answer. */
 export const LINGER_MS = 2_000
 
-/** The longest an idle keep-alive connection is kept open in the close phase when node's
- * own keep-alive timeout does not end it first: node's default keepAliveTimeout, the
- * `Keep-Alive: timeout=5` clients are told by default. */
+/** The longest keep-alive timeout an idle connection is held open for in the close phase:
+ * node's default keepAliveTimeout, the `Keep-Alive: timeout=5` clients are told by default,
+ * which clients that honour it act on first. A server whose keep-alive timeout is longer
+ * (65 s behind a load balancer) tells its clients to keep connections longer than any hold:
+ * waiting would not make them leave, so its idle connections get NEW_CONNECTION_GRACE_MS,
+ * time for a request already sent to arrive. */
 export const IDLE_HOLD_MAX_MS = 5_000
 
 /** Node sets `_last` on a response once its headers say the connection closes after it
@@ -312,8 +315,9 @@ export class Http1Rules {
    * close race, nodejs/node#60617): each stays open, a request on it answered with
    * `Connection: close`, until it is used, its client closes it, or node's own keep-alive
    * timeout ends it (the `Keep-Alive: timeout=` a client was told, which undici and node's
-   * Agent honour by closing first), and at most IDLE_HOLD_MAX_MS, or half the close
-   * phase's `deadlineMs` when that is shorter: an idle connection is closed, never forced.
+   * Agent honour by closing first) when that is at most IDLE_HOLD_MAX_MS, else for
+   * NEW_CONNECTION_GRACE_MS; never more than half the close phase's `deadlineMs`: an idle
+   * connection is closed, never forced.
    * Connections that never sent a byte are the ledger's (closeUnused).
    */
   #holdIdle(deadlineMs: number): void {
@@ -321,8 +325,7 @@ export class Http1Rules {
     if (list === undefined) return
     const keepAlive = (this.#server as { keepAliveTimeout?: number }).keepAliveTimeout ?? 0
     const hold = Math.min(
-      keepAlive > 0 ? keepAlive : IDLE_HOLD_MAX_MS,
-      IDLE_HOLD_MAX_MS,
+      keepAlive > 0 && keepAlive <= IDLE_HOLD_MAX_MS ? keepAlive : NEW_CONNECTION_GRACE_MS,
       Math.floor(deadlineMs / 2),
     )
     for (const parser of list.idle()) {

@@ -61,9 +61,6 @@ after(async () => {
   await new Promise((resolve) => backend.close(resolve))
 })
 
-/** Client kinds that run as helper processes (clients/external.ts). */
-const HELPER_KINDS = new Set(['curl', 'py-requests', 'go-http'])
-
 async function load(
   path: string,
   endpointPort = backendPort,
@@ -76,9 +73,10 @@ async function load(
     path,
     method,
     pools: 2,
-    // Long enough for a busy machine, short enough for the request that never gets an answer;
-    // a helper process in another language needs longer to connect on a busy machine.
-    timeoutMs: path === '/never' ? (HELPER_KINDS.has(client) ? 1_500 : 300) : 3_000,
+    // Long enough for a busy machine (the Service model must have connected the request to
+    // its pod, or a helper process in another language have connected, before the deadline),
+    // short enough for the request that never gets an answer.
+    timeoutMs: path === '/never' ? 1_500 : 3_000,
   })
   assert.equal(summary.sent, 4)
   assert.equal(recorder.requests.length, 4, 'one outcome per request')
