@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { exited, fromRoot } from '../helpers.js'
-import { runLab, scratch, startLab } from './lab-helpers.js'
+import { FAST, runLab, scratch, startLab } from './lab-helpers.js'
 
 const manifest = fromRoot('examples/k8s/deployment.yaml')
 const graceful = [process.execPath, fromRoot('dist/examples/server.js')]
@@ -17,14 +17,7 @@ test('--from takes replicas, strategy, grace period, probe and env from the Depl
       manifest,
       '--replicas',
       '2',
-      '--readiness-period',
-      '200ms',
-      '--readiness-timeout',
-      '200ms',
-      '--propagation-delay',
-      '300ms',
-      '--propagation-jitter',
-      '100ms',
+      ...FAST,
       '--rate',
       '40',
       '--env',
