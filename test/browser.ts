@@ -189,6 +189,8 @@ export class Browser {
       this.#child.kill('SIGKILL')
       await within('chromium to exit', gone)
     }
-    rmSync(this.#profile, { recursive: true, force: true })
+    // Chromium's helper processes (crashpad, zygote) can still write to the profile for a
+    // moment after the browser process exits: retry on ENOTEMPTY rather than fail the test.
+    rmSync(this.#profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 })
   }
 }
