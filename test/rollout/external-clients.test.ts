@@ -68,14 +68,9 @@ for (const [kind, skip] of KINDS) {
     assert.equal(passing.exit.code, 0, `${passing.stdout}\n${passing.stderr}`)
     const result = passing.result!
     assert.equal(result.verdict.unexercisedPods.length, 0)
-    if (kind === 'py-requests') {
-      // requests does not retry: an idle pooled connection lameduck closes when its drain ends
-      // can be taken for a request at that instant (docs/lab.md). Nothing else may fail.
-      const other = result.diagnosis.filter((d) => d.mechanism !== 'keep-alive')
-      assert.deepEqual(other, [], passing.stdout)
-    } else {
-      assert.equal(result.failed, 0, passing.stdout)
-    }
+    // requests does not retry, so a keep-alive connection closed the instant the client picks
+    // it would fail here; the close phase's idle hold answers it with Connection: close instead.
+    assert.equal(result.failed, 0, passing.stdout)
   })
 }
 

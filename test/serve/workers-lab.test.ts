@@ -23,11 +23,11 @@ test('lameduck rollout -- lameduck serve --workers 2 loses 0 over 3 rolling upda
       '/readyz',
       '--env',
       'LAMEDUCK_DRAIN_DELAY_MS=800',
-      // FIFO pools and a connection per request: every keep-alive connection carries a
-      // request (and so a Connection: close) during the short drain. LIFO pools leave deep
-      // connections idle until the close phase, where closing an idle connection races with
-      // a client that picks it at that instant (README, Limits); with this 800 ms drain and
-      // a busy machine that race shows up, and it is the runtime's to fix, not this test's.
+      // LIFO pools leave deep connections idle until the close phase, where closing an idle
+      // connection would race with a client that picks it at that instant; the close phase
+      // holds idle connections instead, so LIFO pools must lose nothing either.
+      '--client',
+      'agent-lifo',
       '--client',
       'agent-fifo',
       '--client',
