@@ -32,6 +32,9 @@ const backend = http.createServer((req, res) => {
       return
     case '/never':
       return
+    case '/slow':
+      setTimeout(() => res.end('ok'), 30)
+      return
     case '/echo': {
       let bytes = 0
       req.on('data', (chunk: Buffer) => {
@@ -136,6 +139,29 @@ test('connection reuse is recorded: a keep-alive agent reuses, a new connection 
   )
   const fresh = await load('/', backendPort, 'new-connection')
   assert.ok(fresh.requests.every((r) => r.reused === false))
+})
+
+test('a request the Agent queued until a pooled connection was free is recorded as reused', async () => {
+  // Two connections, twelve requests at once, each answered after 30 ms: most wait in the
+  // Agent's queue and go out on a connection that has just carried a request. Node's Agent
+  // marks only a request handed an idle socket as `reusedSocket`, not a queued one.
+  const { recorder } = await runLoad({
+    backendPort,
+    client: 'agent-fifo',
+    path: '/slow',
+    count: 12,
+    rate: 1_000,
+    pools: 1,
+  })
+  const requests = [...recorder.requests].sort((a, b) => a.start - b.start)
+  assert.ok(requests.every((r) => r.outcome === 'ok' && r.localPort !== undefined))
+  const ports = new Set(requests.map((r) => r.localPort))
+  const fresh = requests.filter((r) => r.reused === false)
+  assert.equal(
+    fresh.length,
+    ports.size,
+    JSON.stringify(requests.map((r) => [r.localPort, r.reused])),
+  )
 })
 
 test('a connection the Service model reset because the backend refused counts as refused', async () => {

@@ -26,6 +26,13 @@ export function agentClient(context: ClientContext, scheduling: 'lifo' | 'fifo')
   }
 }
 
+/**
+ * Sockets that have carried a request. Node's Agent sets `request.reusedSocket` only when it
+ * hands a request an idle socket, not when a queued request gets a socket that has just freed
+ * up, which is just as much a reused connection (and as exposed to a server closing it).
+ */
+const carried = new WeakSet<Socket>()
+
 /** One request with node:http; shared by the Agent kinds and the new-connection kind. */
 export function nodeRequest(
   context: ClientContext,
@@ -49,7 +56,8 @@ export function nodeRequest(
   })
   let responded = false
   request.on('socket', (socket: Socket) => {
-    const reused = request.reusedSocket
+    const reused = request.reusedSocket || carried.has(socket)
+    carried.add(socket)
     // connect() has been called by now, so the local port is known even while the socket
     // connects; the Service model may reset the connection before 'connect'.
     if (socket.localPort !== undefined) attempt.socket(socket.localPort, reused)
