@@ -383,6 +383,8 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
   }
 
   #warnClosedByApp(): void {
+    // Before it was ever ready, no Service routed to this process: nothing to warn about.
+    if (!this.#started) return
     const during = this.#state === 'draining' ? 'during the lame duck' : `while ${this.#state}`
     this.#log(
       'warn',

@@ -372,7 +372,8 @@ export async function runProxyMode(options: ProxyModeOptions): Promise<number> {
       `lameduck serve: the child exited on its own (${describeExit(first.exit)}); exiting ${status}`,
     )
     clearTimeout(forceTimer)
-    server.close()
+    // The listener stays open until the process exits, in a moment: closing it here would
+    // be taken by the runtime for an application closing its own listener early.
     server.closeAllConnections()
     proxy.close()
     code = status

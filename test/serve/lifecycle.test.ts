@@ -92,6 +92,8 @@ test('a child that exits on its own ends lameduck serve at once with its exit co
   const exit = await exited(serve.child, 'lameduck serve to exit after the child')
   assert.equal(exit.code, 7)
   assert.match(serve.stderr(), /the child exited on its own \(exit code 7\); exiting 7/)
+  // serve ending is not the application closing its listener early.
+  assert.doesNotMatch(serve.stderr(), /listener-closed-early/)
 })
 
 test('a child that ignores the stop signal is SIGKILLed after --child-stop-timeout: exit 1', async () => {
@@ -173,6 +175,7 @@ test('bad input: one clear line and exit 2', async () => {
       .filter((l) => !l.startsWith('{'))
     assert.equal(lines.length, 1, run.stderr())
     assert.match(lines[0] as string, message)
+    assert.doesNotMatch(run.stderr(), /listener-closed-early/)
   }
   const env = spawnNode(bin, ['serve', '--', 'true'], {
     env: { ...process.env, LAMEDUCK_CHILD_STOP_TIMEOUT_MS: 'ten' },
