@@ -273,4 +273,62 @@ describe('recall (items 8-10, 12, 13)', () => {
     assert.equal(f.length, 1)
     assert.match(f[0]!.message, /write_timeout 1m05s .* = 65 s > grace 30 s/)
   })
+
+  const served = (name: string, container: string) => `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ${name}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: ${name}}}
+  template:
+    metadata: {labels: {app: ${name}}}
+    spec:
+      containers:
+${container}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ${name}}
+spec:
+  selector: {app: ${name}}
+  ports: [{port: 80, targetPort: 8000}]
+`
+
+  test("uvicorn's --timeout-graceful-shutdown longer than the grace period", () => {
+    const text = served(
+      'api',
+      `        - name: api
+          image: example.com/api:1
+          command: [uvicorn, main:app, --host, 0.0.0.0, --port, "8000", --timeout-graceful-shutdown, "45"]
+          ports: [{containerPort: 8000}]
+          readinessProbe: {httpGet: {path: /health, port: 8000}}
+          lifecycle: {preStop: {sleep: {seconds: 5}}}`,
+    )
+    const f = find(
+      check([{ name: 'api.yaml', text }]),
+      'app-timeout-exceeds-grace',
+      'Deployment/api',
+    )
+    assert.equal(f.length, 1)
+    assert.match(
+      f[0]!.message,
+      /preStop 5 s \+ uvicorn --timeout-graceful-shutdown 45 = 50 s > grace 30 s/,
+    )
+  })
+
+  test("Envoy's --drain-time-s is not a wait after SIGTERM: Envoy closes its listeners at once", () => {
+    // The command Istio's proxy agent gives Envoy (its docs and logs): --drain-time-s 45
+    // applies to hot restarts and admin-API drains, not to SIGTERM.
+    const text = served(
+      'edge',
+      `        - name: envoy
+          image: envoyproxy/envoy:v1.30.4
+          args: [-c, /etc/envoy/envoy.yaml, --drain-time-s, "45", --parent-shutdown-time-s, "60"]
+          ports: [{containerPort: 8000}]
+          readinessProbe: {httpGet: {path: /ready, port: 9901}}
+          lifecycle: {preStop: {sleep: {seconds: 5}}}`,
+    )
+    const r = check([{ name: 'edge.yaml', text }])
+    assert.deepEqual(find(r, 'app-timeout-exceeds-grace', 'Deployment/edge'), [])
+  })
 })

@@ -170,7 +170,10 @@ interface AppTimeout {
 /**
  * How long the program itself waits for in-flight requests after SIGTERM, when its flags
  * or env say so: gunicorn's --graceful-timeout, uvicorn's --timeout-graceful-shutdown,
- * Envoy's --drain-time-s, OpenFaaS's write_timeout.
+ * OpenFaaS's write_timeout. Not Envoy's --drain-time-s: Envoy closes its listeners at once
+ * on SIGTERM; it drains only when told to through its admin API (a preStop hook calling
+ * drain_listeners?graceful, which the preStop rules time), on hot restart and on LDS
+ * changes.
  */
 function appTimeout(c: Container): AppTimeout | undefined {
   const argv = containerArgv(c.spec) ?? []
@@ -179,11 +182,9 @@ function appTimeout(c: Container): AppTimeout | undefined {
   const programs: [RegExp, string, string][] = [
     [/(^|\/)gunicorn$/, 'graceful-timeout', 'gunicorn'],
     [/(^|\/)uvicorn$/, 'timeout-graceful-shutdown', 'uvicorn'],
-    [/(^|\/)envoy$/, 'drain-time-s', 'Envoy'],
   ]
   for (const [program, flag, name] of programs) {
-    if (!words.some((w) => program.test(w)) && !(name === 'Envoy' && /envoy/.test(c.image ?? '')))
-      continue
+    if (!words.some((w) => program.test(w))) continue
     const value = flagValue(words, [flag])
     const seconds = value === undefined ? undefined : durationSeconds(value)
     if (seconds !== undefined) return { seconds, what: `${name} --${flag} ${value}`, path: argPath }
@@ -210,7 +211,7 @@ export const appTimeoutExceedsGrace: Rule = {
   severity: 'error',
   scope: 'serving-other',
   summary:
-    "the app's own shutdown timeout (gunicorn, uvicorn, Envoy, OpenFaaS flags) is longer than the grace period leaves it",
+    "the app's own shutdown timeout (gunicorn, uvicorn, OpenFaaS flags) is longer than the grace period leaves it",
   rationale:
     'the program waits that long for in-flight requests after SIGTERM, but the kubelet SIGKILLs it when the grace period (which counts the preStop hook too) runs out: the slow requests it was waiting for are cut',
   check({ timelines, report }) {
