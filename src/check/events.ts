@@ -165,13 +165,7 @@ function isPlain(text: string, events: readonly Event[]): boolean {
         if (depth >= 0) {
           const isKey = mapping[depth] === true && counts[depth]! % 2 === 0
           counts[depth]!++
-          if (
-            isKey &&
-            event.style === SCALAR_STYLE.PLAIN &&
-            event.valueEnd - event.valueStart === 2 &&
-            text.startsWith('<<', event.valueStart)
-          )
-            return false
+          if (isKey && !plainKey(text, event)) return false
         }
         break
       case EVENT_ID.ALIAS:
@@ -184,6 +178,23 @@ function isPlain(text: string, events: readonly Event[]): boolean {
   }
   return true
 }
+
+/**
+ * A key this reader takes as the `yaml` library would: not a merge key (`<<`), and not longer
+ * than the 1024 characters YAML allows an implicit key (the `yaml` library refuses those).
+ */
+function plainKey(text: string, key: ScalarEvent): boolean {
+  const length = key.valueEnd - key.valueStart
+  if (length > MAX_KEY_LENGTH) return false
+  return !(
+    key.style === SCALAR_STYLE.PLAIN &&
+    length === 2 &&
+    text.startsWith('<<', key.valueStart)
+  )
+}
+
+/** Longest key read here; YAML limits implicit keys to 1024 characters. */
+const MAX_KEY_LENGTH = 1000
 
 function documentStarts(events: readonly Event[]): number[] {
   const starts: number[] = []

@@ -149,6 +149,51 @@ describe('the event reader', () => {
     )
   })
 
+  test('unusual syntax reads alike, or fails with the same message', () => {
+    const cases = {
+      tabIndent: 'kind: Pod\nspec:\n\tfoo: 1\n',
+      flowUnderIndented: 'kind: Pod\nspec:\n  args: [a,\n b]\n',
+      longKey: `kind: Pod\n${'k'.repeat(1100)}: 1\n`,
+      longFlowKey: `kind: Pod\nspec: {${'k'.repeat(1100)}: 1}\n`,
+      multilineKey: 'kind: Pod\n"a\n b": 1\n',
+      badEscape: 'kind: Pod\nspec: "\\q"\n',
+      badIndent: 'kind: Pod\nspec:\n    a: 1\n  b: 2\n',
+      reservedIndicator: 'kind: Pod\nspec: @a\n',
+      undeclaredTagHandle: 'kind: Pod\nspec: !e!foo a\n',
+      controlCharacter: 'kind: Pod\nspec: a\u0007b\n',
+      colonWithoutSpace: 'kind: Pod\nspec:{a: 1}\n',
+      hashWithoutSpace: 'kind: Pod\nspec: a#b\n',
+      emptyKey: 'kind: Pod\n: x\n',
+      explicitKey: 'kind: Pod\n? a\n: b\n',
+      documentEnd: 'kind: Pod\n...\nkind: Service\n',
+      plainMultiline: 'kind: Pod\nspec: a\n  b\n  c\n',
+      tabInPlain: 'kind: Pod\nspec: a\tb\n',
+      flowTrailingComma: 'kind: Pod\nspec: [a, b, ]\n',
+      flowKeyWithoutValue: 'kind: Pod\nspec: {a, b: 1}\n',
+      doubleQuotedFolding: 'kind: Pod\nspec: "a\n\n b"\n',
+      nextLine: 'kind: Pod\nspec: "a\u0085b"\n',
+      blockIndentIndicator: 'kind: Pod\nspec: |2\n   a\n',
+      sequenceAtMapIndent: 'kind: Pod\nspec:\n- a\n- b\n',
+    }
+    const outcome = (read: () => ManifestObject[]) => {
+      try {
+        return read().map((o) => o.value)
+      } catch (error) {
+        return (error as Error).message
+      }
+    }
+    for (const [what, text] of Object.entries(cases)) {
+      const name = `${what}.yaml`
+      const fast = outcome(() => parseSource({ name, text }))
+      assert.deepEqual(
+        fast,
+        outcome(() => readWithYaml({ name, text }, {})),
+        what,
+      )
+      if (typeof fast !== 'string') assertSameReading(name, text)
+    }
+  })
+
   test('what is not plain goes to the yaml library', () => {
     const notPlain = {
       anchor: 'kind: Pod\nmetadata: &m {name: a}\n',
@@ -162,6 +207,7 @@ describe('the event reader', () => {
       duplicate: 'kind: Pod\nkind: Service\n',
       syntax: 'kind: Pod\nspec: {a: 1\n',
       deep: `kind: Pod\nspec: ${'['.repeat(150)}${']'.repeat(150)}\n`,
+      longKey: `kind: Pod\n${'k'.repeat(1100)}: 1\n`,
     }
     for (const [what, text] of Object.entries(notPlain)) {
       assert.equal(readPlain(text), undefined, what)
