@@ -93,7 +93,8 @@ export interface PlainDocument {
 /**
  * The documents of `text` when it is plain (see above), in order, empty ones included;
  * undefined when it is not, or cannot be parsed. `keep(value)` says whether a document's
- * events are kept for `offsetOf`; the others parse the file again when asked.
+ * events are kept for `offsetOf` from the start; the others parse the file again when first
+ * asked.
  */
 export function readPlain(
   text: string,
@@ -112,13 +113,18 @@ export function readPlain(
   return values.map((value, index) => {
     const start = starts[index]!
     const end = starts[index + 1] ?? events.length
-    const kept = keep(value) ? new DocumentEvents(text, events.slice(start, end)) : undefined
+    // A document not kept parses the file again the first time it is asked, and keeps its own
+    // events from then on.
+    let own = keep(value) ? new DocumentEvents(text, events.slice(start, end)) : undefined
     return {
       value,
       offsetOf(path) {
-        const own = kept ?? plainEvents(text)?.slice(start, end)
-        if (own === undefined) return undefined
-        return (own instanceof DocumentEvents ? own : new DocumentEvents(text, own)).offsetOf(path)
+        if (own === undefined) {
+          const again = plainEvents(text)
+          if (again === undefined) return undefined
+          own = new DocumentEvents(text, again.slice(start, end))
+        }
+        return own.offsetOf(path)
       },
     }
   })
