@@ -147,6 +147,11 @@ describe('the event reader', () => {
       'crlf.yaml',
       '# head\r\n---\r\nkind: Service\r\nmetadata:\r\n  name: a # trailing\r\n---\r\n---\r\nkind: Pod\r\nspec:\r\n  containers:\r\n  - name: x\r\n',
     )
+    // Line breaks inside block, plain and quoted scalars become \n, as in the yaml library.
+    assertSameReading(
+      'crlf-scalars.yaml',
+      'kind: ConfigMap\r\ndata:\r\n  a: |\r\n    line1\r\n    line2\r\n  b: >\r\n    f1\r\n    f2\r\n\r\n    f3\r\n  c: plain\r\n    more\r\n  d: "dq\r\n    x"\r\n',
+    )
   })
 
   test('unusual syntax reads alike, or fails with the same message', () => {
