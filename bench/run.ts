@@ -7,6 +7,8 @@
 //   npm run bench -- ablation           which part of lameduck costs what per request
 //   npm run bench -- h2                 the same per-request figure on the HTTP/2 path (h2c)
 //   npm run bench -- check              lameduck check on 1 MB and 10 MB of real manifests
+//   npm run bench -- check --baseline ../other-checkout
+//                                       ...side by side with another build of lameduck
 //   npm run bench -- overhead --reps 1  fewer repetitions
 //   npm run bench -- overhead --variants lameduck,lameduck-probe-port --window steady
 //                                       only some variants (bare always runs), one window
@@ -66,6 +68,8 @@ Options:
                    or both (default); ablation always runs steady
   --connections N  close: idle keep-alive connections (default 10000)
   --duration S     wrk: seconds per run (default 3)
+  --baseline DIR   check: also run the lameduck built in DIR (another checkout or worktree,
+                   after its npm run build), alternating with this one, and compare
   -h, --help       this text
 `
 
@@ -89,6 +93,7 @@ const { values, positionals } = parseArgs({
     variants: { type: 'string' },
     window: { type: 'string' },
     'first-rep': { type: 'string' },
+    baseline: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 })
@@ -163,6 +168,7 @@ for (const name of selected) {
     const result = await checkBenchmark({
       repetitions: positiveInt('reps', reps, 5),
       sizes: [1, 10],
+      ...(values.baseline === undefined ? {} : { baseline: values.baseline }),
     })
     results[name] = result
     report = reportCheck(result)

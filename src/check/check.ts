@@ -1,4 +1,5 @@
 // The checker: sources in, findings and timelines out. No I/O, so tests call it with text.
+import { didYouMean } from '../cli/args.js'
 import { InputError, type ManifestObject, type Path, parseSource, type Source } from './load.js'
 import {
   buildModel,
@@ -110,7 +111,7 @@ export function check(
       if (!RULE_IDS.has(id)) {
         const { line, column } = object.source.locate(['metadata', 'annotations'])
         notices.push(
-          `${object.source.file}:${line}:${column}: unknown rule id '${id}' in the lameduck/ignore annotation of ${describe(object)}`,
+          `${object.source.file}:${line}:${column}: unknown rule id '${id}'${didYouMean(id, RULE_IDS)} in the lameduck/ignore annotation of ${describe(object)}`,
         )
       }
     }

@@ -1,7 +1,10 @@
 // Reading manifests: files, directories and stdin to text, text to Kubernetes objects that
-// remember where each of their fields is. All YAML (and JSON, a subset of YAML 1.2) goes
-// through the `yaml` library; this file only decides what to read and what to reject.
-import { readdir, readFile, realpath, stat } from 'node:fs/promises'
+// remember where each of their fields is. A plain file (what rendered manifests almost always
+// are) is read from js-yaml's event stream (events.ts), several times faster; any other file,
+// and every file with an error, goes through the `yaml` library, which reports exactly what is
+// wrong. Both read YAML 1.2 with the same core schema (JSON is a subset of it); this file
+// decides what to read and what to reject.
+import { type Dirent, readdirSync, readFileSync, realpathSync, type Stats, statSync } from 'node:fs'
 import { extname, join } from 'node:path'
 import {
   Composer,
@@ -16,6 +19,7 @@ import {
   Parser,
   type YAMLMap,
 } from 'yaml'
+import { LineIndex, readPlain } from './events.js'
 
 /** Largest input read, per file and for stdin, so a wrong path cannot exhaust memory. */
 export const MAX_INPUT_BYTES = 64 * 1024 * 1024
@@ -113,6 +117,67 @@ const COMPOSER_OPTIONS = { merge: true, prettyErrors: false, uniqueKeys: true } 
 
 /** Parses one input into the Kubernetes objects it holds; throws InputError when it can't. */
 export function parseSource(source: Source, options: ParseOptions = {}): ManifestObject[] {
+  return readPlainSource(source, options.retain ?? (() => true)) ?? readWithYaml(source, options)
+}
+
+/** The objects in a Kubernetes document: the document itself, or the items of a List. */
+function objectsIn(value: unknown): [Path, Record<string, unknown>][] {
+  if (!isRecord(value) || typeof value['kind'] !== 'string') return []
+  const items = value['items']
+  return value['kind'].endsWith('List') && Array.isArray(items)
+    ? items.flatMap((item, i): [Path, Record<string, unknown>][] =>
+        isRecord(item) && typeof item['kind'] === 'string' ? [[['items', i], item]] : [],
+      )
+    : [[[], value]]
+}
+
+/** A plain file read through events.ts; undefined when it is not plain. */
+function readPlainSource(
+  source: Source,
+  retain: (kind: string) => boolean,
+): ManifestObject[] | undefined {
+  const { name, text } = source
+  const documents = readPlain(text, (value) =>
+    objectsIn(value).some(([, object]) => retain(String(object['kind']))),
+  )
+  if (documents === undefined) return undefined
+  const lines = new LineIndex(text)
+  // The `yaml` library's trees, for the rare field the event reader does not place.
+  let trees: Document.Parsed[] | undefined
+  const objects: ManifestObject[] = []
+  for (const [index, document] of documents.entries()) {
+    for (const [base, object] of objectsIn(document.value)) {
+      objects.push({
+        file: name,
+        document: index,
+        base,
+        value: object,
+        locate: (path) => {
+          const full = [...base, ...path]
+          let offset = document.offsetOf(full)
+          if (offset === undefined) {
+            trees ??= parseTrees(text)
+            offset = offsetOf(trees[index]!, full)
+          }
+          return lines.at(offset)
+        },
+      })
+    }
+  }
+  return objects
+}
+
+/** Every document of `text` as a `yaml` tree with positions (the file is known to be valid). */
+function parseTrees(text: string): Document.Parsed[] {
+  const composer = new Composer(COMPOSER_OPTIONS)
+  return [...composer.compose(new Parser().parse(text), true, text.length)]
+}
+
+/**
+ * The `yaml` library's reading of one input, for files that are not plain (exported for the
+ * test that holds both readers to the same answers).
+ */
+export function readWithYaml(source: Source, options: ParseOptions): ManifestObject[] {
   const { name, text } = source
   const retain = options.retain ?? (() => true)
   const lineCounter = new LineCounter()
@@ -165,14 +230,8 @@ export function parseSource(source: Source, options: ParseOptions = {}): Manifes
           : `YAML cannot be resolved: ${firstLine(cause instanceof Error ? cause.message : String(cause))}`
       throw new InputError(name, reason, start, { cause })
     }
-    if (!isRecord(value) || typeof value['kind'] !== 'string') continue
-    const items = value['items']
-    const found: [Path, Record<string, unknown>][] =
-      value['kind'].endsWith('List') && Array.isArray(items)
-        ? items.flatMap((item, i): [Path, Record<string, unknown>][] =>
-            isRecord(item) && typeof item['kind'] === 'string' ? [[['items', i], item]] : [],
-          )
-        : [[[], value]]
+    const found = objectsIn(value)
+    if (found.length === 0) continue
     const kept = found.some(([, object]) => retain(String(object['kind']))) ? document : undefined
     const [start, , end] = document.range
     const tree = (): { document: Document.Parsed; shift: number } =>
@@ -435,7 +494,9 @@ export async function readStdin(stream: AsyncIterable<Uint8Array | string>): Pro
 /**
  * Reads the named files, and every manifest file (MANIFEST_EXTENSIONS) under the named
  * directories, recursively and in name order, skipping hidden directories and
- * node_modules. `-` is stdin, read once.
+ * node_modules. `-` is stdin, read once. Files are read with the synchronous calls: for a
+ * few thousand small files, node:fs/promises costs several times as much (its thread-pool
+ * round trips), and nothing else runs meanwhile in a `lameduck check`.
  */
 export async function readSources(
   paths: readonly string[],
@@ -462,44 +523,36 @@ export async function readSources(
       continue
     }
     await attempt(async () => {
-      const info = await stat(path).catch((cause: NodeJS.ErrnoException) => {
-        throw new InputError(path, describeFsError(cause), undefined, { cause })
-      })
+      const info = fsCall(path, () => statSync(path))
       if (info.isDirectory()) {
-        for (const file of await listManifests(path, seen)) {
-          await attempt(async () => void sources.push(await readSource(file)))
+        for (const file of listManifests(path, seen)) {
+          await attempt(async () => void sources.push(readSource(file)))
         }
       } else {
-        const real = await realpath(path)
+        const real = realpathSync(path)
         if (seen.has(real)) return
         seen.add(real)
-        sources.push(await readSource(path))
+        sources.push(readSource(path))
       }
     })
   }
   return sources
 }
 
-async function readSource(path: string): Promise<Source> {
-  const info = await stat(path)
+function readSource(path: string): Source {
+  const info: Stats = statSync(path)
   if (info.size > MAX_INPUT_BYTES) {
     throw new InputError(path, `larger than ${MAX_INPUT_BYTES / 1024 / 1024} MiB; not read`)
   }
-  const bytes = await readFile(path).catch((cause: NodeJS.ErrnoException) => {
-    throw new InputError(path, describeFsError(cause), undefined, { cause })
-  })
+  const bytes = fsCall(path, () => readFileSync(path))
   return { name: path, text: decodeText(path, bytes) }
 }
 
-async function listManifests(dir: string, seen: Set<string>): Promise<string[]> {
-  const real = await realpath(dir)
+function listManifests(dir: string, seen: Set<string>): string[] {
+  const real = realpathSync(dir)
   if (seen.has(real)) return []
   seen.add(real)
-  const entries = await readdir(dir, { withFileTypes: true }).catch(
-    (cause: NodeJS.ErrnoException) => {
-      throw new InputError(dir, describeFsError(cause), undefined, { cause })
-    },
-  )
+  const entries: Dirent[] = fsCall(dir, () => readdirSync(dir, { withFileTypes: true }))
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   const files: string[] = []
   for (const entry of entries) {
@@ -507,21 +560,37 @@ async function listManifests(dir: string, seen: Set<string>): Promise<string[]> 
     let isDirectory = entry.isDirectory()
     let isFile = entry.isFile()
     if (entry.isSymbolicLink()) {
-      const target = await stat(path).catch(() => undefined)
+      let target: Stats | undefined
+      try {
+        target = statSync(path)
+      } catch {
+        target = undefined
+      }
       isDirectory = target?.isDirectory() ?? false
       isFile = target?.isFile() ?? false
     }
     if (isDirectory) {
       if (entry.name.startsWith('.') || entry.name === 'node_modules') continue
-      files.push(...(await listManifests(path, seen)))
+      files.push(...listManifests(path, seen))
     } else if (isFile && MANIFEST_EXTENSIONS.includes(extname(entry.name).toLowerCase())) {
-      const realFile = await realpath(path)
+      const realFile = realpathSync(path)
       if (seen.has(realFile)) continue
       seen.add(realFile)
       files.push(path)
     }
   }
   return files
+}
+
+/** `call()`, with a file system error turned into an InputError naming `path`. */
+function fsCall<T>(path: string, call: () => T): T {
+  try {
+    return call()
+  } catch (cause) {
+    throw new InputError(path, describeFsError(cause as NodeJS.ErrnoException), undefined, {
+      cause,
+    })
+  }
 }
 
 function describeFsError(error: NodeJS.ErrnoException): string {

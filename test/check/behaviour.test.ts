@@ -382,6 +382,17 @@ describe('suppression and paths', () => {
     )
   })
 
+  test('an unknown id in the lameduck/ignore annotation gets the closest rule id', () => {
+    const annotated = deployment().replace(
+      '  annotations: {lameduck/app: "true"}\n',
+      '  annotations: {lameduck/app: "true", lameduck/ignore: "no-prestop, grace-period-to-short"}\n',
+    )
+    assert.deepEqual(run(annotated).notices, [
+      "m0.yaml:5:3: unknown rule id 'no-prestop' (did you mean 'no-prestop-delay'?) in the lameduck/ignore annotation of Deployment/app",
+      "m0.yaml:5:3: unknown rule id 'grace-period-to-short' (did you mean 'grace-period-too-short'?) in the lameduck/ignore annotation of Deployment/app",
+    ])
+  })
+
   test('the ignore option drops rules everywhere', () => {
     const r = check([{ name: 'm.yaml', text: deployment() }], {
       ignore: ['grace-period-too-short', 'no-spread'],
