@@ -249,3 +249,84 @@ test('connections to the address of a pod whose namespace was gone (EHOSTUNREACH
     '1 other with EHOSTUNREACH: sent to the address of 1 pod that had exited (their network namespace gone, so no reset came back) while the Service still routed new connections to them for 0.4 s more → keep the listener open and serving for longer than the propagation delay (drainDelay ≥ 1.5s here: 1s ± 250ms plus a margin)',
   )
 })
+
+test('a 502/503 an ingress answered itself is worded as the ingress’s answer, by what it logged of the pod, not as the pod’s HTTP 5xx', () => {
+  const pods = [pod('a', { sigtermAt: 1_000, exitedAt: 1_010, endpointRemovedAt: 1_400 })]
+  const nginx = (error: 'closed' | 'connect', fields: Partial<RequestRecord> = {}) =>
+    failure({
+      outcome: 'http_5xx',
+      status: 502,
+      pod: 'a',
+      start: 900,
+      end: 1_010,
+      ingress: { proxy: 'nginx', upstreamStatus: '502', tried: 1, pods: ['a'], error },
+      ...fields,
+    })
+  const requests = [
+    nginx('closed', { method: 'POST' }),
+    nginx('closed'),
+    nginx('connect', { start: 1_100, end: 1_150 }),
+    // The pod's own 503 after SIGTERM, passed through by nginx: the pod's answer.
+    failure({
+      outcome: 'http_5xx',
+      status: 503,
+      pod: 'a',
+      start: 1_050,
+      end: 1_060,
+      ingress: { proxy: 'nginx', upstreamStatus: '503', tried: 1, pods: ['a'] },
+    }),
+  ]
+  const byMechanism = new Map(
+    diagnose(requests, { ...context, pods }).map((d) => [d.mechanism, d.sentence]),
+  )
+  assert.deepEqual([...byMechanism.keys()].sort(), [
+    'http-5xx',
+    'ingress-closed',
+    'ingress-connect',
+  ])
+  assert.match(
+    byMechanism.get('ingress-closed')!,
+    /^nginx answered 502 to 2 requests: 1 pod closed or reset the connection before answering, 0\.0 s after SIGTERM .*never a POST once sent\); 1 of them POST, which no client may retry →/,
+  )
+  assert.match(
+    byMechanism.get('ingress-connect')!,
+    /^nginx answered 502 to 1 request: it could not connect to 1 pod .*drainDelay ≥ 1\.5s/,
+  )
+  assert.match(byMechanism.get('http-5xx')!, /^1 HTTP 5xx answered by 1 pod after SIGTERM/)
+})
+
+test('a client connection haproxy closed without an answer is worded as haproxy’s doing', () => {
+  const [d, ...rest] = diagnose(
+    [
+      failure({
+        outcome: 'hang_up',
+        reused: true,
+        start: 900,
+        end: 1_010,
+        ingress: {
+          proxy: 'haproxy',
+          upstreamStatus: '',
+          tried: 0,
+          pods: [],
+          error: 'closed',
+          unlogged: true,
+        },
+      }),
+      failure({
+        outcome: 'http_5xx',
+        status: 502,
+        pod: 'a',
+        start: 900,
+        end: 1_010,
+        ingress: { proxy: 'haproxy', upstreamStatus: 'SH', tried: 1, pods: ['a'], error: 'closed' },
+      }),
+    ],
+    { ...context, pods: [pod('a', { sigtermAt: 1_000, exitedAt: 1_010 })] },
+  )
+  assert.equal(rest.length, 0)
+  assert.equal(d!.mechanism, 'ingress-closed')
+  assert.match(
+    d!.sentence,
+    /^haproxy answered 502 to 1 request, and haproxy closed the client's connection without an answer under 1 request .*retry-on conn-failure/,
+  )
+})
