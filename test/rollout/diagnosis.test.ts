@@ -250,18 +250,28 @@ test('connections to the address of a pod whose namespace was gone (EHOSTUNREACH
   )
 })
 
+/** A 502 the proxy answered itself for a request it sent to pod a. */
+function answeredBy(
+  proxy: 'nginx' | 'haproxy',
+  upstreamStatus: string,
+  error: 'closed' | 'connect',
+  fields: Partial<RequestRecord> = {},
+): RequestRecord {
+  return failure({
+    outcome: 'http_5xx',
+    status: 502,
+    pod: 'a',
+    start: 900,
+    end: 1_010,
+    ingress: { proxy, upstreamStatus, tried: 1, pods: ['a'], error },
+    ...fields,
+  })
+}
+
 test('a 502/503 an ingress answered itself is worded as the ingress’s answer, by what it logged of the pod, not as the pod’s HTTP 5xx', () => {
   const pods = [pod('a', { sigtermAt: 1_000, exitedAt: 1_010, endpointRemovedAt: 1_400 })]
   const nginx = (error: 'closed' | 'connect', fields: Partial<RequestRecord> = {}) =>
-    failure({
-      outcome: 'http_5xx',
-      status: 502,
-      pod: 'a',
-      start: 900,
-      end: 1_010,
-      ingress: { proxy: 'nginx', upstreamStatus: '502', tried: 1, pods: ['a'], error },
-      ...fields,
-    })
+    answeredBy('nginx', '502', error, fields)
   const requests = [
     nginx('closed', { method: 'POST' }),
     nginx('closed'),
@@ -312,14 +322,7 @@ test('a client connection haproxy closed without an answer is worded as haproxy�
           unlogged: true,
         },
       }),
-      failure({
-        outcome: 'http_5xx',
-        status: 502,
-        pod: 'a',
-        start: 900,
-        end: 1_010,
-        ingress: { proxy: 'haproxy', upstreamStatus: 'SH', tried: 1, pods: ['a'], error: 'closed' },
-      }),
+      answeredBy('haproxy', 'SH', 'closed'),
     ],
     { ...context, pods: [pod('a', { sigtermAt: 1_000, exitedAt: 1_010 })] },
   )

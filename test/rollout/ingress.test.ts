@@ -64,8 +64,6 @@ function proxyOf(proxy: 'nginx' | 'haproxy', labPid: number | undefined): number
     })
     .map(Number)
 }
-const nginxOf = (labPid: number | undefined) => proxyOf('nginx', labPid)
-
 test('--ingress nginx: a naive service fails its POSTs through the ingress (never retried), and the report says what the ingress passed on', {
   skip: noNginx,
 }, async () => {
@@ -100,71 +98,7 @@ test('--ingress nginx: a naive service fails its POSTs through the ingress (neve
     result.diagnosis.every((d) => d.mechanism !== 'http-5xx'),
     run.stdout,
   )
-  assert.deepEqual(nginxOf(run.pid), [], 'nginx is stopped with the lab')
-})
-
-/**
- * A reload can drop a client connection at the switch of workers (the lab's ingress's own
- * failure, counted and named as such): the service's own failures are the others.
- */
-function ownFailures(run: Awaited<ReturnType<typeof runLab>>): number {
-  return run.result!.failed - (run.result!.ingress?.atReload ?? 0)
-}
-
-test('--ingress nginx: a lameduck service loses nothing behind the ingress', {
-  skip: noNginx,
-}, async () => {
-  const run = await runLab(
-    [...SHORT, '--ingress', 'nginx', ...DRAINED, '--max-failures', '100000'],
-    graceful,
-    RUN_MS,
-  )
-  assert.equal(run.exit.code, 0, `${run.stdout}\n${run.stderr}`)
-  assert.equal(ownFailures(run), 0, run.stdout)
-  assert.ok(run.result!.verdict.unexercisedPods.length === 0)
-  assert.equal(run.result!.ingress?.passedOn, 0)
-  assert.deepEqual(nginxOf(run.pid), [])
-})
-
-test('--ingress nginx over --service iptables: a lameduck service loses nothing', {
-  skip: noNginx || noIptables,
-}, async () => {
-  const run = await runLab(
-    [
-      ...SHORT,
-      '--ingress',
-      'nginx',
-      ...DRAINED,
-      '--service',
-      'iptables',
-      '--max-failures',
-      '100000',
-    ],
-    graceful,
-    RUN_MS,
-  )
-  assert.equal(run.exit.code, 0, `${run.stdout}\n${run.stderr}`)
-  assert.equal(ownFailures(run), 0, run.stdout)
-  assert.ok(run.result!.verdict.unexercisedPods.length === 0)
-  assert.ok(run.result!.pods.every((pod) => pod.host?.startsWith('198.18.')))
-  assert.deepEqual(nginxOf(run.pid), [])
-})
-
-test('--ingress nginx without nginx says so before any pod starts', async () => {
-  const bin = mkdtempSync(join(tmpdir(), 'lameduck-path-'))
-  symlinkSync(process.execPath, join(bin, 'node'))
-  const run = startLab(['--quiet', '--ingress', 'nginx', '--', 'true'], {
-    ...process.env,
-    PATH: bin,
-  })
-  const exit = await exited(run.child, 'the lab without nginx', 20_000).finally(() =>
-    rmSync(bin, { recursive: true, force: true }),
-  )
-  assert.equal(exit.code, 2)
-  assert.equal(
-    run.stderr(),
-    'lameduck rollout: --ingress nginx needs the nginx command, not found in PATH (Debian: apt-get install nginx-light)\n',
-  )
+  assert.deepEqual(proxyOf('nginx', run.pid), [], 'nginx is stopped with the lab')
 })
 
 test('--ingress haproxy: a naive service fails GETs and POSTs alike (haproxy resends neither once sent), and the report says what haproxy did', {
@@ -212,62 +146,69 @@ test('--ingress haproxy: a naive service fails GETs and POSTs alike (haproxy res
   assert.deepEqual(proxyOf('haproxy', run.pid), [], 'haproxy is stopped with the lab')
 })
 
-test('--ingress haproxy: a lameduck service loses nothing behind the ingress', {
-  skip: noHaproxy,
-}, async () => {
-  const run = await runLab(
-    [...SHORT, '--ingress', 'haproxy', ...DRAINED, '--max-failures', '100000'],
-    graceful,
-    RUN_MS,
-  )
-  assert.equal(run.exit.code, 0, `${run.stdout}\n${run.stderr}`)
-  assert.equal(run.result!.failed, 0, run.stdout)
-  assert.deepEqual(run.result!.verdict.unexercisedPods, [])
-  assert.ok(
-    run.result!.events.some(
-      (e) => e.type === 'endpoint-removed' && e.detail === 'haproxy runtime API',
-    ),
-  )
-  assert.deepEqual(proxyOf('haproxy', run.pid), [])
-})
+/**
+ * A reload can drop a client connection at the switch of workers (the lab's ingress's own
+ * failure, counted and named as such): the service's own failures are the others.
+ */
+function ownFailures(run: Awaited<ReturnType<typeof runLab>>): number {
+  return run.result!.failed - (run.result!.ingress?.atReload ?? 0)
+}
 
-test('--ingress haproxy over --service iptables: a lameduck service loses nothing', {
-  skip: noHaproxy || noIptables,
-}, async () => {
-  const run = await runLab(
-    [
-      ...SHORT,
-      '--ingress',
-      'haproxy',
-      ...DRAINED,
-      '--service',
-      'iptables',
-      '--max-failures',
-      '100000',
-    ],
-    graceful,
-    RUN_MS,
-  )
-  assert.equal(run.exit.code, 0, `${run.stdout}\n${run.stderr}`)
-  assert.equal(run.result!.failed, 0, run.stdout)
-  assert.deepEqual(run.result!.verdict.unexercisedPods, [])
-  assert.ok(run.result!.pods.every((pod) => pod.host?.startsWith('198.18.')))
-  assert.deepEqual(proxyOf('haproxy', run.pid), [])
-})
+const PROXIES = [
+  { proxy: 'nginx', missing: noNginx, install: 'apt-get install nginx-light', how: 'nginx reload' },
+  {
+    proxy: 'haproxy',
+    missing: noHaproxy,
+    install: 'apt-get install haproxy',
+    how: 'haproxy runtime API',
+  },
+] as const
 
-test('--ingress haproxy without haproxy says so before any pod starts', async () => {
-  const bin = mkdtempSync(join(tmpdir(), 'lameduck-path-'))
-  symlinkSync(process.execPath, join(bin, 'node'))
-  const run = startLab(['--quiet', '--ingress', 'haproxy', '--', 'true'], {
-    ...process.env,
-    PATH: bin,
+for (const { proxy, missing, install, how } of PROXIES) {
+  for (const service of ['model', 'iptables'] as const) {
+    test(`--ingress ${proxy} over --service ${service}: a lameduck service loses nothing behind the ingress`, {
+      skip: missing || (service === 'iptables' ? noIptables : false),
+    }, async () => {
+      const run = await runLab(
+        [
+          ...SHORT,
+          '--ingress',
+          proxy,
+          ...DRAINED,
+          '--service',
+          service,
+          '--max-failures',
+          '100000',
+        ],
+        graceful,
+        RUN_MS,
+      )
+      assert.equal(run.exit.code, 0, `${run.stdout}\n${run.stderr}`)
+      assert.equal(ownFailures(run), 0, run.stdout)
+      assert.deepEqual(run.result!.verdict.unexercisedPods, [])
+      assert.equal(run.result!.ingress?.passedOn, 0)
+      assert.ok(run.result!.events.some((e) => e.type === 'endpoint-removed' && e.detail === how))
+      if (service === 'iptables') {
+        assert.ok(run.result!.pods.every((pod) => pod.host?.startsWith('198.18.')))
+      }
+      assert.deepEqual(proxyOf(proxy, run.pid), [], `${proxy} is stopped with the lab`)
+    })
+  }
+
+  test(`--ingress ${proxy} without ${proxy} says so before any pod starts`, async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'lameduck-path-'))
+    symlinkSync(process.execPath, join(bin, 'node'))
+    const run = startLab(['--quiet', '--ingress', proxy, '--', 'true'], {
+      ...process.env,
+      PATH: bin,
+    })
+    const exit = await exited(run.child, `the lab without ${proxy}`, 20_000).finally(() =>
+      rmSync(bin, { recursive: true, force: true }),
+    )
+    assert.equal(exit.code, 2)
+    assert.equal(
+      run.stderr(),
+      `lameduck rollout: --ingress ${proxy} needs the ${proxy} command, not found in PATH (Debian: ${install})\n`,
+    )
   })
-  const exit = await exited(run.child, 'the lab without haproxy', 20_000).finally(() =>
-    rmSync(bin, { recursive: true, force: true }),
-  )
-  assert.equal(exit.code, 2)
-  assert.equal(
-    run.stderr(),
-    'lameduck rollout: --ingress haproxy needs the haproxy command, not found in PATH (Debian: apt-get install haproxy)\n',
-  )
-})
+}

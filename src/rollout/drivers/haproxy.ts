@@ -18,7 +18,7 @@
 // it reloads when it runs out of slots. What haproxy did with each request comes from its log
 // (one line per request, written to a file the lab reads at the end): the server that answered,
 // the retries, and the termination state saying why haproxy answered 502/503/504 itself.
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { PodProcess } from '../process.js'
@@ -84,34 +84,23 @@ export class HaproxyIngress extends Ingress {
     }
   }
 
-  protected readLog(): LogLine[] {
-    let text = ''
-    try {
-      text = readFileSync(join(this.dir, 'access.log'), 'utf8')
-    } catch {
-      return []
+  protected parseLogLine(raw: string, started: number): LogLine | undefined {
+    // %[date(0,ms)] %cp %ST %si:%sp %rc %ts %s
+    const match = /^(\d+) (\d+) (-?\d+) (\S+) \+?(-?\d+) (\S\S) (\S+)$/.exec(raw)
+    if (match === null) return undefined
+    const status = Number(match[3])
+    const address = match[4]!
+    const retries = Math.max(0, Number(match[5]))
+    const state = match[6]!
+    return {
+      t: Number(match[1]) - started,
+      clientPort: Number(match[2]),
+      status,
+      upstreams: address === '-:-' ? [] : [address],
+      tried: address === '-:-' ? 0 : retries + 1,
+      upstreamStatus: state,
+      error: haproxyError(status, state, match[7]!),
     }
-    const started = this.options.clock.startedAt.getTime()
-    const lines: LogLine[] = []
-    for (const raw of text.split('\n')) {
-      // %[date(0,ms)] %cp %ST %si:%sp %rc %ts %s
-      const match = /^(\d+) (\d+) (-?\d+) (\S+) \+?(-?\d+) (\S\S) (\S+)$/.exec(raw)
-      if (match === null) continue
-      const status = Number(match[3])
-      const address = match[4]!
-      const retries = Math.max(0, Number(match[5]))
-      const state = match[6]!
-      lines.push({
-        t: Number(match[1]) - started,
-        clientPort: Number(match[2]),
-        status,
-        upstreams: address === '-:-' ? [] : [address],
-        tried: address === '-:-' ? 0 : retries + 1,
-        upstreamStatus: state,
-        error: haproxyError(status, state, match[7]!),
-      })
-    }
-    return lines
   }
 
   protected errorTail(): string {

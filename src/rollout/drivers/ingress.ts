@@ -12,7 +12,7 @@
 // and why), comes from the proxy's access log, matched to the request by the client's port
 // and time.
 import { once } from 'node:events'
-import { mkdirSync, rmSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -126,8 +126,8 @@ export abstract class Ingress implements DataPath {
   protected abstract update(changes: Change[], wanted: ReadonlyMap<string, Endpoint>): Promise<void>
   /** How a change was applied, for the endpoint events. */
   protected abstract readonly how: string
-  /** The proxy's access log, read once the load has stopped. */
-  protected abstract readLog(): LogLine[]
+  /** One line of the proxy's access log (`started`: the lab's start, ms since the epoch). */
+  protected abstract parseLogLine(raw: string, started: number): LogLine | undefined
   /** The last lines the proxy wrote about an error, for a failure to start. */
   protected abstract errorTail(): string
   /** What the proxy does, for the report's data path line. */
@@ -228,7 +228,7 @@ export abstract class Ingress implements DataPath {
     }
     this.connectionsPerPod.clear()
     const byPort = new Map<number, LogLine[]>()
-    for (const line of this.readLog()) {
+    for (const line of this.#readLog()) {
       const list = byPort.get(line.clientPort) ?? []
       list.push(line)
       byPort.set(line.clientPort, list)
@@ -298,6 +298,23 @@ export abstract class Ingress implements DataPath {
       count = entry.endpoints
     }
     return count
+  }
+
+  /** The proxy's access log (`access.log` in its directory), read once the load has stopped. */
+  #readLog(): LogLine[] {
+    const started = this.options.clock.startedAt.getTime()
+    return (this.fileText('access.log') ?? '')
+      .split('\n')
+      .flatMap((raw) => this.parseLogLine(raw, started) ?? [])
+  }
+
+  /** A file of the proxy's directory, or undefined. */
+  protected fileText(name: string): string | undefined {
+    try {
+      return readFileSync(join(this.dir, name), 'utf8')
+    } catch {
+      return undefined
+    }
   }
 
   #podOf(upstream: string | undefined): string | undefined {

@@ -81,52 +81,34 @@ export class NginxIngress extends Ingress {
     await this.#served(this.#generation, oldWorkers)
   }
 
-  protected readLog(): LogLine[] {
-    let text = ''
-    try {
-      text = readFileSync(join(this.dir, 'access.log'), 'utf8')
-    } catch {
-      return []
-    }
-    const started = this.options.clock.startedAt.getTime()
-    const lines: LogLine[] = []
-    for (const raw of text.split('\n')) {
-      // $msec $remote_port $status "$upstream_addr" "$upstream_status" "$upstream_connect_time" "$upstream_header_time"
-      const match = /^(\d+\.\d+) (\d+) (\d+) "([^"]*)" "([^"]*)" "([^"]*)" "([^"]*)"$/.exec(raw)
-      if (match === null) continue
-      // "a, b : c" — a comma separates retries, a colon an internal redirect.
-      const upstreams = match[4]!.split(UPSTREAM_SEPARATOR)
-      const status = Number(match[3])
-      const t = Number(match[1]) * 1_000 - started
-      lines.push({
-        t,
-        clientPort: Number(match[2]),
+  protected parseLogLine(raw: string, started: number): LogLine | undefined {
+    // $msec $remote_port $status "$upstream_addr" "$upstream_status" "$upstream_connect_time" "$upstream_header_time"
+    const match = /^(\d+\.\d+) (\d+) (\d+) "([^"]*)" "([^"]*)" "([^"]*)" "([^"]*)"$/.exec(raw)
+    if (match === null) return undefined
+    // "a, b : c" — a comma separates retries, a colon an internal redirect.
+    const upstreams = match[4]!.split(UPSTREAM_SEPARATOR)
+    const status = Number(match[3])
+    const t = Number(match[1]) * 1_000 - started
+    return {
+      t,
+      clientPort: Number(match[2]),
+      status,
+      upstreams,
+      tried: upstreams.filter((u) => u !== '' && u !== '-').length,
+      upstreamStatus: match[5]!.split(UPSTREAM_SEPARATOR).join(', '),
+      error: nginxError(
         status,
-        upstreams,
-        tried: upstreams.filter((u) => u !== '' && u !== '-').length,
-        upstreamStatus: match[5]!.split(UPSTREAM_SEPARATOR).join(', '),
-        error: nginxError(
-          status,
-          upstreams.at(-1),
-          match[6]!.split(UPSTREAM_SEPARATOR).at(-1),
-          match[7]!.split(UPSTREAM_SEPARATOR).at(-1),
-          this.endpointsAt(t),
-        ),
-      })
+        upstreams.at(-1),
+        match[6]!.split(UPSTREAM_SEPARATOR).at(-1),
+        match[7]!.split(UPSTREAM_SEPARATOR).at(-1),
+        this.endpointsAt(t),
+      ),
     }
-    return lines
   }
 
   protected errorTail(): string {
-    try {
-      return readFileSync(join(this.dir, 'error.log'), 'utf8')
-        .trim()
-        .split('\n')
-        .slice(-3)
-        .join(' | ')
-    } catch {
-      return 'no error log'
-    }
+    const log = this.fileText('error.log')
+    return log === undefined ? 'no error log' : log.trim().split('\n').slice(-3).join(' | ')
   }
 
   /** Resolves when a new connection gets the configuration `generation` (or after 5 s). */
