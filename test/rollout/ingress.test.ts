@@ -10,6 +10,7 @@ import {
   readFileSync,
   rmSync,
   symlinkSync,
+  writeFileSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
@@ -212,3 +213,26 @@ for (const { proxy, missing, install, how } of PROXIES) {
     )
   })
 }
+
+test('--ingress haproxy: a proxy that exits at start stops the run with its error, before any pod starts', async () => {
+  const bin = mkdtempSync(join(tmpdir(), 'lameduck-path-'))
+  symlinkSync(process.execPath, join(bin, 'node'))
+  symlinkSync('/bin/sh', join(bin, 'sh'))
+  writeFileSync(
+    join(bin, 'haproxy'),
+    '#!/bin/sh\necho "[ALERT] config : parsing [$3:1] : unknown keyword" >&2\nexit 1\n',
+    { mode: 0o755 },
+  )
+  const run = startLab(['--quiet', '--ingress', 'haproxy', '--', 'node', '-e', ''], {
+    ...process.env,
+    PATH: bin,
+  })
+  const exit = await exited(run.child, 'the lab with a failing haproxy', 20_000).finally(() =>
+    rmSync(bin, { recursive: true, force: true }),
+  )
+  assert.equal(exit.code, 2, run.stderr())
+  assert.match(
+    run.stderr(),
+    /^lameduck rollout: --ingress haproxy: haproxy exited at start: \[ALERT\] config : parsing \[.*haproxy\.cfg:1\] : unknown keyword\n$/,
+  )
+})

@@ -180,7 +180,9 @@ export abstract class Ingress implements DataPath {
     return [...this.#applied.values()]
   }
 
+  /** Settled when every change is applied, or when the proxy is gone (nothing will apply). */
   settled(): boolean {
+    if (this.process?.exit !== undefined) return true
     return this.#propagation.idle() && !this.#updating && this.#pending.length === 0
   }
 
