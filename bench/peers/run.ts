@@ -9,7 +9,7 @@
 //                                               summary and keep the raw results in
 //                                               bench/out/peers-<path>/, bench/PEERS.md stays
 //                                               the model's
-//   npm run bench:peers -- --side-by-side [--ingress nginx] [<peer>...]
+//   npm run bench:peers -- --side-by-side [--ingress nginx,haproxy] [<peer>...]
 //                                               one run of each peer with every HTTP/1.1
 //                                               client kind (curl, Python requests and Go
 //                                               included) on the model and on the kernel's
@@ -233,9 +233,15 @@ interface PathColumn {
 /** `failed / sent` and the largest cluster's mechanism, for one cell. */
 function cell(result: LabResult | undefined): string {
   if (result === undefined) return '-'
-  const top = result.diagnosis[0]
   const undelivered = result.verdict.undelivered ?? 0
-  return `${result.failed} / ${result.requests}${undelivered > 0 ? ` (${undelivered} undelivered)` : ''}${top === undefined ? '' : ` — ${top.mechanism}`}`
+  const notes = [
+    ...(undelivered > 0 ? [`${undelivered} undelivered`] : []),
+    ...((result.ingress?.atReload ?? 0) > 0
+      ? [`${result.ingress?.atReload} at ${result.ingress?.kind} reloads`]
+      : []),
+  ]
+  const top = result.diagnosis.find((d) => d.mechanism !== 'ingress-reload')
+  return `${result.failed} / ${result.requests}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}${top === undefined ? '' : ` — ${top.mechanism}`}`
 }
 
 /**
@@ -246,14 +252,10 @@ async function sideBySide(chosen: Peer[], ingress: string): Promise<string> {
   const columns: PathColumn[] = [
     { title: 'model', args: [] },
     { title: 'kernel path (iptables)', args: ['--service', 'iptables'] },
-    ...(ingress === 'none'
-      ? []
-      : [
-          {
-            title: `${ingress} over the kernel path`,
-            args: ['--service', 'iptables', '--ingress', ingress],
-          },
-        ]),
+    ...(ingress === 'none' ? [] : ingress.split(',')).map((proxy) => ({
+      title: `${proxy} over the kernel path`,
+      args: ['--service', 'iptables', '--ingress', proxy],
+    })),
   ]
   clientArgs = ALL_HTTP1_KINDS.flatMap((kind) => ['--client', kind])
   const load = (): string =>
@@ -312,7 +314,7 @@ async function sideBySide(chosen: Peer[], ingress: string): Promise<string> {
     SIDE_BY_SIDE_START,
     '## The model and the kernel path side by side',
     '',
-    `One run of each peer on each data path (docs/lab.md, "Data paths"), with the lab settings above and every HTTP/1.1 client kind (${ALL_HTTP1_KINDS.join(', ')}; weight 1 each). A cell is failed / sent, then the mechanism of the largest failure cluster as the lab diagnosed it.`,
+    `One run of each peer on each data path (docs/lab.md, "Data paths"), with the lab settings above and every HTTP/1.1 client kind (${ALL_HTTP1_KINDS.join(', ')}; weight 1 each). A cell is failed / sent, then the mechanism of the largest failure cluster as the lab diagnosed it (leaving out, behind nginx, the failures at its reloads: the lab's ingress's own, counted in the cell). Undelivered requests never reached the model's balancer (the lab's own process was too busy): they are left out of the counts, and such a run is inconclusive on this machine.`,
     '',
     `- run: ${started.toISOString()}, ${describeMachine(machine())}; ${minutes} min; load average (1, 5, 15 min) ${loadBefore} at the start, ${loadAfter} at the end`,
     `- lameduck at: ${gitCommit()}`,
@@ -450,7 +452,7 @@ async function main(): Promise<void> {
   })
   if (values.help) {
     console.log(
-      `Usage: npm run bench:peers -- [--reps <n>] [--service model|iptables] [--ingress none|nginx|haproxy] [--report-only] [<peer>...]\n       npm run bench:peers -- --side-by-side [--ingress nginx|haproxy] [<peer>...]\n\n--report-only rewrites bench/PEERS.md from the results in bench/out/peers/.\n--side-by-side runs each peer once on the model and on --service iptables (and behind the\ningress over it), every HTTP/1.1 client kind, and replaces that section of bench/PEERS.md.\nPeers: ${PEERS.map((p) => p.name).join(', ')}\n\nExamples:\n  npm run bench:peers\n  npm run bench:peers -- --reps 1 lameduck stoppable`,
+      `Usage: npm run bench:peers -- [--reps <n>] [--service model|iptables] [--ingress none|nginx|haproxy] [--report-only] [<peer>...]\n       npm run bench:peers -- --side-by-side [--ingress nginx,haproxy] [<peer>...]\n\n--report-only rewrites bench/PEERS.md from the results in bench/out/peers/.\n--side-by-side runs each peer once on the model and on --service iptables (and behind the\ningresses over it), every HTTP/1.1 client kind, and replaces that section of bench/PEERS.md.\nPeers: ${PEERS.map((p) => p.name).join(', ')}\n\nExamples:\n  npm run bench:peers\n  npm run bench:peers -- --reps 1 lameduck stoppable`,
     )
     return
   }

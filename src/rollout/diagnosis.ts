@@ -30,6 +30,7 @@
 //   0c. ingress-timeout     the pod did not answer within the proxy's timeout
 //   0d. ingress-no-endpoint the proxy had no endpoint to send the request to
 //   0e. ingress-no-live     nginx had marked every endpoint failed after earlier errors
+//   0g. ingress-reload      dropped by a reload of the lab's nginx (its own failure)
 //   0f. ingress-other       any other error the proxy answered itself
 import type { PodRecord } from './kubelet.js'
 import { formatDuration } from './options.js'
@@ -42,6 +43,7 @@ export type Mechanism =
   | 'ingress-no-endpoint'
   | 'ingress-no-live'
   | 'ingress-other'
+  | 'ingress-reload'
   | 'kept-alive'
   | 'sigkill'
   | 'refused'
@@ -148,6 +150,7 @@ function classifyOne(
   after: AfterSigterm | undefined,
 ): Mechanism {
   if (f.ingress?.error !== undefined) return `ingress-${f.ingress.error}`
+  if (f.ingress?.reload === true) return 'ingress-reload'
   if (f.outcome === 'refused' && f.pod === undefined) return 'no-endpoint'
   if (f.outcome === 'refused' && /no ready endpoint/.test(f.message ?? '')) return 'no-endpoint'
   if (pod === undefined) return f.outcome === 'timeout' ? 'timeout' : 'other'
@@ -255,6 +258,8 @@ function sentenceFor(
     case 'ingress-no-live':
     case 'ingress-other':
       return ingressSentence(mechanism, failures, pods, context)
+    case 'ingress-reload':
+      return `${outcomes(failures)} at reloads of the lab's nginx, which never logged them: client connections it dropped at the switch of workers, or closed as an old worker shut down — the lab's ingress's own failures, not the service's (ingress-nginx does not reload for endpoint changes; --ingress haproxy applies them without a reload) → nothing to change in the service for these`
     case 'kept-alive': {
       const answered = pods.map((p) => context.after.get(p.name)?.onKeptConnections ?? 0)
       const lastBeforeKill = pods.flatMap((p) => {

@@ -86,6 +86,7 @@ export async function runLab(
     notes = said
   } catch (error) {
     await service.close()
+    if (service instanceof Ingress) service.dispose()
     throw new LabError((error as Error).message)
   }
   const drain = drainWarning(options, process.env)

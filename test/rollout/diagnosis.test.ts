@@ -333,3 +333,24 @@ test('a client connection haproxy closed without an answer is worded as haproxy�
     /^haproxy answered 502 to 1 request, and haproxy closed the client's connection without an answer under 1 request .*retry-on conn-failure/,
   )
 })
+
+test('failures at a reload of the lab’s nginx are worded as the lab’s ingress’s own', () => {
+  const [d, ...rest] = diagnose(
+    [
+      failure({
+        outcome: 'hang_up',
+        reused: true,
+        start: 900,
+        end: 1_010,
+        ingress: { upstreamStatus: '', tried: 0, pods: [], reload: true },
+      }),
+    ],
+    { ...context, pods: [] },
+  )
+  assert.equal(rest.length, 0)
+  assert.equal(d!.mechanism, 'ingress-reload')
+  assert.match(
+    d!.sentence,
+    /^1 socket hang up at reloads of the lab's nginx, which never logged them: .* the lab's ingress's own failures, not the service's/,
+  )
+})

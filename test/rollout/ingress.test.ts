@@ -105,8 +105,11 @@ test('--ingress nginx: a naive service fails its POSTs through the ingress (neve
 test('--ingress haproxy: a naive service fails GETs and POSTs alike (haproxy resends neither once sent), and the report says what haproxy did', {
   skip: noHaproxy,
 }, async () => {
+  // Half the requests on new connections (haproxy answers 502 for the first request of a
+  // client connection), half on kept-alive ones (it closes the client's connection instead).
+  const clients = ['--client', 'new-connection', '--client', 'agent-lifo']
   const run = await runLab(
-    [...SHORT, '--ingress', 'haproxy', '--max-failures', '100000'],
+    [...SHORT, ...clients, '--ingress', 'haproxy', '--max-failures', '100000'],
     naive,
     RUN_MS,
   )
@@ -186,6 +189,8 @@ for (const { proxy, missing, install, how } of PROXIES) {
       )
       assert.equal(run.exit.code, 0, `${run.stdout}\n${run.stderr}`)
       assert.equal(ownFailures(run), 0, run.stdout)
+      // Failures at a reload are the only ones, and the diagnosis says whose they are.
+      assert.ok(run.result!.diagnosis.every((d) => d.mechanism === 'ingress-reload'))
       assert.deepEqual(run.result!.verdict.unexercisedPods, [])
       assert.equal(run.result!.ingress?.passedOn, 0)
       assert.ok(run.result!.events.some((e) => e.type === 'endpoint-removed' && e.detail === how))
@@ -234,5 +239,10 @@ test('--ingress haproxy: a proxy that exits at start stops the run with its erro
   assert.match(
     run.stderr(),
     /^lameduck rollout: --ingress haproxy: haproxy exited at start: \[ALERT\] config : parsing \[.*haproxy\.cfg:1\] : unknown keyword\n$/,
+  )
+  assert.deepEqual(
+    readdirSync(tmpdir()).filter((name) => name.startsWith(`lameduck-haproxy-${run.child.pid}-`)),
+    [],
+    'the ingress directory is removed',
   )
 })

@@ -22,8 +22,14 @@ import { writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { PodProcess } from '../process.js'
-import type { IngressError } from '../recorder.js'
-import { Ingress, type IngressOptions, type LogLine, PROXY_ERROR_STATUSES } from './ingress.js'
+import type { IngressError, RequestRecord } from '../recorder.js'
+import {
+  closedUnlogged,
+  Ingress,
+  type IngressOptions,
+  type LogLine,
+  PROXY_ERROR_STATUSES,
+} from './ingress.js'
 import type { Change } from './propagation.js'
 import type { DataPath } from './types.js'
 
@@ -101,6 +107,14 @@ export class HaproxyIngress extends Ingress {
       upstreamStatus: state,
       error: haproxyError(status, state, match[7]!),
     }
+  }
+
+  /**
+   * haproxy closes a client's connection without an answer, and logs nothing, when a pod
+   * closes the connection under a request that was not the first of that client connection.
+   */
+  protected override unlogged(request: RequestRecord): 'closed' | undefined {
+    return closedUnlogged(request) ? 'closed' : undefined
   }
 
   protected errorTail(): string {

@@ -50,8 +50,10 @@ export interface IngressSummary {
   /** Configuration reloads (one per applied batch of endpoint changes; 0 with a runtime API). */
   reloads: number
   /**
-   * Failed requests the proxy never logged that ended within RELOAD_WINDOW_MS after a reload:
-   * a client connection dropped at the switch of workers, the lab's ingress's own failure.
+   * Failed requests nginx never logged, dropped by a reload: ended within RELOAD_WINDOW_MS
+   * after one (a client connection dropped at the switch of workers), or with no response on
+   * a kept-alive connection after one (an old worker closing its idle client connections as
+   * it shuts down). The lab's ingress's own failures, not the service's.
    */
   atReload: number
   /**
@@ -253,13 +255,12 @@ export abstract class Ingress implements DataPath {
         }
       }
       if (best === undefined) {
-        const reload = this.reloadedAt.some(
-          (t) => request.end >= t && request.end <= t + RELOAD_WINDOW_MS,
-        )
-        if (reload && request.outcome !== 'ok') {
+        if (request.outcome === 'ok') continue
+        const unlogged = this.unlogged(request)
+        if (unlogged === 'reload') {
           summary.atReload++
           request.ingress = { upstreamStatus: '', tried: 0, pods: [], reload: true }
-        } else if (closedUnlogged(request)) {
+        } else if (unlogged === 'closed') {
           summary.closedUnlogged++
           request.ingress = {
             proxy: this.proxy,
@@ -308,6 +309,18 @@ export abstract class Ingress implements DataPath {
     return (this.fileText('access.log') ?? '')
       .split('\n')
       .flatMap((raw) => this.parseLogLine(raw, started) ?? [])
+  }
+
+  /**
+   * Why the proxy never logged a failed request: dropped by a reload ('reload'), or closed
+   * under it without an answer ('closed'), or unknown. By default, a failure that ended within
+   * RELOAD_WINDOW_MS after a reload is the reload's.
+   */
+  protected unlogged(request: RequestRecord): 'reload' | 'closed' | undefined {
+    const reload = this.reloadedAt.some(
+      (t) => request.end >= t && request.end <= t + RELOAD_WINDOW_MS,
+    )
+    return reload ? 'reload' : undefined
   }
 
   /** A file of the proxy's directory, or undefined. */
@@ -381,7 +394,7 @@ export abstract class Ingress implements DataPath {
 }
 
 /** A failed request, on a reused connection, that ended with no response at all. */
-function closedUnlogged(request: RequestRecord): boolean {
+export function closedUnlogged(request: RequestRecord): boolean {
   return (
     request.reused === true &&
     request.status === undefined &&

@@ -15,8 +15,9 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import { join } from 'node:path'
 import { PodProcess } from '../process.js'
-import type { IngressError } from '../recorder.js'
+import type { IngressError, RequestRecord } from '../recorder.js'
 import {
+  closedUnlogged,
   Ingress,
   type IngressOptions,
   type LogLine,
@@ -104,6 +105,17 @@ export class NginxIngress extends Ingress {
         this.endpointsAt(t),
       ),
     }
+  }
+
+  /**
+   * nginx logs every request it has read: one it never logged that failed with no response on
+   * a kept-alive client connection, after a reload, was closed by an old worker shutting down
+   * (it closes its idle client connections; keepalive_timeout is longer than a run).
+   */
+  protected override unlogged(request: RequestRecord): 'reload' | undefined {
+    if (super.unlogged(request) === 'reload') return 'reload'
+    const afterReload = this.reloadedAt.some((t) => request.end >= t)
+    return afterReload && closedUnlogged(request) ? 'reload' : undefined
   }
 
   protected errorTail(): string {
