@@ -265,13 +265,18 @@ async function sideBySide(chosen: Peer[], ingress: string): Promise<string> {
   const loadBefore = load()
   const started = new Date()
   const results = new Map<string, LabResult>()
+  const skipped: string[] = []
   const byKind = new Map<string, LabResult['byClient']>()
   for (const column of columns) {
     dataPathArgs = column.args
     const dir = join(outDir(), `peers-side-by-side-${slug(column.title).toLowerCase()}`)
     mkdirSync(dir, { recursive: true })
     for (const peer of chosen) {
-      if (peer.name === 'lightship' && peer.node === undefined) continue
+      if (peer.name === 'lightship' && peer.node === undefined) {
+        if (column === columns[0])
+          skipped.push('lightship (no Node >= 22.13 found; set LIGHTSHIP_NODE)')
+        continue
+      }
       const run = await runOne(peer, 1, dir)
       results.set(`${column.title}|${peer.name}`, run.result)
       byKind.set(`${column.title}|${peer.name}`, run.result.byClient)
@@ -316,7 +321,8 @@ async function sideBySide(chosen: Peer[], ingress: string): Promise<string> {
     '',
     `One run of each peer on each data path (docs/lab.md, "Data paths"), with the lab settings above and every HTTP/1.1 client kind (${ALL_HTTP1_KINDS.join(', ')}; weight 1 each). A cell is failed / sent, then the mechanism of the largest failure cluster as the lab diagnosed it (leaving out, behind nginx, the failures at its reloads: the lab's ingress's own, counted in the cell). Undelivered requests never reached the model's balancer (the lab's own process was too busy): they are left out of the counts, and such a run is inconclusive on this machine.`,
     '',
-    `- run: ${started.toISOString()}, ${describeMachine(machine())}; ${minutes} min; load average (1, 5, 15 min) ${loadBefore} at the start, ${loadAfter} at the end`,
+    `- run: ${describeMachine(machine())}; ${minutes} min; load average (1, 5, 15 min) ${loadBefore} at the start, ${loadAfter} at the end (\`uptime\`; the 2 cores were shared with other work)`,
+    ...(skipped.length > 0 ? [`- skipped: ${skipped.join('; ')}`] : []),
     `- lameduck at: ${gitCommit()}`,
     `- command (as root): \`${command}\``,
     '',

@@ -31,6 +31,8 @@
 //   0d. ingress-no-endpoint the proxy had no endpoint to send the request to
 //   0e. ingress-no-live     nginx had marked every endpoint failed after earlier errors
 //   0g. ingress-reload      dropped by a reload of the lab's nginx (its own failure)
+//   0h. ingress-retrying    timed out at the client while the proxy, whose first attempts
+//                           failed, was still trying pods (it logs only the last one tried)
 //   0f. ingress-other       any other error the proxy answered itself
 import type { PodRecord } from './kubelet.js'
 import { formatDuration } from './options.js'
@@ -44,6 +46,7 @@ export type Mechanism =
   | 'ingress-no-live'
   | 'ingress-other'
   | 'ingress-reload'
+  | 'ingress-retrying'
   | 'kept-alive'
   | 'sigkill'
   | 'refused'
@@ -151,6 +154,7 @@ function classifyOne(
 ): Mechanism {
   if (f.ingress?.error !== undefined) return `ingress-${f.ingress.error}`
   if (f.ingress?.reload === true) return 'ingress-reload'
+  if (f.outcome === 'timeout' && (f.ingress?.tried ?? 0) > 1) return 'ingress-retrying'
   if (f.outcome === 'refused' && f.pod === undefined) return 'no-endpoint'
   if (f.outcome === 'refused' && /no ready endpoint/.test(f.message ?? '')) return 'no-endpoint'
   if (pod === undefined) return f.outcome === 'timeout' ? 'timeout' : 'other'
@@ -258,6 +262,14 @@ function sentenceFor(
     case 'ingress-no-live':
     case 'ingress-other':
       return ingressSentence(mechanism, failures, pods, context)
+    case 'ingress-retrying': {
+      const proxy = failures[0]?.ingress?.proxy ?? 'the ingress'
+      const how =
+        proxy === 'haproxy'
+          ? 'haproxy retries a failed connection up to 3 times, min(timeout connect, 1 s) apart, the last on another pod'
+          : `${proxy} tries the next pod at once, but waits up to its connect timeout for an address that does not answer`
+      return `${n} timed out at the client (no complete response within ${formatDuration(context.timeoutMs)}) while ${proxy} was still trying pods: its first attempts failed — refused, or no answer from the address of a pod whose sandbox was gone (no reset comes back) — and ${how}; its log names only the last pod tried → keep the listener open and serving for longer than the propagation delay to the ingress (drainDelay ≥ ${formatDuration(advisedDrainMs(context))} here: ${formatDuration(context.propagationDelayMs)} ± ${formatDuration(context.propagationJitterMs)} plus a margin)`
+    }
     case 'ingress-reload':
       return `${outcomes(failures)} at reloads of the lab's nginx, which never logged them: client connections it dropped at the switch of workers, or closed as an old worker shut down — the lab's ingress's own failures, not the service's (ingress-nginx does not reload for endpoint changes; --ingress haproxy applies them without a reload) → nothing to change in the service for these`
     case 'kept-alive': {

@@ -354,3 +354,25 @@ test('failures at a reload of the lab’s nginx are worded as the lab’s ingres
     /^1 socket hang up at reloads of the lab's nginx, which never logged them: .* the lab's ingress's own failures, not the service's/,
   )
 })
+
+test('a timeout while the ingress was still retrying is worded as its retries, not as overload of the pod it logged last', () => {
+  const pods = [pod('a', {}), pod('gone', { sigtermAt: 1_000, exitedAt: 1_010 })]
+  const [d, ...rest] = diagnose(
+    [
+      failure({
+        outcome: 'timeout',
+        pod: 'a',
+        start: 1_100,
+        end: 6_100,
+        ingress: { proxy: 'haproxy', upstreamStatus: '--', tried: 3, pods: ['a'] },
+      }),
+    ],
+    { ...context, pods },
+  )
+  assert.equal(rest.length, 0)
+  assert.equal(d!.mechanism, 'ingress-retrying')
+  assert.match(
+    d!.sentence,
+    /^1 timed out at the client .* while haproxy was still trying pods: .*retries a failed connection up to 3 times.*\(drainDelay ≥ 1\.5s/,
+  )
+})
