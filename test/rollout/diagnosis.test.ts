@@ -305,22 +305,21 @@ test('a 502/503 an ingress answered itself is worded as the ingress’s answer, 
   assert.match(byMechanism.get('http-5xx')!, /^1 HTTP 5xx answered by 1 pod after SIGTERM/)
 })
 
+/** A request on a kept-alive connection that got no response, as the ingress saw it. */
+function unanswered(ingress: RequestRecord['ingress']): RequestRecord {
+  return failure({ outcome: 'hang_up', reused: true, start: 900, end: 1_010, ingress })
+}
+
 test('a client connection haproxy closed without an answer is worded as haproxy’s doing', () => {
   const [d, ...rest] = diagnose(
     [
-      failure({
-        outcome: 'hang_up',
-        reused: true,
-        start: 900,
-        end: 1_010,
-        ingress: {
-          proxy: 'haproxy',
-          upstreamStatus: '',
-          tried: 0,
-          pods: [],
-          error: 'closed',
-          unlogged: true,
-        },
+      unanswered({
+        proxy: 'haproxy',
+        upstreamStatus: '',
+        tried: 0,
+        pods: [],
+        error: 'closed',
+        unlogged: true,
       }),
       answeredBy('haproxy', 'SH', 'closed'),
     ],
@@ -336,15 +335,7 @@ test('a client connection haproxy closed without an answer is worded as haproxy�
 
 test('failures at a reload of the lab’s nginx are worded as the lab’s ingress’s own', () => {
   const [d, ...rest] = diagnose(
-    [
-      failure({
-        outcome: 'hang_up',
-        reused: true,
-        start: 900,
-        end: 1_010,
-        ingress: { upstreamStatus: '', tried: 0, pods: [], reload: true },
-      }),
-    ],
+    [unanswered({ upstreamStatus: '', tried: 0, pods: [], reload: true })],
     { ...context, pods: [] },
   )
   assert.equal(rest.length, 0)
