@@ -2,6 +2,8 @@
 // npm run demo: the rollout lab against a naive service and the same service with lameduck,
 // with the same settings, then both results side by side; for HTTP/1.1, HTTP/2 and
 // WebSockets. `npm run demo -- h2 ws` runs only those comparisons (ids: http1, h2, ws).
+// `--service iptables` (root) and `--ingress nginx|haproxy` are passed to every lab run:
+// `npm run demo -- --service iptables --ingress haproxy http1`.
 // Reports go to .lab/ (JSON, HTML, text). Run after `npm run build` (the npm script does it).
 import { spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -12,7 +14,25 @@ const { DEMO_COMPARISONS } = await import('../dist/src/rollout/demo.js')
 const { renderComparison } = await import('../dist/src/rollout/report/compare.js')
 
 const ids = DEMO_COMPARISONS.map((c) => c.id)
-const wanted = process.argv.slice(2)
+/** The data path options passed to every lab run, and the comparisons asked for. */
+const dataPath = []
+const wanted = []
+for (let i = 2; i < process.argv.length; i++) {
+  const arg = process.argv[i]
+  const [flag, inline] = arg.split('=', 2)
+  if (flag === '--service' || flag === '--ingress') {
+    const value = inline ?? process.argv[++i]
+    if (value === undefined || value.startsWith('-')) {
+      console.error(
+        `npm run demo: ${flag} expects a value, e.g. ${flag} ${flag === '--service' ? 'iptables' : 'nginx'}`,
+      )
+      process.exit(2)
+    }
+    dataPath.push(flag, value)
+  } else {
+    wanted.push(arg)
+  }
+}
 const unknown = wanted.filter((id) => !ids.includes(id))
 if (unknown.length > 0) {
   console.error(
@@ -31,6 +51,7 @@ function runLab(args, service) {
     join(root, 'bin', 'lameduck.js'),
     'rollout',
     ...args,
+    ...dataPath,
     '--name',
     service.name,
     '--json',
@@ -42,7 +63,9 @@ function runLab(args, service) {
     process.execPath,
     join(root, service.file),
   ]
-  console.log(`lameduck rollout ${args.join(' ')} --name ${service.name} -- node ${service.file}`)
+  console.log(
+    `lameduck rollout ${[...args, ...dataPath].join(' ')} --name ${service.name} -- node ${service.file}`,
+  )
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
     let text = ''

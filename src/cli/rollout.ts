@@ -96,11 +96,13 @@ Service
                                   pod in a network namespace behind a virtual IP rewritten by
                                   kube-proxy-style iptables rules, with conntrack (root, and the
                                   ip, iptables and conntrack commands). See docs/lab.md
-  --ingress none|nginx            nginx: a real nginx in front of the pods (the nginx command),
-                                  routing to their addresses with an upstream keep-alive pool
-                                  and its default retries; endpoint changes by reload; the
-                                  report says which failures it retried and passed on
-                                  (default ${DEFAULTS.ingress})
+  --ingress none|nginx|haproxy    a real proxy in front of the pods (the nginx or haproxy
+                                  command), routing to their addresses with an upstream
+                                  keep-alive pool and its default retries (nginx: error timeout,
+                                  GETs resent, never a POST once sent; haproxy: only when the
+                                  connection to the pod failed); endpoint changes by reload
+                                  (nginx) or the runtime API (haproxy); the report says which
+                                  failures it retried and passed on (default ${DEFAULTS.ingress})
   --propagation-delay <duration>  time for an endpoint change to reach the Service, like
                                   kube-proxy's sync (default ${d(DEFAULTS.propagationDelayMs)})
   --propagation-jitter <duration> each change's delay varies by up to ± this (default ${d(DEFAULTS.propagationJitterMs)})

@@ -20,11 +20,33 @@
 //   8b. unreachable sent to the address of a pod whose network namespace was gone, while the
 //                  Service still routed to it (--service iptables: no RST comes back)
 //   9. other       whatever is left, by outcome
+//
+// Behind an ingress (--ingress), a 502/503/504 the proxy answered itself (or a client
+// connection it closed without an answer) is the proxy's answer, not the pod's: it goes first
+// into one of the ingress clusters, by what the proxy logged of the pod, and its sentence says
+// so (e.g. "nginx answered 502: the pod closed the connection before answering"):
+//   0a. ingress-connect     the proxy could not connect to the pod (refused, or gone)
+//   0b. ingress-closed      the pod closed or reset the connection before answering
+//   0c. ingress-timeout     the pod did not answer within the proxy's timeout
+//   0d. ingress-no-endpoint the proxy had no endpoint to send the request to
+//   0e. ingress-no-live     nginx had marked every endpoint failed after earlier errors
+//   0g. ingress-reload      dropped by a reload of the lab's nginx (its own failure)
+//   0h. ingress-retrying    timed out at the client while the proxy, whose first attempts
+//                           failed, was still trying pods (it logs only the last one tried)
+//   0f. ingress-other       any other error the proxy answered itself
 import type { PodRecord } from './kubelet.js'
 import { formatDuration } from './options.js'
 import { OUTCOME_LABELS, type RequestRecord } from './recorder.js'
 
 export type Mechanism =
+  | 'ingress-connect'
+  | 'ingress-closed'
+  | 'ingress-timeout'
+  | 'ingress-no-endpoint'
+  | 'ingress-no-live'
+  | 'ingress-other'
+  | 'ingress-reload'
+  | 'ingress-retrying'
   | 'kept-alive'
   | 'sigkill'
   | 'refused'
@@ -130,6 +152,9 @@ function classifyOne(
   pod: DiagnosedPod | undefined,
   after: AfterSigterm | undefined,
 ): Mechanism {
+  if (f.ingress?.error !== undefined) return `ingress-${f.ingress.error}`
+  if (f.ingress?.reload === true) return 'ingress-reload'
+  if (f.outcome === 'timeout' && (f.ingress?.tried ?? 0) > 1) return 'ingress-retrying'
   if (f.outcome === 'refused' && f.pod === undefined) return 'no-endpoint'
   if (f.outcome === 'refused' && /no ready endpoint/.test(f.message ?? '')) return 'no-endpoint'
   if (pod === undefined) return f.outcome === 'timeout' ? 'timeout' : 'other'
@@ -230,6 +255,23 @@ function sentenceFor(
   const n = failures.length
   const onPods = plural(pods.length, 'pod')
   switch (mechanism) {
+    case 'ingress-connect':
+    case 'ingress-closed':
+    case 'ingress-timeout':
+    case 'ingress-no-endpoint':
+    case 'ingress-no-live':
+    case 'ingress-other':
+      return ingressSentence(mechanism, failures, pods, context)
+    case 'ingress-retrying': {
+      const proxy = failures[0]?.ingress?.proxy ?? 'the ingress'
+      const how =
+        proxy === 'haproxy'
+          ? 'haproxy retries a failed connection up to 3 times, min(timeout connect, 1 s) apart, the last on another pod'
+          : `${proxy} tries the next pod at once, but waits up to its connect timeout for an address that does not answer`
+      return `${n} timed out at the client (no complete response within ${formatDuration(context.timeoutMs)}) while ${proxy} was still trying pods: its first attempts failed — refused, or no answer from the address of a pod whose sandbox was gone (no reset comes back) — and ${how}; its log names only the last pod tried → keep the listener open and serving for longer than the propagation delay to the ingress (drainDelay ≥ ${formatDuration(advisedDrainMs(context))} here: ${formatDuration(context.propagationDelayMs)} ± ${formatDuration(context.propagationJitterMs)} plus a margin)`
+    }
+    case 'ingress-reload':
+      return `${outcomes(failures)} at reloads of the lab's nginx, which never logged them: client connections it dropped at the switch of workers, or closed as an old worker shut down — the lab's ingress's own failures, not the service's (ingress-nginx does not reload for endpoint changes; --ingress haproxy applies them without a reload) → nothing to change in the service for these`
     case 'kept-alive': {
       const answered = pods.map((p) => context.after.get(p.name)?.onKeptConnections ?? 0)
       const lastBeforeKill = pods.flatMap((p) => {
@@ -326,5 +368,61 @@ function sentenceFor(
         .slice(0, 2)
         .map((f) => f.message ?? f.outcome)
         .join('; ')}) → see the failed requests below`
+  }
+}
+
+/** What each proxy resends on its own, for the sentence of a failure it passed on. */
+const PROXY_RETRIES: Record<string, string> = {
+  nginx:
+    'nginx resends a request whose pod failed before answering to another pod only when the request is idempotent (proxy_next_upstream error timeout: never a POST once sent)',
+  haproxy:
+    'haproxy resends a request only when its connection to the pod failed before the request was sent (retry-on conn-failure, its default), never one the pod closed under it, GET or POST',
+}
+
+/** The sentence of a failure an ingress answered itself: the proxy's answer, and why. */
+function ingressSentence(
+  mechanism: Mechanism,
+  failures: readonly RequestRecord[],
+  pods: readonly DiagnosedPod[],
+  context: DiagnosisContext,
+): string {
+  const proxy =
+    failures.find((f) => f.ingress?.proxy !== undefined)?.ingress?.proxy ?? 'the ingress'
+  const answered = failures.filter((f) => f.status !== undefined)
+  const statuses = [...new Set(answered.map((f) => f.status))].sort().join('/')
+  const closedQuietly = failures.length - answered.length
+  const parts: string[] = []
+  if (answered.length > 0)
+    parts.push(`${proxy} answered ${statuses} to ${plural(answered.length, 'request')}`)
+  if (closedQuietly > 0) {
+    parts.push(
+      `${proxy} closed the client's connection without an answer under ${plural(closedQuietly, 'request')} (what it does, instead of a 502, when the pod closes the connection under a request that was not the first on it)`,
+    )
+  }
+  const head = parts.join(', and ')
+  const onPods = plural(pods.length, 'pod')
+  const afterSigterm = (f: RequestRecord) => {
+    const pod = pods.find((p) => p.name === f.pod)
+    return pod?.sigtermAt === undefined ? [] : [Math.max(0, f.end - pod.sigtermAt)]
+  }
+  const drain = formatDuration(advisedDrainMs(context))
+  switch (mechanism) {
+    case 'ingress-connect':
+      return `${head}: it could not connect to ${onPods} (their listener had closed, or their address was gone) ${range(failures.flatMap(afterSigterm))} after SIGTERM while it still routed requests to them, and its retries found no other pod → keep the listener open and serving for longer than the propagation delay to the ingress (drainDelay ≥ ${drain} here: ${formatDuration(context.propagationDelayMs)} ± ${formatDuration(context.propagationJitterMs)} plus a margin)`
+    case 'ingress-closed':
+      return `${head}: ${pods.length > 0 ? onPods : 'the pods'} closed or reset the connection before answering${pods.length > 0 ? `, ${range(failures.flatMap(afterSigterm))} after SIGTERM` : ''} (in flight when the pod exited, or sent on a kept-alive connection the pod closed); ${PROXY_RETRIES[proxy] ?? 'the ingress did not resend them'} → wait for every in-flight request before exiting, and during the drain answer with \`Connection: close\` rather than closing the ingress's kept-alive connections under it`
+    case 'ingress-timeout':
+      return `${head}: ${onPods} did not answer within the ingress's timeout → answer or close every request; a pod that stops answering without closing leaves the ingress waiting`
+    case 'ingress-no-endpoint':
+      return `${head}: it had no ready endpoint to send them to → keep enough pods ready during the update (maxUnavailable below replicas, readiness that passes as soon as the pod serves)`
+    case 'ingress-no-live':
+      return `${head}: it had no pod left to try, having marked every pod of its upstream failed after an earlier error (nginx's passive health check: max_fails 1 within fail_timeout 10 s, its defaults) → these follow from the pods' other failures in this diagnosis: fix those and these go with them`
+    default: {
+      const states = [...new Set(failures.map((f) => f.ingress?.upstreamStatus ?? ''))]
+        .filter(Boolean)
+        .slice(0, 3)
+        .join(', ')
+      return `${head} for another reason (${states || 'not logged'}) → see the failed requests below`
+    }
   }
 }

@@ -17,7 +17,7 @@ import { clientKind } from './clients/index.js'
 import { Clock } from './clock.js'
 import { DeploymentController } from './deployment.js'
 import { createDataPath } from './drivers/index.js'
-import { type IngressSummary, NginxIngress } from './drivers/ingress.js'
+import { Ingress, type IngressSummary } from './drivers/ingress.js'
 import type { DataPath } from './drivers/types.js'
 import { Kubelet, type Pod } from './kubelet.js'
 import { listeningPorts } from './listening.js'
@@ -86,6 +86,7 @@ export async function runLab(
     notes = said
   } catch (error) {
     await service.close()
+    if (service instanceof Ingress) service.dispose()
     throw new LabError((error as Error).message)
   }
   const drain = drainWarning(options, process.env)
@@ -206,7 +207,7 @@ export async function runLab(
   let ingress: IngressSummary | undefined
   /** With an ingress, requests are traced to pods from its log once the load has stopped. */
   const annotate = () =>
-    service instanceof NginxIngress ? service.annotate(recorder.requests) : undefined
+    service instanceof Ingress ? service.annotate(recorder.requests) : undefined
   try {
     controller.createInitial()
     await until(
@@ -245,7 +246,7 @@ export async function runLab(
     load = new LoadGenerator({
       host: address.host,
       port: address.port,
-      userland: service.kind === 'model' && !(service instanceof NginxIngress),
+      userland: service.kind === 'model' && !(service instanceof Ingress),
       rate: options.rate,
       connections: options.connections,
       pools: options.pools,
@@ -324,7 +325,7 @@ export async function runLab(
     load?.abort()
     await kubelet.stopAll()
     await service.close()
-    if (service instanceof NginxIngress) service.dispose()
+    if (service instanceof Ingress) service.dispose()
     phase = 'done'
   }
   return result(undefined)

@@ -80,8 +80,9 @@ export interface LabOptions {
    */
   service: ServiceKind
   /**
-   * A real ingress in front of the pods: 'nginx' routes to the pods' addresses with an
-   * upstream keep-alive pool and nginx's retry policy; 'none' sends the load to the Service.
+   * A real ingress in front of the pods: 'nginx' or 'haproxy' routes to the pods' addresses
+   * with an upstream keep-alive pool and the proxy's default retry policy; 'none' sends the
+   * load to the Service.
    * @default 'none'
    */
   ingress: IngressKind

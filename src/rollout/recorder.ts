@@ -78,9 +78,32 @@ export interface RequestRecord {
   websocket?: 'cut' | 'closed' | 'not-opened'
   /** The client's local port of the connection it went out on. */
   localPort?: number
-  /** With an ingress: what the ingress logged (every upstream it tried, and their statuses). */
-  ingress?: { upstreamStatus: string; tried: number; pods: string[]; reload?: boolean }
+  /** With an ingress: what the ingress logged (the upstreams it tried, and their statuses). */
+  ingress?: {
+    /** The proxy that logged it (absent for a failure it never logged, at a reload). */
+    proxy?: 'nginx' | 'haproxy'
+    upstreamStatus: string
+    /** Attempts the proxy made (pods may list only the last one: haproxy logs only it). */
+    tried: number
+    pods: string[]
+    reload?: boolean
+    /**
+     * Set when the proxy answered 502/503/504 itself, or closed the client's connection without
+     * an answer: why it got no response from a pod.
+     */
+    error?: IngressError
+    /** The proxy closed the client's connection without answering or logging the request. */
+    unlogged?: boolean
+  }
 }
+
+/**
+ * Why an ingress answered a request itself: it could not connect to the pod (refused, or the
+ * address was gone), the pod closed or reset the connection before answering, the pod did not
+ * answer in time, there was no endpoint to send it to, or every endpoint had been marked failed
+ * after earlier errors (nginx's passive health check: "no live upstreams").
+ */
+export type IngressError = 'connect' | 'closed' | 'timeout' | 'no-endpoint' | 'no-live' | 'other'
 
 /** The state of the lab at the end of one bucket. */
 export interface Sample {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { DEMO_ARGS, DEMO_SERVICES } from '../../src/rollout/demo.js'
-import { fromRoot } from '../helpers.js'
+import { exited, fromRoot, spawnNode } from '../helpers.js'
 import { runLab } from './lab-helpers.js'
 
 const RUN_MS = 90_000
@@ -54,4 +54,18 @@ test('the lameduck service loses none over 3 rolling updates at 300 requests/s',
   )
   assert.equal(result.verdict.status, 'pass')
   assert.ok(result.requests > 2_000, `${result.requests} requests were sent`)
+})
+
+test('npm run demo passes --service and --ingress to every lab run', async () => {
+  const demo = spawnNode(fromRoot('scripts/demo.mjs'), ['--ingress', 'bogus', 'http1'])
+  const exit = await exited(demo.child, 'npm run demo --ingress bogus', 30_000)
+  assert.notEqual(exit.code, 0)
+  assert.match(demo.stdout(), /^lameduck rollout .* --ingress bogus --name naive -- node /m)
+  assert.match(demo.stderr(), /--ingress expects one of none, nginx, haproxy, got 'bogus'/)
+  const missing = spawnNode(fromRoot('scripts/demo.mjs'), ['--service'])
+  assert.equal((await exited(missing.child, 'npm run demo --service', 30_000)).code, 2)
+  assert.match(
+    missing.stderr(),
+    /npm run demo: --service expects a value, e\.g\. --service iptables/,
+  )
 })

@@ -249,3 +249,121 @@ test('connections to the address of a pod whose namespace was gone (EHOSTUNREACH
     '1 other with EHOSTUNREACH: sent to the address of 1 pod that had exited (their network namespace gone, so no reset came back) while the Service still routed new connections to them for 0.4 s more → keep the listener open and serving for longer than the propagation delay (drainDelay ≥ 1.5s here: 1s ± 250ms plus a margin)',
   )
 })
+
+/** A 502 the proxy answered itself for a request it sent to pod a. */
+function answeredBy(
+  proxy: 'nginx' | 'haproxy',
+  upstreamStatus: string,
+  error: 'closed' | 'connect',
+  fields: Partial<RequestRecord> = {},
+): RequestRecord {
+  return failure({
+    outcome: 'http_5xx',
+    status: 502,
+    pod: 'a',
+    start: 900,
+    end: 1_010,
+    ingress: { proxy, upstreamStatus, tried: 1, pods: ['a'], error },
+    ...fields,
+  })
+}
+
+test('a 502/503 an ingress answered itself is worded as the ingress’s answer, by what it logged of the pod, not as the pod’s HTTP 5xx', () => {
+  const pods = [pod('a', { sigtermAt: 1_000, exitedAt: 1_010, endpointRemovedAt: 1_400 })]
+  const nginx = (error: 'closed' | 'connect', fields: Partial<RequestRecord> = {}) =>
+    answeredBy('nginx', '502', error, fields)
+  const requests = [
+    nginx('closed', { method: 'POST' }),
+    nginx('closed'),
+    nginx('connect', { start: 1_100, end: 1_150 }),
+    // The pod's own 503 after SIGTERM, passed through by nginx: the pod's answer.
+    failure({
+      outcome: 'http_5xx',
+      status: 503,
+      pod: 'a',
+      start: 1_050,
+      end: 1_060,
+      ingress: { proxy: 'nginx', upstreamStatus: '503', tried: 1, pods: ['a'] },
+    }),
+  ]
+  const byMechanism = new Map(
+    diagnose(requests, { ...context, pods }).map((d) => [d.mechanism, d.sentence]),
+  )
+  assert.deepEqual([...byMechanism.keys()].sort(), [
+    'http-5xx',
+    'ingress-closed',
+    'ingress-connect',
+  ])
+  assert.match(
+    byMechanism.get('ingress-closed')!,
+    /^nginx answered 502 to 2 requests: 1 pod closed or reset the connection before answering, 0\.0 s after SIGTERM .*never a POST once sent\); 1 of them POST, which no client may retry →/,
+  )
+  assert.match(
+    byMechanism.get('ingress-connect')!,
+    /^nginx answered 502 to 1 request: it could not connect to 1 pod .*drainDelay ≥ 1\.5s/,
+  )
+  assert.match(byMechanism.get('http-5xx')!, /^1 HTTP 5xx answered by 1 pod after SIGTERM/)
+})
+
+/** A request on a kept-alive connection that got no response, as the ingress saw it. */
+function unanswered(ingress: RequestRecord['ingress']): RequestRecord {
+  return failure({ outcome: 'hang_up', reused: true, start: 900, end: 1_010, ingress })
+}
+
+test('a client connection haproxy closed without an answer is worded as haproxy’s doing', () => {
+  const [d, ...rest] = diagnose(
+    [
+      unanswered({
+        proxy: 'haproxy',
+        upstreamStatus: '',
+        tried: 0,
+        pods: [],
+        error: 'closed',
+        unlogged: true,
+      }),
+      answeredBy('haproxy', 'SH', 'closed'),
+    ],
+    { ...context, pods: [pod('a', { sigtermAt: 1_000, exitedAt: 1_010 })] },
+  )
+  assert.equal(rest.length, 0)
+  assert.equal(d!.mechanism, 'ingress-closed')
+  assert.match(
+    d!.sentence,
+    /^haproxy answered 502 to 1 request, and haproxy closed the client's connection without an answer under 1 request .*retry-on conn-failure/,
+  )
+})
+
+test('failures at a reload of the lab’s nginx are worded as the lab’s ingress’s own', () => {
+  const [d, ...rest] = diagnose(
+    [unanswered({ upstreamStatus: '', tried: 0, pods: [], reload: true })],
+    { ...context, pods: [] },
+  )
+  assert.equal(rest.length, 0)
+  assert.equal(d!.mechanism, 'ingress-reload')
+  assert.match(
+    d!.sentence,
+    /^1 socket hang up at reloads of the lab's nginx, which never logged them: .* the lab's ingress's own failures, not the service's/,
+  )
+})
+
+test('a timeout while the ingress was still retrying is worded as its retries, not as overload of the pod it logged last', () => {
+  const pods = [pod('a', {}), pod('gone', { sigtermAt: 1_000, exitedAt: 1_010 })]
+  const [d, ...rest] = diagnose(
+    [
+      failure({
+        outcome: 'timeout',
+        pod: 'a',
+        start: 1_100,
+        end: 6_100,
+        ingress: { proxy: 'haproxy', upstreamStatus: '--', tried: 3, pods: ['a'] },
+      }),
+    ],
+    { ...context, pods },
+  )
+  assert.equal(rest.length, 0)
+  assert.equal(d!.mechanism, 'ingress-retrying')
+  assert.match(
+    d!.sentence,
+    /^1 timed out at the client .* while haproxy was still trying pods: .*retries a failed connection up to 3 times.*\(drainDelay ≥ 1\.5s/,
+  )
+})

@@ -113,7 +113,7 @@ test('bad input names the option, the value and what was expected', () => {
       /--client expects KIND or WEIGHT:KIND with KIND one of agent-lifo, agent-fifo, fetch, new-connection, h2, ws, curl, py-requests, go-http, got 'wget'/,
     ],
     [['--service', 'ipvs'], /--service expects one of model, iptables, got 'ipvs'/],
-    [['--ingress', 'haproxy'], /--ingress expects one of none, nginx, got 'haproxy'/],
+    [['--ingress', 'traefik'], /--ingress expects one of none, nginx, haproxy, got 'traefik'/],
     [['--from', '/no/such/deployment.yaml'], /--from \/no\/such\/deployment\.yaml: ENOENT/],
     [['--pools', '0'], /--pools must be from 1 to 64/],
     [['--ws-path', 'socket'], /--ws-path expects a path starting with '\/', got 'socket'/],

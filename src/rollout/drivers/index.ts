@@ -2,9 +2,10 @@
 import type { Clock } from '../clock.js'
 import type { LabOptions } from '../options.js'
 import type { Recorder } from '../recorder.js'
-import { NginxIngress } from './ingress.js'
+import { HaproxyIngress } from './haproxy.js'
 import { KernelDriver } from './kernel.js'
 import { ModelDriver } from './model.js'
+import { NginxIngress } from './nginx.js'
 import type { DataPath } from './types.js'
 
 export function createDataPath(options: LabOptions, clock: Clock, recorder: Recorder): DataPath {
@@ -18,7 +19,9 @@ export function createDataPath(options: LabOptions, clock: Clock, recorder: Reco
     options.service === 'iptables'
       ? new KernelDriver({ ...propagation, podPort: KERNEL_POD_PORT })
       : new ModelDriver(propagation)
-  return options.ingress === 'nginx' ? new NginxIngress(service, propagation) : service
+  if (options.ingress === 'nginx') return new NginxIngress(service, propagation)
+  if (options.ingress === 'haproxy') return new HaproxyIngress(service, propagation)
+  return service
 }
 
 /** The port every pod listens on in its own namespace, as a containerPort. */

@@ -1,70 +1,72 @@
-// The ingress driver (--ingress nginx): a real nginx from the distribution in front of the
-// pods, routing to the pods' addresses (endpoints, not the Service's virtual IP) the way
-// ingress-nginx does, with an upstream keep-alive pool and nginx's default retry policy
-// (`proxy_next_upstream error timeout`, which never sends a non-idempotent request such as a
-// POST to another server once it was sent, `proxy_next_upstream_tries` 3 as ingress-nginx
-// sets it). The pods run on the data path underneath (model or iptables: their sandboxes and
-// addresses); the load goes to nginx, not to the Service.
+// What every ingress driver (--ingress nginx, --ingress haproxy) shares: a real proxy from the
+// distribution in front of the pods, routing to the pods' addresses (endpoints, not the
+// Service's virtual IP) as ingress controllers do. The pods run on the data path underneath
+// (model or iptables: their sandboxes and addresses); the load goes to the proxy, not to the
+// Service.
 //
-// Endpoint changes reach nginx after the propagation delay (± jitter), in order, as a new
-// configuration and a reload (SIGHUP to the master: new workers with the new upstream, old
-// workers finish their requests). ingress-nginx does not reload for endpoint changes: its Lua
-// balancer is fed the endpoints over an internal API, so its keep-alive pool survives them. A
-// reload here starts new workers with an empty pool, and a client connection can be dropped
-// at the switch: such failures are the lab's ingress's own, and the report says which
-// requests the ingress retried and which failures it passed on, from nginx's access log
-// ($upstream_status lists every upstream tried).
+// The lab starts the proxy with a configuration of its own in a temporary directory, waits
+// until it accepts connections, applies endpoint changes after the propagation delay (± jitter)
+// in order, each proxy its own way (nginx.ts: a reload; haproxy.ts: the runtime API), says when
+// the proxy exits during the run, and stops it with the run. Which pod served each request,
+// and what the proxy did with it (retried it on another pod, or answered 502/503/504 itself,
+// and why), comes from the proxy's access log, matched to the request by the client's port
+// and time.
 import { once } from 'node:events'
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import http from 'node:http'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { onPath } from '../../serve/child.js'
 import type { Clock } from '../clock.js'
-import { PodProcess } from '../process.js'
-import type { Recorder, RequestRecord } from '../recorder.js'
+import type { PodProcess } from '../process.js'
+import type { IngressError, Recorder, RequestRecord } from '../recorder.js'
 import { type Change, Propagation } from './propagation.js'
 import type { ConnectionInfo, DataPath, Endpoint, PodPlacement, ServiceAddress } from './types.js'
 
-export const INGRESS_KINDS = ['none', 'nginx'] as const
+export const INGRESS_KINDS = ['none', 'nginx', 'haproxy'] as const
 export type IngressKind = (typeof INGRESS_KINDS)[number]
+export type ProxyKind = Exclude<IngressKind, 'none'>
 
-/** ingress-nginx's defaults for the upstream keep-alive pool. */
-const UPSTREAM_KEEPALIVE = 320
-const UPSTREAM_KEEPALIVE_TIMEOUT = '60s'
-const UPSTREAM_KEEPALIVE_REQUESTS = 10_000
-const NEXT_UPSTREAM_TRIES = 3
-/** How long nginx may take to listen after it was started. */
-const START_TIMEOUT_MS = 5_000
-/** Between the upstreams of one request in nginx's log: ", " between tries, " : " around an internal redirect. */
-const UPSTREAM_SEPARATOR = /, | : /
-/** A failure nginx did not log, this soon after a reload, was dropped by the reload. */
+/** How long the proxy may take to listen after it was started. */
+export const START_TIMEOUT_MS = 5_000
+/** A failure the proxy did not log, this soon after a reload, was dropped by the reload. */
 const RELOAD_WINDOW_MS = 1_000
-/** Where nginx answers the generation of its configuration (never a path of the load). */
-const CONFIG_PATH = '/.lameduck-rollout-config'
 /** A log line is matched to a request that ended within this much of it. */
 const LOG_MATCH_MS = 1_000
+/** The statuses a proxy answers itself when it could not get a response from a pod. */
+export const PROXY_ERROR_STATUSES: readonly number[] = [502, 503, 504]
 
 /** What the ingress did with the requests, for the report. */
 export interface IngressSummary {
-  kind: IngressKind
+  kind: ProxyKind
+  /** How endpoint changes reached the proxy: a reload (nginx) or its runtime API (haproxy). */
+  updates: 'reload' | 'runtime-api'
   /** Requests the ingress sent to more than one pod (its retries), ok in the end. */
   retriedOk: number
   /** Failed requests answered 502/503/504 by the ingress itself (it passed the failure on). */
   passedOn: number
   /** Of those, after the ingress had tried more than one pod. */
   passedOnAfterRetry: number
-  /** Configuration reloads (one per applied batch of endpoint changes). */
+  /** Configuration reloads (one per applied batch of endpoint changes; 0 with a runtime API). */
   reloads: number
   /**
-   * Failed requests nginx never logged that ended within RELOAD_WINDOW_MS after a reload: a
-   * client connection dropped at the switch of workers, the lab's ingress's own failure.
+   * Failed requests nginx never logged, dropped by a reload: ended within RELOAD_WINDOW_MS
+   * after one (a client connection dropped at the switch of workers), or with no response on
+   * a kept-alive connection after one (an old worker closing its idle client connections as
+   * it shuts down). The lab's ingress's own failures, not the service's.
    */
   atReload: number
+  /**
+   * Failed requests the proxy never logged, on a client connection that had carried a request
+   * before, that ended without any response: the proxy closed the client's connection instead
+   * of answering. haproxy does this (and logs nothing) when a pod closes the connection under a
+   * request that was not the first of the client's connection, so that the client may retry
+   * it as it would a keep-alive connection closed by the server.
+   */
+  closedUnlogged: number
 }
 
-export interface NginxIngressOptions {
+export interface IngressOptions {
   clock: Clock
   recorder: Recorder
   propagationDelayMs: number
@@ -72,63 +74,94 @@ export interface NginxIngressOptions {
   random?: () => number
 }
 
-interface LogLine {
-  /** ms since the lab started */
+/** One request as the proxy logged it. */
+export interface LogLine {
+  /** ms since the lab started, when the proxy finished the request */
   t: number
   clientPort: number
+  /** The status the client got. */
   status: number
+  /** Addresses (host:port) of the pods the proxy tried, in order; the last one answered. */
   upstreams: string[]
-  upstreamStatus: string[]
+  /** How many attempts the proxy made (more than `upstreams` when it logs only the last). */
+  tried: number
+  /** The pods' statuses or the proxy's reading of them, as logged. */
+  upstreamStatus: string
+  /** Set when the proxy answered the status itself: why it got no response from a pod. */
+  error: IngressError | undefined
 }
 
-export class NginxIngress implements DataPath {
+export abstract class Ingress implements DataPath {
   readonly kind
-  readonly #inner: DataPath
-  readonly #options: NginxIngressOptions
-  readonly #propagation: Propagation
-  readonly #dir: string
-  #applied = new Map<string, Endpoint>()
-  readonly #wanted = new Map<string, Endpoint>()
-  #process: PodProcess | undefined
-  #port = 0
-  readonly #reloadedAt: number[] = []
-  #pending: Change[] = []
-  #reloading = false
-  /** Bumped at each configuration written; nginx answers it at CONFIG_PATH. */
-  #generation = 0
-  #byAddress = new Map<string, string>()
+  abstract readonly proxy: ProxyKind
   readonly connectionsPerPod = new Map<string, number>()
+  protected readonly options: IngressOptions
+  protected readonly dir: string
+  protected port = 0
+  protected process: PodProcess | undefined
+  /** When each reload was asked for (lab time). */
+  protected readonly reloadedAt: number[] = []
+  readonly #inner: DataPath
+  readonly #propagation: Propagation
+  #applied = new Map<string, Endpoint>()
+  /** How many endpoints the proxy had from when (lab time), in order. */
+  readonly #history: { t: number; endpoints: number }[] = [{ t: 0, endpoints: 0 }]
+  readonly #wanted = new Map<string, Endpoint>()
+  #pending: Change[] = []
+  #updating = false
+  #closing = false
+  readonly #byAddress = new Map<string, string>()
 
-  constructor(inner: DataPath, options: NginxIngressOptions) {
+  constructor(inner: DataPath, options: IngressOptions, proxy: ProxyKind) {
     this.#inner = inner
     this.kind = inner.kind
-    this.#options = options
+    this.options = options
     this.#propagation = new Propagation({ ...options, apply: (changes) => this.#apply(changes) })
-    this.#dir = join(tmpdir(), `lameduck-nginx-${process.pid}-${Date.now()}`)
+    this.dir = join(tmpdir(), `lameduck-${proxy}-${process.pid}-${Date.now()}`)
   }
 
+  /** The command that runs the proxy, and how to install it. */
+  protected abstract readonly command: { name: string; install: string }
+  /** Writes the configuration into `dir` and starts the proxy on `port`. */
+  protected abstract launch(): PodProcess
+  /** Makes `wanted` the proxy's endpoints; resolves once new requests see them. */
+  protected abstract update(changes: Change[], wanted: ReadonlyMap<string, Endpoint>): Promise<void>
+  /** How a change was applied, for the endpoint events. */
+  protected abstract readonly how: string
+  /** One line of the proxy's access log (`started`: the lab's start, ms since the epoch). */
+  protected abstract parseLogLine(raw: string, started: number): LogLine | undefined
+  /** The last lines the proxy wrote about an error, for a failure to start. */
+  protected abstract errorTail(): string
+  /** What the proxy does, for the report's data path line. */
+  protected abstract settings(): string
+  protected abstract readonly updates: IngressSummary['updates']
+
   async start(): Promise<ServiceAddress> {
-    if (!onPath('nginx')) {
+    const { name, install } = this.command
+    if (!onPath(name)) {
       throw new Error(
-        '--ingress nginx needs the nginx command, not found in PATH (Debian: apt-get install nginx-light)',
+        `--ingress ${this.proxy} needs the ${name} command, not found in PATH (Debian: ${install})`,
       )
     }
     const inner = await this.#inner.start()
-    mkdirSync(join(this.#dir, 'temp'), { recursive: true })
-    this.#port = await freePort()
-    this.#writeConfig()
-    const nginx = new PodProcess({
-      command: 'nginx',
-      args: ['-p', this.#dir, '-c', 'nginx.conf', '-e', join(this.#dir, 'error.log')],
-      env: process.env,
+    mkdirSync(this.dir, { recursive: true })
+    this.port = await freePort()
+    const proxy = this.launch()
+    this.process = proxy
+    await this.#listening(proxy)
+    proxy.once('exit', () => {
+      if (this.#closing) return
+      this.options.recorder.event(
+        'warning',
+        undefined,
+        `the ${this.proxy} ingress exited during the run: ${proxy.outputTail() || this.errorTail()}`,
+      )
     })
-    this.#process = nginx
-    await this.#listening(nginx)
-    return { host: '127.0.0.1', port: this.#port, notes: inner.notes ?? [] }
+    return { host: '127.0.0.1', port: this.port, notes: inner.notes ?? [] }
   }
 
   describe(): string {
-    return `nginx ingress on 127.0.0.1:${this.#port} (upstream keep-alive ${UPSTREAM_KEEPALIVE}, proxy_next_upstream error timeout, tries ${NEXT_UPSTREAM_TRIES}; endpoint changes by reload) to the pods of ${this.#inner.describe()}`
+    return `${this.proxy} ingress on 127.0.0.1:${this.port} (${this.settings()}) to the pods of ${this.#inner.describe()}`
   }
 
   placePod(name: string, probePort: boolean): Promise<PodPlacement> {
@@ -149,15 +182,17 @@ export class NginxIngress implements DataPath {
     return [...this.#applied.values()]
   }
 
+  /** Settled when every change is applied, or when the proxy is gone (nothing will apply). */
   settled(): boolean {
-    return this.#propagation.idle() && !this.#reloading && this.#pending.length === 0
+    if (this.process?.exit !== undefined) return true
+    return this.#propagation.idle() && !this.#updating && this.#pending.length === 0
   }
 
   routesTo(pod: string): boolean {
     return this.#applied.has(pod)
   }
 
-  /** The client's connection ends at nginx: requests are traced to pods from its log. */
+  /** The client's connection ends at the proxy: requests are traced to pods from its log. */
   connection(): ConnectionInfo | undefined {
     return undefined
   }
@@ -165,37 +200,42 @@ export class NginxIngress implements DataPath {
   prune(): void {}
 
   async close(): Promise<void> {
+    this.#closing = true
     this.#propagation.stop()
-    const nginx = this.#process
-    if (nginx !== undefined && nginx.exit === undefined) {
-      nginx.signalGroup('SIGKILL')
-      await once(nginx, 'exit')
+    const proxy = this.process
+    if (proxy !== undefined && proxy.exit === undefined) {
+      proxy.signalGroup('SIGKILL')
+      await once(proxy, 'exit')
     }
     await this.#inner.close()
   }
 
   /** Removes the ingress's directory (its configuration and logs). */
   dispose(): void {
-    rmSync(this.#dir, { recursive: true, force: true })
+    rmSync(this.dir, { recursive: true, force: true })
   }
 
   /**
-   * Traces each request to the pod that answered it and says what the ingress did, from
-   * nginx's access log; call it once the load has stopped.
+   * Traces each request to the pod that answered it and says what the ingress did, from the
+   * proxy's access log; call it once the load has stopped.
    */
   annotate(requests: RequestRecord[]): IngressSummary {
     const summary: IngressSummary = {
-      kind: 'nginx',
+      kind: this.proxy,
+      updates: this.updates,
       retriedOk: 0,
       passedOn: 0,
       passedOnAfterRetry: 0,
-      reloads: this.#reloadedAt.length,
+      reloads: this.reloadedAt.length,
       atReload: 0,
+      closedUnlogged: 0,
     }
-    const lines = this.#readLog()
+    this.connectionsPerPod.clear()
     const byPort = new Map<number, LogLine[]>()
-    for (const line of lines) {
-      byPort.set(line.clientPort, [...(byPort.get(line.clientPort) ?? []), line])
+    for (const line of this.#readLog()) {
+      const list = byPort.get(line.clientPort) ?? []
+      list.push(line)
+      byPort.set(line.clientPort, list)
       const pod = this.#podOf(line.upstreams.at(-1))
       if (pod !== undefined)
         this.connectionsPerPod.set(pod, (this.connectionsPerPod.get(pod) ?? 0) + 1)
@@ -215,57 +255,85 @@ export class NginxIngress implements DataPath {
         }
       }
       if (best === undefined) {
-        const reload = this.#reloadedAt.some(
-          (t) => request.end >= t && request.end <= t + RELOAD_WINDOW_MS,
-        )
-        if (reload && request.outcome !== 'ok') {
+        if (request.outcome === 'ok') continue
+        const unlogged = this.unlogged(request)
+        if (unlogged === 'reload') {
           summary.atReload++
           request.ingress = { upstreamStatus: '', tried: 0, pods: [], reload: true }
+        } else if (unlogged === 'closed') {
+          summary.closedUnlogged++
+          request.ingress = {
+            proxy: this.proxy,
+            upstreamStatus: '',
+            tried: 0,
+            pods: [],
+            error: 'closed',
+            unlogged: true,
+          }
         }
         continue
       }
       candidates.splice(candidates.indexOf(best), 1)
       const pod = this.#podOf(best.upstreams.at(-1))
       if (pod !== undefined) request.pod = pod
-      const tried = best.upstreams.filter((u) => u !== '' && u !== '-').length
       const pods = best.upstreams.flatMap((u) => this.#podOf(u) ?? [])
-      request.ingress = { upstreamStatus: best.upstreamStatus.join(', '), tried, pods }
-      if (request.outcome === 'ok' && tried > 1) summary.retriedOk++
-      if (request.outcome !== 'ok' && [502, 503, 504].includes(best.status)) {
+      request.ingress = {
+        proxy: this.proxy,
+        upstreamStatus: best.upstreamStatus,
+        tried: best.tried,
+        pods,
+        ...(best.error === undefined ? {} : { error: best.error }),
+      }
+      if (request.outcome === 'ok' && best.tried > 1) summary.retriedOk++
+      if (request.outcome !== 'ok' && best.error !== undefined) {
         summary.passedOn++
-        if (tried > 1) summary.passedOnAfterRetry++
+        if (best.tried > 1) summary.passedOnAfterRetry++
       }
     }
     return summary
   }
 
-  #podOf(upstream: string | undefined): string | undefined {
-    return upstream === undefined ? undefined : this.#byAddress.get(upstream)
+  /** How many endpoints the proxy had at `t` (lab time). */
+  protected endpointsAt(t: number): number {
+    let count = 0
+    for (const entry of this.#history) {
+      if (entry.t > t) break
+      count = entry.endpoints
+    }
+    return count
   }
 
+  /** The proxy's access log (`access.log` in its directory), read once the load has stopped. */
   #readLog(): LogLine[] {
-    let text = ''
+    const started = this.options.clock.startedAt.getTime()
+    return (this.fileText('access.log') ?? '')
+      .split('\n')
+      .flatMap((raw) => this.parseLogLine(raw, started) ?? [])
+  }
+
+  /**
+   * Why the proxy never logged a failed request: dropped by a reload ('reload'), or closed
+   * under it without an answer ('closed'), or unknown. By default, a failure that ended within
+   * RELOAD_WINDOW_MS after a reload is the reload's.
+   */
+  protected unlogged(request: RequestRecord): 'reload' | 'closed' | undefined {
+    const reload = this.reloadedAt.some(
+      (t) => request.end >= t && request.end <= t + RELOAD_WINDOW_MS,
+    )
+    return reload ? 'reload' : undefined
+  }
+
+  /** A file of the proxy's directory, or undefined. */
+  protected fileText(name: string): string | undefined {
     try {
-      text = readFileSync(join(this.#dir, 'access.log'), 'utf8')
+      return readFileSync(join(this.dir, name), 'utf8')
     } catch {
-      return []
+      return undefined
     }
-    const started = this.#options.clock.startedAt.getTime()
-    const lines: LogLine[] = []
-    for (const raw of text.split('\n')) {
-      // $msec $remote_port $status "$upstream_addr" "$upstream_status"
-      const match = /^(\d+\.\d+) (\d+) (\d+) "([^"]*)" "([^"]*)"$/.exec(raw)
-      if (match === null) continue
-      lines.push({
-        t: Number(match[1]) * 1_000 - started,
-        clientPort: Number(match[2]),
-        status: Number(match[3]),
-        // "a, b : c" — a comma separates retries, a colon an internal redirect.
-        upstreams: match[4]!.split(UPSTREAM_SEPARATOR),
-        upstreamStatus: match[5]!.split(UPSTREAM_SEPARATOR),
-      })
-    }
-    return lines
+  }
+
+  #podOf(upstream: string | undefined): string | undefined {
+    return upstream === undefined ? undefined : this.#byAddress.get(upstream)
   }
 
   #apply(changes: Change[]): void {
@@ -274,131 +342,64 @@ export class NginxIngress implements DataPath {
       else this.#wanted.delete(change.endpoint.pod)
     }
     this.#pending.push(...changes)
-    void this.#reload()
+    void this.#update()
   }
 
   /**
-   * Writes the configuration and reloads nginx; the changes count as applied once a new
-   * connection is answered by the new workers (the old ones stop accepting at the reload).
-   * One reload at a time; changes that arrive meanwhile go into the next one.
+   * Applies the pending changes, one update at a time (changes that arrive meanwhile go into
+   * the next one); the endpoint events are recorded once the proxy uses the new endpoints.
    */
-  async #reload(): Promise<void> {
-    if (this.#reloading) return
-    this.#reloading = true
+  async #update(): Promise<void> {
+    if (this.#updating) return
+    this.#updating = true
     try {
-      while (this.#pending.length > 0 && this.#process?.exit === undefined) {
+      while (this.#pending.length > 0 && this.process?.exit === undefined) {
         const changes = this.#pending
         this.#pending = []
         const wanted = new Map(this.#wanted)
-        this.#generation++
-        this.#writeConfig()
-        const oldWorkers = workersOf(this.#process?.pid)
-        this.#process?.signal('SIGHUP')
-        this.#reloadedAt.push(this.#options.clock.now())
-        await this.#served(this.#generation, oldWorkers)
+        await this.update(changes, wanted)
         this.#applied = wanted
+        this.#history.push({ t: this.options.clock.now(), endpoints: wanted.size })
         for (const change of changes) {
-          this.#options.recorder.event(
+          this.options.recorder.event(
             change.op === 'add' ? 'endpoint-added' : 'endpoint-removed',
             change.endpoint.pod,
-            'nginx reload',
+            this.how,
           )
         }
       }
     } finally {
-      this.#reloading = false
+      this.#updating = false
     }
   }
 
-  /** Resolves when a new connection gets the configuration `generation` (or after 5 s). */
-  async #served(generation: number, oldWorkers: number[]): Promise<void> {
+  async #listening(proxy: PodProcess): Promise<void> {
     const deadline = Date.now() + START_TIMEOUT_MS
-    // An old worker closes its listening sockets before it calls itself "shutting down".
-    const listening = () =>
-      oldWorkers.some((pid) => /worker process(?! is shutting down)/.test(titleOf(pid)))
-    while (Date.now() < deadline && this.#process?.exit === undefined) {
-      if (!listening() && (await configGeneration(this.#port)) === String(generation)) return
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
-  }
-
-  #writeConfig(): void {
-    const temp = join(this.#dir, 'temp')
-    const servers = [...this.#wanted.values()].map((e) => `    server ${e.host}:${e.port};`)
-    // An upstream needs a server: with no endpoint, one that is marked down (nginx answers 502,
-    // as ingress-nginx answers 503 for a Service without endpoints).
-    if (servers.length === 0) servers.push('    server 127.0.0.1:9 down;')
-    const config = `# written by lameduck rollout --ingress nginx
-worker_processes 1;
-daemon off;
-user root;
-pid ${join(this.#dir, 'nginx.pid')};
-error_log ${join(this.#dir, 'error.log')} warn;
-events { worker_connections 4096; }
-http {
-  log_format lab '$msec $remote_port $status "$upstream_addr" "$upstream_status"';
-  access_log ${join(this.#dir, 'access.log')} lab;
-  client_body_temp_path ${temp}/body;
-  proxy_temp_path ${temp}/proxy;
-  fastcgi_temp_path ${temp}/fastcgi;
-  uwsgi_temp_path ${temp}/uwsgi;
-  scgi_temp_path ${temp}/scgi;
-  keepalive_timeout 75s;
-  upstream pods {
-${servers.join('\n')}
-    keepalive ${UPSTREAM_KEEPALIVE};
-    keepalive_timeout ${UPSTREAM_KEEPALIVE_TIMEOUT};
-    keepalive_requests ${UPSTREAM_KEEPALIVE_REQUESTS};
-  }
-  server {
-    listen 127.0.0.1:${this.#port} backlog=4096;
-    location = ${CONFIG_PATH} {
-      return 200 "${this.#generation}";
-    }
-    location / {
-      proxy_pass http://pods;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_next_upstream error timeout;
-      proxy_next_upstream_tries ${NEXT_UPSTREAM_TRIES};
-      proxy_buffering off;
-      proxy_request_buffering off;
-    }
-  }
-}
-`
-    writeFileSync(join(this.#dir, 'nginx.conf'), config)
-  }
-
-  async #listening(nginx: PodProcess): Promise<void> {
-    const deadline = Date.now() + START_TIMEOUT_MS
+    const name = this.command.name
     for (;;) {
-      if (nginx.exit !== undefined) {
+      if (proxy.exit !== undefined) {
         throw new Error(
-          `--ingress nginx: nginx exited at start: ${nginx.outputTail() || this.#errorLog()}`,
+          `--ingress ${this.proxy}: ${name} exited at start: ${proxy.outputTail() || this.errorTail()}`,
         )
       }
-      if (await accepts(this.#port)) return
+      if (await accepts(this.port)) return
       if (Date.now() > deadline) {
         throw new Error(
-          `--ingress nginx: nginx did not listen on 127.0.0.1:${this.#port} within ${START_TIMEOUT_MS} ms: ${this.#errorLog()}`,
+          `--ingress ${this.proxy}: ${name} did not listen on 127.0.0.1:${this.port} within ${START_TIMEOUT_MS} ms: ${proxy.outputTail() || this.errorTail()}`,
         )
       }
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
   }
+}
 
-  #errorLog(): string {
-    try {
-      return readFileSync(join(this.#dir, 'error.log'), 'utf8')
-        .trim()
-        .split('\n')
-        .slice(-3)
-        .join(' | ')
-    } catch {
-      return 'no error log'
-    }
-  }
+/** A failed request, on a reused connection, that ended with no response at all. */
+export function closedUnlogged(request: RequestRecord): boolean {
+  return (
+    request.reused === true &&
+    request.status === undefined &&
+    (request.outcome === 'hang_up' || request.outcome === 'reset')
+  )
 }
 
 function freePort(): Promise<number> {
@@ -409,49 +410,6 @@ function freePort(): Promise<number> {
       const { port } = server.address() as net.AddressInfo
       server.close(() => resolve(port))
     })
-  })
-}
-
-/** The process title of `pid` ('' when it is gone). */
-function titleOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ')
-  } catch {
-    return ''
-  }
-}
-
-/** The worker processes of the nginx master `pid`, from /proc. */
-function workersOf(master: number | undefined): number[] {
-  if (master === undefined) return []
-  const workers: number[] = []
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      if (ppid === master) workers.push(Number(entry))
-    } catch {
-      // gone
-    }
-  }
-  return workers
-}
-
-/** The configuration generation nginx answers on a new connection, or undefined. */
-function configGeneration(port: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const request = http.get(
-      { host: '127.0.0.1', port, path: CONFIG_PATH, agent: false, timeout: 1_000 },
-      (response) => {
-        let body = ''
-        response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk))
-        response.on('end', () => resolve(body))
-        response.on('error', () => resolve(undefined))
-      },
-    )
-    request.on('timeout', () => request.destroy())
-    request.on('error', () => resolve(undefined))
   })
 }
 

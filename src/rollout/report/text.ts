@@ -34,7 +34,11 @@ function fromLine(from: NonNullable<LabResult['settings']['from']>): string {
 }
 
 function ingressLine(ingress: NonNullable<LabResult['ingress']>): string {
-  return `ingress ${ingress.kind}: ${count(ingress.retriedOk)} requests retried by the ingress on another pod and ok; ${count(ingress.passedOn)} failures answered 502/503/504 by the ingress (${count(ingress.passedOnAfterRetry)} after it tried another pod); ${count(ingress.atReload ?? 0)} failures at a reload, not logged by nginx (client connections dropped at the switch of workers: the lab's ingress's own); ${count(ingress.reloads)} reloads`
+  const head = `ingress ${ingress.kind}: ${count(ingress.retriedOk)} requests retried by the ingress on another pod and ok; ${count(ingress.passedOn)} failures answered 502/503/504 by the ingress (${count(ingress.passedOnAfterRetry)} after it tried another pod)`
+  if (ingress.updates === 'runtime-api') {
+    return `${head}; ${count(ingress.closedUnlogged ?? 0)} client connections closed by the ingress without an answer or a log line (a pod closed the connection under a request that was not the first on it); endpoint changes by its runtime API, no reload`
+  }
+  return `${head}; ${count(ingress.atReload ?? 0)} failures at a reload, not logged by ${ingress.kind} (client connections dropped at the switch of workers, or closed by old workers shutting down: the lab's ingress's own); ${count(ingress.reloads)} reloads`
 }
 
 export function verdictLine(result: LabResult): string {
