@@ -137,7 +137,8 @@ function readPlainSource(
   retain: (kind: string) => boolean,
 ): ManifestObject[] | undefined {
   const { name, text } = source
-  const documents = readPlain(text, (value) =>
+  const read = withoutSchemas(text)
+  const documents = readPlain(read.text, (value) =>
     objectsIn(value).some(([, object]) => retain(String(object['kind']))),
   )
   if (documents === undefined) return undefined
@@ -154,7 +155,7 @@ function readPlainSource(
         value: object,
         locate: (path) => {
           const full = [...base, ...path]
-          let offset = document.offsetOf(full)
+          let offset = read.original(document.offsetOf(full))
           if (offset === undefined) {
             trees ??= parseTrees(text)
             offset = offsetOf(trees[index]!, full)
@@ -165,6 +166,81 @@ function readPlainSource(
     }
   }
   return objects
+}
+
+/** A file's text with parts cut out, and the way back to the offsets of the whole file. */
+interface Reduced {
+  text: string
+  original(offset: number | undefined): number | undefined
+}
+
+const DOCUMENT_START = /^(?:---|\.\.\.)(?=[ \t\r\n]|$)/gm
+const CRD_KIND = /^kind:[ \t]*(["']?)CustomResourceDefinition\1[ \t]*(?:#.*)?\r?$/m
+const SCHEMA_KEY = /^(?:spec|status):/gm
+/** The end of a top-level block: a line break before a line that starts in column 0 with
+ * anything but a comment. YAML allows no other line of the block there. */
+const BLOCK_END = /\n(?=[^ \t#\r\n])/g
+
+/**
+ * The text without the `spec` and `status` of its CustomResourceDefinitions: OpenAPI schemas
+ * (43 % of the bytes of the real manifests in test/fixtures/real) that hold nothing the
+ * checker reads, cut before the plain reader parses them. The key stays, with no value; a
+ * block holding `{{` is kept, so an unrendered template is still found. Every other document
+ * is read whole, and offsets map back to the whole file's.
+ */
+export function withoutSchemas(text: string): Reduced {
+  const whole: Reduced = { text, original: (offset) => offset }
+  if (!text.includes('CustomResourceDefinition')) return whole
+  const starts = [0]
+  for (const marker of text.matchAll(DOCUMENT_START))
+    if (marker.index > 0) starts.push(marker.index)
+  starts.push(text.length)
+  // Cuts as [start, end) offsets of the whole text, in order.
+  const cuts: [number, number][] = []
+  for (let d = 0; d + 1 < starts.length; d++) {
+    const document = text.slice(starts[d], starts[d + 1])
+    if (!CRD_KIND.test(document)) continue
+    for (const key of document.matchAll(SCHEMA_KEY)) {
+      const from = key.index + key[0].length
+      BLOCK_END.lastIndex = from
+      const next = BLOCK_END.exec(document)
+      // The last block of a document ends at the document's end; its final line break stays.
+      const to = next?.index ?? document.length - (document.endsWith('\n') ? 1 : 0)
+      if (to > from && !document.slice(from, to).includes('{{')) {
+        cuts.push([starts[d]! + from, starts[d]! + to])
+      }
+    }
+  }
+  if (cuts.length === 0) return whole
+  const parts: string[] = []
+  // For each cut: where it is in the reduced text, and how much was cut up to and including it.
+  const at: number[] = []
+  const removed: number[] = []
+  let kept = 0
+  let total = 0
+  for (const [from, to] of cuts) {
+    parts.push(text.slice(kept, from))
+    total += to - from
+    at.push(from - (total - (to - from)))
+    removed.push(total)
+    kept = to
+  }
+  parts.push(text.slice(kept))
+  return {
+    text: parts.join(''),
+    original(offset) {
+      if (offset === undefined) return undefined
+      // The last cut at or before this offset of the reduced text.
+      let low = 0
+      let high = at.length
+      while (low < high) {
+        const mid = (low + high) >> 1
+        if (at[mid]! <= offset) low = mid + 1
+        else high = mid
+      }
+      return low === 0 ? offset : offset + removed[low - 1]!
+    },
+  }
 }
 
 /** Every document of `text` as a `yaml` tree with positions (the file is known to be valid). */

@@ -3,7 +3,13 @@ import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { readPlain, resolvePlain } from '../../src/check/events.js'
-import { type ManifestObject, type Path, parseSource, readWithYaml } from '../../src/check/load.js'
+import {
+  type ManifestObject,
+  type Path,
+  parseSource,
+  readWithYaml,
+  withoutSchemas,
+} from '../../src/check/load.js'
 import { REPORTED_KINDS } from '../../src/check/model.js'
 import { fromRoot } from '../helpers.js'
 
@@ -37,13 +43,30 @@ function* paths(value: unknown, depth: number, path: Path = []): Generator<Path>
   }
 }
 
+/** Whether parseSource reads `text` on its fast path (after cutting CRD schemas). */
+function plainFile(text: string): boolean {
+  return readPlain(withoutSchemas(text).text) !== undefined
+}
+
 /** Asserts that both readers give the same objects and positions; the number of fields compared. */
 function assertSameReading(name: string, text: string): number {
   const fast = parseSource({ name, text })
   const slow = readWithYaml({ name, text }, {})
-  const shape = (objects: ManifestObject[]) =>
-    objects.map((o) => ({ file: o.file, document: o.document, base: o.base, value: o.value }))
-  assert.deepEqual(shape(fast), shape(slow), `${name}: objects`)
+  const shape = (objects: ManifestObject[], read: (value: Record<string, unknown>) => unknown) =>
+    objects.map((o) => ({ file: o.file, document: o.document, base: o.base, value: read(o.value) }))
+  // A CustomResourceDefinition's spec and status (its schemas) are not read by the fast path
+  // (load.ts, withoutSchemas): their keys stay, with no value.
+  const schemaless = (value: Record<string, unknown>) =>
+    value['kind'] !== 'CustomResourceDefinition'
+      ? value
+      : Object.fromEntries(
+          Object.entries(value).map(([k, v]) => [k, k === 'spec' || k === 'status' ? null : v]),
+        )
+  assert.deepEqual(
+    shape(fast, (v) => v),
+    shape(slow, plainFile(text) ? schemaless : (v) => v),
+    `${name}: objects`,
+  )
   let compared = 0
   for (const [i, object] of fast.entries()) {
     // Every field of the kinds findings point into; the top of the others (CRD schemas are
@@ -220,5 +243,46 @@ describe('the event reader', () => {
     // ...and so is read exactly as before, merge keys and all.
     const [object] = parseSource({ name: 'm.yaml', text: notPlain.merge })
     assert.deepEqual(object!.value['spec'], { a: 1 })
+  })
+
+  test("a CustomResourceDefinition's schemas are cut before parsing, and positions after them stay right", () => {
+    const crd = [
+      'apiVersion: apiextensions.k8s.io/v1',
+      'kind: CustomResourceDefinition',
+      'metadata:',
+      '  name: widgets.example.com',
+      'spec:',
+      '  group: example.com',
+      '# a comment in column 0 inside the block',
+      '  versions:',
+      '    - name: v1',
+      '      schema: {openAPIV3Schema: {type: object}}',
+      'status:',
+      '  acceptedNames: {kind: Widget}',
+      '',
+    ].join('\n')
+    const deployment =
+      'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n'
+    const text = `${crd}---\n${deployment}`
+    const cut = withoutSchemas(text)
+    assert.ok(!cut.text.includes('openAPIV3Schema') && !cut.text.includes('acceptedNames'))
+    const objects = parseSource({ name: 'crd.yaml', text })
+    assert.deepEqual(objects[0]!.value, {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: 'widgets.example.com' },
+      spec: null,
+      status: null,
+    })
+    // Line 19 of the whole file: the cut lines are counted.
+    assert.deepEqual(objects[1]!.locate(['spec', 'replicas']), { line: 19, column: 3 })
+    assert.deepEqual(
+      objects[1]!.locate(['spec', 'replicas']),
+      readWithYaml({ name: 'crd.yaml', text }, {})[1]!.locate(['spec', 'replicas']),
+    )
+    // A schema holding `{{` is kept, so an unrendered template is still reported as one.
+    const template = crd.replace('group: example.com', 'group: {{ .Values.group }}')
+    assert.ok(withoutSchemas(template).text.includes('  group: {{ .Values.group }}\n'))
+    assert.throws(() => parseSource({ name: 't.yaml', text: template }), /unrendered template/)
   })
 })
