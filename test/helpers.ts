@@ -15,6 +15,30 @@ export function within<T>(label: string, promise: Promise<T>, ms = DEFAULT_WAIT_
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
+/**
+ * Resolves once `predicate()` holds, checking every `everyMs`; rejects naming `label` after
+ * `ms`. For states no event announces (a process appearing in /proc, a file being written).
+ */
+export function until(
+  label: string,
+  predicate: () => boolean,
+  ms = DEFAULT_WAIT_MS,
+  everyMs = 20,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  return within(
+    label,
+    new Promise<void>((resolve) => {
+      const check = () => {
+        if (predicate()) resolve()
+        else timer = setTimeout(check, everyMs)
+      }
+      check()
+    }),
+    ms,
+  ).finally(() => clearTimeout(timer))
+}
+
 /** The first emission of `event` (its arguments), or a labelled timeout. */
 export function nextEvent<T extends unknown[] = unknown[]>(
   emitter: EventEmitter,

@@ -20,6 +20,7 @@ import { createDataPath } from './drivers/index.js'
 import { Ingress, type IngressSummary } from './drivers/ingress.js'
 import type { DataPath } from './drivers/types.js'
 import { Kubelet, type Pod } from './kubelet.js'
+import { removeLeftovers } from './leftovers.js'
 import { listeningPorts } from './listening.js'
 import { LoadGenerator, type LoadSummary } from './load.js'
 import { formatDuration, type LabOptions } from './options.js'
@@ -80,10 +81,11 @@ export async function runLab(
   const service: DataPath = createDataPath(options, clock, recorder)
   let address: { host: string; port: number }
   let notes: string[]
+  const leftovers = removeLeftovers()
   try {
     const { notes: said = [], ...where } = await service.start()
     address = where
-    notes = said
+    notes = leftovers === undefined ? said : [leftovers, ...said]
   } catch (error) {
     await service.close()
     if (service instanceof Ingress) service.dispose()

@@ -3,6 +3,7 @@
 // outlives the lab, whichever way the lab ends.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { EventEmitter } from 'node:events'
+import { recordGroup } from './leftovers.js'
 
 /** Bytes of each output stream kept for error messages. */
 const OUTPUT_TAIL_CHARS = 8_192
@@ -65,7 +66,10 @@ export class PodProcess extends EventEmitter {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     this.pid = this.child.pid
-    if (this.pid !== undefined) liveGroups.add(this.pid)
+    if (this.pid !== undefined) {
+      liveGroups.add(this.pid)
+      recordGroup(this.pid)
+    }
     this.#capture('stdout', options.onLine)
     this.#capture('stderr', options.onLine)
     this.child.once('error', (error: NodeJS.ErrnoException) => {

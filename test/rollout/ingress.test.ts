@@ -15,8 +15,8 @@ import {
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { test } from 'node:test'
-import { exited, fromRoot } from '../helpers.js'
-import { FAST, runLab, startLab } from './lab-helpers.js'
+import { exited, fromRoot, until } from '../helpers.js'
+import { allGone, FAST, gone, runLab, startLab } from './lab-helpers.js'
 
 const RUN_MS = 60_000
 const naive = [process.execPath, fromRoot('dist/examples/naive.js')]
@@ -52,19 +52,25 @@ const noHaproxy = onPath('haproxy') ? false : 'needs haproxy (apt-get install ha
 const noIptables =
   process.getuid?.() !== 0 ? 'needs root' : !onPath('iptables') ? 'needs iptables' : false
 
-/** Processes of `proxy` whose command line names this lab's directory. */
-function proxyOf(proxy: 'nginx' | 'haproxy', labPid: number | undefined): number[] {
+/** Processes whose command line holds `token`. */
+function processesWith(token: string): number[] {
   return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
+    .filter((entry) => /^\d+$/.test(entry) && Number(entry) !== process.pid)
     .filter((pid) => {
       try {
-        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`lameduck-${proxy}-${labPid}-`)
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(token)
       } catch {
         return false
       }
     })
     .map(Number)
 }
+
+/** Processes of `proxy` whose command line names this lab's directory. */
+function proxyOf(proxy: 'nginx' | 'haproxy', labPid: number | undefined): number[] {
+  return processesWith(`lameduck-${proxy}-${labPid}-`)
+}
+
 test('--ingress nginx: a naive service fails its POSTs through the ingress (never retried), and the report says what the ingress passed on', {
   skip: noNginx,
 }, async () => {
@@ -244,5 +250,54 @@ test('--ingress haproxy: a proxy that exits at start stops the run with its erro
     readdirSync(tmpdir()).filter((name) => name.startsWith(`lameduck-haproxy-${run.child.pid}-`)),
     [],
     'the ingress directory is removed',
+  )
+})
+
+test('after the lab is SIGKILLed mid-run, the next run ends its pods and its nginx and removes its directory, and says so', {
+  skip: noNginx,
+}, async () => {
+  // An argument the pods ignore, to find them in /proc.
+  const token = `leftover-${process.pid}-${Date.now()}`
+  const killed = startLab([
+    '--quiet',
+    ...SHORT,
+    ...DRAINED,
+    '--ingress',
+    'nginx',
+    '--rollouts',
+    '3',
+    '--',
+    ...graceful,
+    token,
+  ])
+  await until(
+    'two pods and nginx of the first run',
+    () => processesWith(token).length >= 2 && proxyOf('nginx', killed.child.pid).length > 0,
+    RUN_MS,
+  )
+  killed.child.kill('SIGKILL')
+  await exited(killed.child, 'the killed lab')
+  const left = [...processesWith(token), ...proxyOf('nginx', killed.child.pid)]
+  const dirs = readdirSync(tmpdir()).filter((name) =>
+    name.startsWith(`lameduck-nginx-${killed.child.pid}-`),
+  )
+  assert.ok(
+    left.every((pid) => !gone(pid)) && dirs.length === 1,
+    'the killed run left its pods, its nginx and its directory',
+  )
+
+  const next = await runLab([...SHORT, ...DRAINED], graceful, RUN_MS)
+  assert.equal(next.exit.code, 0, `${next.stdout}\n${next.stderr}`)
+  const note = next.result!.warnings.find((w) =>
+    w.startsWith('an earlier run of the lab was killed before it could clean up'),
+  )
+  assert.ok(note !== undefined, next.result!.warnings.join('\n'))
+  assert.ok(note.includes(`${tmpdir()}/${dirs[0]}`), note)
+  await allGone(left)
+  assert.deepEqual(
+    readdirSync(tmpdir()).filter(
+      (name) => name === dirs[0] || name === `lameduck-run-${killed.child.pid}`,
+    ),
+    [],
   )
 })

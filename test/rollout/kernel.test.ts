@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { test } from 'node:test'
 import { labObjects } from '../../src/rollout/drivers/kernel.js'
-import { exited, fromRoot, within } from '../helpers.js'
+import { exited, fromRoot, until } from '../helpers.js'
 import { allGone, FAST, runLab, startLab } from './lab-helpers.js'
 
 const RUN_MS = 60_000
@@ -174,17 +174,6 @@ test('--service iptables without the ip and iptables commands names them, before
 })
 
 /** Resolves when `predicate` holds, polled; rejects after `ms` with `label`. */
-function until(label: string, predicate: () => boolean, ms: number): Promise<void> {
-  return within(
-    label,
-    new Promise<void>((resolve) => {
-      const check = () => (predicate() ? resolve() : setTimeout(check, 50))
-      check()
-    }),
-    ms,
-  )
-}
-
 /** Pids of the processes in the run's pod namespaces. */
 function podsIn(prefix: string): number[] {
   const names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })

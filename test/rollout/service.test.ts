@@ -5,7 +5,7 @@ import { after, test } from 'node:test'
 import { Clock } from '../../src/rollout/clock.js'
 import { ServiceModel } from '../../src/rollout/drivers/model.js'
 import { Recorder } from '../../src/rollout/recorder.js'
-import { nextEvent, within } from '../helpers.js'
+import { nextEvent, until } from '../helpers.js'
 
 const cleanup: (() => unknown)[] = []
 const sockets = new Set<net.Socket>()
@@ -37,17 +37,6 @@ async function model(delayMs = 0, jitterMs = 0, random?: () => number) {
   const port = await service.listen()
   cleanup.push(() => service.close())
   return { service, port, recorder }
-}
-
-async function until(label: string, predicate: () => boolean, ms = 3_000): Promise<void> {
-  await within(
-    label,
-    new Promise<void>((resolve) => {
-      const check = () => (predicate() ? resolve() : setTimeout(check, 5))
-      check()
-    }),
-    ms,
-  )
 }
 
 function connect(port: number): Promise<net.Socket> {
