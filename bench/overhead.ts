@@ -61,6 +61,26 @@ export interface Variant {
   form?: 'setHeader' | 'writeHead'
   /** Keep-alive connections the client spreads the requests over, instead of the run's. */
   connections?: number
+  /** Another checkout whose build runs this variant (its dist/bench server, which loads its
+   * own lameduck): `--before` puts a second build's figures in the same run. */
+  root?: string
+}
+
+/**
+ * `variants` and, for each one other than a baseline, a twin run from the build in `root`
+ * (id and name suffixed `-before` / `(before)`), measured against the same baseline, which
+ * loads no lameduck: before and after a runtime change, side by side in one run.
+ */
+export function withBefore(variants: readonly Variant[], root: string): Variant[] {
+  const baselines = new Set(variants.map((v) => v.baseline ?? BARE.id))
+  const out: Variant[] = []
+  for (const variant of variants) {
+    if (!baselines.has(variant.id)) {
+      out.push({ ...variant, id: `${variant.id}-before`, name: `${variant.name} (before)`, root })
+    }
+    out.push(variant)
+  }
+  return out
 }
 
 export const BARE: Variant = { id: 'bare', name: 'bare', mode: 'bare', path: '/' }
@@ -247,7 +267,8 @@ async function callgrindRun(
     process.execPath,
     '--single-threaded',
     `--hash-seed=${repetition}`,
-    fromRoot(
+    join(
+      variant.root ?? fromRoot('.'),
       variant.protocol === 'h2' ? 'dist/bench/h2-hello-server.js' : 'dist/bench/hello-server.js',
     ),
     variant.mode,

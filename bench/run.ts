@@ -13,8 +13,8 @@
 //
 // Run with another node (e.g. Node 24) after `npm run build`: `/path/to/node dist/bench/run.js`;
 // every child process uses the same node.
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { checkBenchmark, reportCheck } from './check.js'
 import { closeIdle, reportCloseIdle } from './close-idle.js'
@@ -30,6 +30,7 @@ import {
   VARIANTS,
   WARM_UP_WINDOW,
   type Window,
+  withBefore,
 } from './overhead.js'
 import { reportWrk, wrk } from './wrk.js'
 
@@ -62,6 +63,9 @@ Options:
                    ablation: ${ABLATION_VARIANTS.map((v) => v.id).join(', ')}
   --first-rep N    overhead, ablation: number of the first repetition, which is also its
                    --hash-seed (default 1), to complete an interrupted run
+  --before DIR     overhead, ablation, h2: also run every variant but the baselines from the
+                   build in another checkout DIR (e.g. a worktree of main, after npm run
+                   build there), named '(before)': before and after a change in one run
   --window W       overhead: steady (requests 20 000 -> 40 000), warm-up (1 000 -> 5 000)
                    or both (default); ablation always runs steady
   --connections N  close: idle keep-alive connections (default 10000)
@@ -89,6 +93,7 @@ const { values, positionals } = parseArgs({
     variants: { type: 'string' },
     window: { type: 'string' },
     'first-rep': { type: 'string' },
+    before: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 })
@@ -116,10 +121,20 @@ if (overheadWindows === undefined) {
   )
   process.exit(2)
 }
+const before = values.before === undefined ? undefined : resolve(values.before)
+if (before !== undefined && !existsSync(join(before, 'dist/bench/hello-server.js'))) {
+  console.error(
+    `bench: expected --before to be a checkout with a build (dist/bench/hello-server.js), got '${values.before}'`,
+  )
+  process.exit(2)
+}
 function variantsOf(name: 'overhead' | 'ablation' | 'h2') {
-  if (name === 'h2') return [...H2_VARIANTS]
   try {
-    return selectVariants(name === 'overhead' ? VARIANTS : ABLATION_VARIANTS, values.variants)
+    const variants =
+      name === 'h2'
+        ? [...H2_VARIANTS]
+        : selectVariants(name === 'overhead' ? VARIANTS : ABLATION_VARIANTS, values.variants)
+    return before === undefined ? variants : withBefore(variants, before)
   } catch (error) {
     console.error(`bench: ${name}: ${(error as Error).message}`)
     process.exit(2)
