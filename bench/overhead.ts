@@ -20,6 +20,7 @@
 // on the seed. A fixed seed makes a run repeat to within 0.01 %; different seeds per
 // repetition keep that layout variance in the spread, and all variants share a seed.
 import { execFileSync } from 'node:child_process'
+import { copyFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { COMPILER, componentCosts, functionCosts } from './callgrind.js'
 import {
@@ -232,6 +233,11 @@ export interface OverheadOptions {
   /** Valgrind runs at once; instruction counts do not depend on CPU contention. */
   jobs: number
   variants: readonly Variant[]
+  /** Run node with --perf-basic-prof and keep V8's perf map beside each profile
+   * (PROFILE.perf-map), so that bench/annotate.ts names generated code by its JavaScript
+   * function. For finding where instructions go; the figures of such a run include the
+   * map's writing at each compilation. */
+  perfMap?: boolean
 }
 
 /** Start-up of node under valgrind takes a few seconds; 40 000 requests about a minute. */
@@ -255,6 +261,7 @@ async function callgrindRun(
   requests: number,
   connections: number,
   repetition: number,
+  perfMap: boolean,
 ): Promise<Run> {
   const node = `node${process.versions.node.split('.')[0]}`
   const profile = join(
@@ -267,6 +274,7 @@ async function callgrindRun(
     process.execPath,
     '--single-threaded',
     `--hash-seed=${repetition}`,
+    ...(perfMap ? ['--perf-basic-prof'] : []),
     join(
       variant.root ?? fromRoot('.'),
       variant.protocol === 'h2' ? 'dist/bench/h2-hello-server.js' : 'dist/bench/hello-server.js',
@@ -296,6 +304,12 @@ async function callgrindRun(
     }
     server.child.kill('SIGTERM')
     await stop(server, `${variant.name} under valgrind to exit`, EXIT_TIMEOUT_MS)
+    if (perfMap) {
+      // valgrind runs node in its own process: the map is named after the valgrind child.
+      const map = `/tmp/perf-${server.child.pid}.map`
+      copyFileSync(map, `${profile}.perf-map`)
+      rmSync(map)
+    }
     const collected = server.stderr().match(/Collected : (\d+)/)
     if (collected === null) throw new Error(`no callgrind total for ${variant.name}`)
     const served = Number(server.stdout().match(/served (\d+)/)?.[1])
@@ -361,7 +375,14 @@ export async function overhead(options: OverheadOptions): Promise<OverheadResult
     for (const variant of options.variants) {
       for (const n of counts) {
         tasks.push(async () => {
-          const run = await callgrindRun(options.label, variant, n, options.connections, repetition)
+          const run = await callgrindRun(
+            options.label,
+            variant,
+            n,
+            options.connections,
+            repetition,
+            options.perfMap === true,
+          )
           console.log(
             `overhead: ${variant.name} N=${n} rep ${repetition}: ${int(run.collected)} instructions`,
           )

@@ -66,6 +66,8 @@ Options:
   --before DIR     overhead, ablation, h2: also run every variant but the baselines from the
                    build in another checkout DIR (e.g. a worktree of main, after npm run
                    build there), named '(before)': before and after a change in one run
+  --perf-map       overhead, ablation, h2: node --perf-basic-prof, V8's map kept beside each
+                   profile, so that dist/bench/annotate.js names generated code by function
   --window W       overhead: steady (requests 20 000 -> 40 000), warm-up (1 000 -> 5 000)
                    or both (default); ablation always runs steady
   --connections N  close: idle keep-alive connections (default 10000)
@@ -94,6 +96,7 @@ const { values, positionals } = parseArgs({
     window: { type: 'string' },
     'first-rep': { type: 'string' },
     before: { type: 'string' },
+    'perf-map': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 })
@@ -153,13 +156,14 @@ for (const name of selected) {
   let report: string
   if (name === 'overhead' || name === 'ablation' || name === 'h2') {
     const result = await overhead({
-      label: name,
+      label: values['perf-map'] === true ? `${name}-perfmap` : name,
       windows: name === 'overhead' ? overheadWindows : [STEADY_WINDOW],
       connections: 1,
       repetitions: positiveInt('reps', reps, 2),
       firstRepetition: positiveInt('first-rep', values['first-rep'], 1),
       jobs: positiveInt('jobs', values.jobs, 2),
       variants: variantsOf(name),
+      perfMap: values['perf-map'] === true,
     })
     results[name] = result
     report = reportOverhead(result)
