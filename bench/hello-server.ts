@@ -6,6 +6,8 @@
 //   node dist/bench/hello-server.js lameduck-probe-port lameduck with its probes on a separate
 //                                                       port: probes: { port: 0 }
 //   node dist/bench/hello-server.js lameduck-noprobes   lameduck with probes: false
+//   node dist/bench/hello-server.js import-only         bare, but imports lameduck (without
+//                                                       calling it), as the lameduck forms do
 //   node dist/bench/hello-server.js wrapper-copy        bare plus a copy of the 'request'
 //                                                       interception lameduck installed before
 //                                                       issue 7 (src/connections.ts), nothing else
@@ -40,6 +42,7 @@ const MODES = [
   'lameduck',
   'lameduck-probe-port',
   'lameduck-noprobes',
+  'import-only',
   'wrapper-copy',
   'wrapper-fixed',
   'terminus',
@@ -113,9 +116,10 @@ function stopOnSigterm(): void {
 }
 
 let afterListen: (() => void) | undefined
-const { lameduck } = mode.startsWith('lameduck')
-  ? await import('lameduck')
-  : { lameduck: undefined as never }
+const { lameduck } =
+  mode.startsWith('lameduck') || mode === 'import-only'
+    ? await import('lameduck')
+    : { lameduck: undefined as never }
 if (mode === 'lameduck') {
   lameduck(server, { drainDelay: 0 })
 } else if (mode === 'lameduck-probe-port') {

@@ -46,6 +46,7 @@ export interface Variant {
     | 'lameduck'
     | 'lameduck-probe-port'
     | 'lameduck-noprobes'
+    | 'import-only'
     | 'wrapper-copy'
     | 'wrapper-fixed'
     | 'terminus'
@@ -171,6 +172,12 @@ export const ABLATION_VARIANTS: readonly Variant[] = [
     id: 'lameduck-noprobes',
     name: 'lameduck probes:false',
     mode: 'lameduck-noprobes',
+    path: '/',
+  },
+  {
+    id: 'import-only',
+    name: 'bare + import of lameduck, not called',
+    mode: 'import-only',
     path: '/',
   },
   {

@@ -1,7 +1,8 @@
 // The tracker for node:http and node:https servers.
 import { type Server as HttpServer, type IncomingMessage, ServerResponse } from 'node:http'
-import { Server as HttpsServer } from 'node:https'
+import type { Server as HttpsServer } from 'node:https'
 import { Server as NetServer, type Socket } from 'node:net'
+import { Server as TlsServer } from 'node:tls'
 import type { Duplex } from 'node:stream'
 import type { Tracker } from '../lifecycle.js'
 import type { ProbeKind, Probes } from '../probes.js'
@@ -30,7 +31,7 @@ export class Http1Tracker implements Tracker {
 
   constructor(server: HttpServer, probes: Probes | undefined) {
     this.server = server
-    const tls = server instanceof HttpsServer
+    const tls = server instanceof TlsServer
     // The listener is closed with net's close: node:http's own close also stops the timer
     // that enforces headersTimeout and requestTimeout, which must keep applying.
     this.#ledger = new SocketLedger(server, NetServer.prototype.close)
@@ -212,6 +213,18 @@ export class Http1Tracker implements Tracker {
     if (this.#httpSockets === undefined) return socket as HttpSocket
     return this.#tlsOf.get(socket) as HttpSocket | undefined
   }
+}
+
+/**
+ * True for a node:https server. node:https is loaded only for a TLS server: loading it
+ * creates its global Agent, an EventEmitter of a kind a plain node:http application never
+ * creates, which costs every request of such an application (see http2Module in
+ * http2.ts). An application with an https server has loaded it already.
+ */
+export function isHttpsServer(server: unknown): server is HttpsServer {
+  return (
+    server instanceof TlsServer && server instanceof process.getBuiltinModule('node:https').Server
+  )
 }
 
 /** The TCP socket under a server-side TLS socket: `_parent` is not public API but has been
