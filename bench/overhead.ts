@@ -114,7 +114,9 @@ export const VARIANTS: readonly Variant[] = [
 ]
 
 /** The handler forms users write (issue 18): `writeHead(200, {...})` over one and four
- * connections, and `setHeader` + `end` over four; each against its own bare server. */
+ * connections, and `setHeader` + `end` over four; each against its own bare server, and a
+ * bare server that imports lameduck without calling it (`import-only-*`): loading modules
+ * through the ESM loader changes what V8 learns before the first request (RESULTS.md §10). */
 function handlerForms(): Variant[] {
   const out: Variant[] = []
   for (const [form, connections] of [
@@ -131,6 +133,12 @@ function handlerForms(): Variant[] {
         id: `lameduck-${suffix}`,
         name: `lameduck, ${form}, ${connections} conn`,
         mode: 'lameduck',
+      },
+      {
+        ...base,
+        id: `import-only-${suffix}`,
+        name: `bare + import of lameduck, ${form}, ${connections} conn`,
+        mode: 'import-only',
       },
       {
         ...base,

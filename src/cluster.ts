@@ -105,9 +105,10 @@ function clusterModule(): Cluster {
 /** The follower for this process when it is a worker of `lameduck serve --workers`, else
  * undefined. */
 export function followPrimary(): Follower | undefined {
-  // node:cluster is asked last: loading it in a primary creates two EventEmitters, and an
-  // application that never creates that kind of object pays for it on every request (see
-  // http2Module in trackers/http2.ts). In a worker, node has loaded it already.
+  // node:cluster is asked last: loading it in a primary creates two EventEmitters, and
+  // lameduck() must not add kinds of object before the application's own (see http2Module
+  // in trackers/http2.ts; node loads it itself when a server listens). In a worker, node
+  // has loaded it already.
   if (process.env[WORKERS_ENV] === undefined || process.send === undefined) return undefined
   if (!clusterModule().isWorker) return undefined
   follower ??= new ClusterFollower()
