@@ -59,13 +59,17 @@ function perfMap(file: string): ((address: number) => string | undefined) | unde
 export const JIT_CODE = 'generated code (JIT, ???)'
 /** V8's optimising compilers: TurboFan, and Maglev from Node 22 on. */
 export const COMPILER = 'V8 optimising compilers'
+/** V8's garbage collector, root visiting included. */
+export const GC = 'V8 garbage collector'
 
 export const COMPONENTS: readonly (readonly [string, RegExp])[] = [
   [COMPILER, /v8::internal::(compiler|maglev)::/],
   ['V8 builtins', /Builtins_/],
   [
-    'V8 garbage collector',
-    /v8::internal::(Heap|MarkCompact|Scaveng|Marking|Sweep|Evacuat|RememberedSet|SlotSet|PagedSpace|SemiSpace)/,
+    GC,
+    // IterateObjectCache and the other root visitors run at every scavenge (the startup
+    // object cache alone is ~1 500 instructions per request on Node 20).
+    /v8::internal::(Heap|MarkCompact|Scaveng|Marking|Sweep|Evacuat|RememberedSet|SlotSet|PagedSpace|SemiSpace|\(anonymous namespace\)::IterateObjectCache|Isolate::Iterate|GlobalHandles|RootScavengeVisitor|BodyDescriptorBase::Iterate)/,
   ],
   ['V8 runtime, parser, interpreter', /v8::/],
   [JIT_CODE, /^(\?\?\?:0x[0-9a-f]+('\d+)? \[\?\?\?\]|JIT )/],

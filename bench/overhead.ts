@@ -22,7 +22,7 @@
 import { execFileSync } from 'node:child_process'
 import { copyFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { COMPILER, componentCosts, functionCosts } from './callgrind.js'
+import { COMPILER, componentCosts, functionCosts, GC } from './callgrind.js'
 import {
   fixed,
   fromRoot,
@@ -267,6 +267,8 @@ interface Run {
   collected: number
   /** Instructions in V8's optimising compilers (TurboFan, Maglev). */
   compiler: number
+  /** Instructions in V8's garbage collector. */
+  gc: number
   profile: string
 }
 
@@ -332,12 +334,14 @@ async function callgrindRun(
     if (served !== expected) {
       throw new Error(`${variant.name}: the handler saw ${served} requests, expected ${expected}`)
     }
+    const components = componentCosts(functionCosts(profile))
     return {
       variant: variant.name,
       repetition,
       requests,
       collected: Number(collected[1]),
-      compiler: componentCosts(functionCosts(profile)).get(COMPILER) ?? 0,
+      compiler: components.get(COMPILER) ?? 0,
+      gc: components.get(GC) ?? 0,
       profile,
     }
   } finally {
@@ -366,13 +370,18 @@ export interface VariantResult {
   summary: Summary
   /** Of which V8's optimising compilers, median over repetitions. */
   compilerPerRequest: number
+  /** Of which V8's garbage collector, one per repetition. Whether a full collection falls
+   * inside the window or not moves it by up to ~5 000 per request between two runs of the
+   * same server with the same seed. */
+  gcPerRequest: number[]
 }
 
 export interface WindowResult {
   window: Window
   variants: VariantResult[]
-  /** bare ÷ variant of the median marginal instructions per request, and per repetition. */
-  ratios: { name: string; median: number; perRepetition: number[] }[]
+  /** bare ÷ variant of the median marginal instructions per request, and per repetition;
+   * and the same without the garbage collector's instructions. */
+  ratios: { name: string; median: number; perRepetition: number[]; withoutGc: number[] }[]
 }
 
 export interface OverheadResult {
@@ -412,6 +421,7 @@ export async function overhead(options: OverheadOptions): Promise<OverheadResult
     const variants = options.variants.map((variant) => {
       const perRequest: number[] = []
       const compiler: number[] = []
+      const gc: number[] = []
       for (let repetition = options.firstRepetition; repetition <= last; repetition++) {
         const at = (n: number) =>
           runs.find(
@@ -419,12 +429,14 @@ export async function overhead(options: OverheadOptions): Promise<OverheadResult
           ) as Run
         perRequest.push((at(n2).collected - at(n1).collected) / (n2 - n1))
         compiler.push((at(n2).compiler - at(n1).compiler) / (n2 - n1))
+        gc.push((at(n2).gc - at(n1).gc) / (n2 - n1))
       }
       return {
         name: variant.name,
         perRequest,
         summary: summarize(perRequest),
         compilerPerRequest: summarize(compiler).median,
+        gcPerRequest: gc,
       }
     })
     // Each variant against its baseline (bare, or h2 bare for the HTTP/2 ones), same run.
@@ -439,6 +451,11 @@ export async function overhead(options: OverheadOptions): Promise<OverheadResult
           name: v.name,
           median: base.summary.median / v.summary.median,
           perRepetition: v.perRequest.map((x, r) => (base.perRequest[r] as number) / x),
+          withoutGc: v.perRequest.map(
+            (x, r) =>
+              ((base.perRequest[r] as number) - (base.gcPerRequest[r] as number)) /
+              (x - (v.gcPerRequest[r] as number)),
+          ),
         },
       ]
     })
@@ -459,13 +476,13 @@ export function reportOverhead(result: OverheadResult): string {
       '',
       `Marginal instructions per request, ${window.name}: (Collected(${n2}) - Collected(${n1})) / ${n2 - n1}`,
       '',
-      '| variant | median instr/request | min – max | per repetition | of which JIT compilers | bare ÷ variant (per repetition) |',
-      '|---|---:|---:|---|---:|---|',
+      '| variant | median instr/request | min – max | per repetition | of which JIT compilers | of which GC (per repetition) | bare ÷ variant (per repetition) | bare ÷ variant without GC (per repetition) |',
+      '|---|---:|---:|---|---:|---|---|---|',
     )
     for (const v of variants) {
       const ratio = ratios.find((r) => r.name === v.name)
       lines.push(
-        `| ${v.name} | ${int(v.summary.median)} | ${int(v.summary.min)} – ${int(v.summary.max)} | ${v.perRequest.map(int).join(', ')} | ${int(v.compilerPerRequest)} | ${ratio === undefined ? '' : `**${fixed(ratio.median, 4)}** (${ratio.perRepetition.map((x) => fixed(x, 4)).join(', ')})`} |`,
+        `| ${v.name} | ${int(v.summary.median)} | ${int(v.summary.min)} – ${int(v.summary.max)} | ${v.perRequest.map(int).join(', ')} | ${int(v.compilerPerRequest)} | ${v.gcPerRequest.map(int).join(', ')} | ${ratio === undefined ? '' : `**${fixed(ratio.median, 4)}** (${ratio.perRepetition.map((x) => fixed(x, 4)).join(', ')})`} | ${ratio === undefined ? '' : ratio.withoutGc.map((x) => fixed(x, 4)).join(', ')} |`,
       )
     }
   }
