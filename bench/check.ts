@@ -52,7 +52,7 @@ export function makeCorpus(dir: string, megabytes: number): number {
   return size
 }
 
-/** A build of lameduck to run: this checkout, or another one given with --baseline. */
+/** A build of lameduck to run: this checkout, or another one given with --before. */
 export interface Build {
   label: string
   /** Path of its bin/lameduck.js. */
@@ -133,11 +133,11 @@ export async function checkBenchmark(options: {
   repetitions: number
   sizes: readonly number[]
   /** Another build to run side by side with this one (its root directory, built). */
-  baseline?: string
+  before?: string
 }): Promise<CheckResult> {
   const builds: Build[] = [{ label: 'this', bin: fromRoot('bin/lameduck.js') }]
-  if (options.baseline !== undefined) {
-    builds.unshift({ label: 'baseline', bin: join(resolve(options.baseline), 'bin/lameduck.js') })
+  if (options.before !== undefined) {
+    builds.unshift({ label: 'before', bin: join(resolve(options.before), 'bin/lameduck.js') })
   }
   const corpora: CheckResult['corpora'] = []
   const dirs = new Map<number, string>()
@@ -187,21 +187,19 @@ export function reportCheck(result: CheckResult): string {
       target === undefined
         ? ''
         : `≤ ${target.seconds} s${target.rssMiB === undefined ? '' : `, ≤ ${target.rssMiB} MiB`}`
-    const baseline = result.summaries.find(
-      (s) => s.build === 'baseline' && s.megabytes === megabytes,
-    )
+    const before = result.summaries.find((s) => s.build === 'before' && s.megabytes === megabytes)
     const ratio =
-      baseline === undefined
+      before === undefined
         ? ''
-        : build === 'baseline'
+        : build === 'before'
           ? ' | '
-          : ` | ${fixed(baseline.wall.median / wall.median, 1)}× / ${fixed(baseline.cpu.median / cpu.median, 1)}×`
+          : ` | ${fixed(before.wall.median / wall.median, 1)}× / ${fixed(before.cpu.median / cpu.median, 1)}×`
     return `| ${fixed(corpus.bytes / 1024 / 1024, 1)} MiB, ${corpus.files} files | ${build} | ${fixed(wall.median / 1000)} s (${fixed(wall.min / 1000)}–${fixed(wall.max / 1000)}) | ${fixed(cpu.median / 1000)} s (${fixed(cpu.min / 1000)}–${fixed(cpu.max / 1000)}) | ${fixed(rss.max, 0)} MiB | ${goal}${ratio} |`
   })
   const side = result.builds.length > 1
   const loads = result.runs.map((r) => r.load)
   return [
-    `| corpus | build | wall, median (min–max) | CPU user+sys, median (min–max) | peak RSS | issue 20 target${side ? ' | baseline ÷ this, wall / CPU' : ''} |`,
+    `| corpus | build | wall, median (min–max) | CPU user+sys, median (min–max) | peak RSS | issue 20 target${side ? ' | before ÷ this, wall / CPU' : ''} |`,
     `|---|---|---|---|---|---${side ? '|---' : ''}|`,
     ...rows,
     '',

@@ -6,6 +6,8 @@
 //   node dist/bench/hello-server.js lameduck-probe-port lameduck with its probes on a separate
 //                                                       port: probes: { port: 0 }
 //   node dist/bench/hello-server.js lameduck-noprobes   lameduck with probes: false
+//   node dist/bench/hello-server.js import-only         bare, but imports lameduck (without
+//                                                       calling it), as the lameduck forms do
 //   node dist/bench/hello-server.js wrapper-copy        bare plus a copy of the 'request'
 //                                                       interception lameduck installed before
 //                                                       issue 7 (src/connections.ts), nothing else
@@ -40,6 +42,7 @@ const MODES = [
   'lameduck',
   'lameduck-probe-port',
   'lameduck-noprobes',
+  'import-only',
   'wrapper-copy',
   'wrapper-fixed',
   'terminus',
@@ -76,6 +79,17 @@ const server = http.createServer(
       },
 )
 
+// node closes a keep-alive connection that stays idle for keepAliveTimeout (5 s) + 1 s. Under
+// callgrind with --single-threaded, V8 compiles the hot path on the main thread after the
+// first ~80 requests; on a busy machine that stalls the loop for more than 6 s right after a
+// response, and the keep-alive timer then fires in the loop's timers phase, before the poll
+// phase reads the next request already waiting in the socket: node destroys the connection
+// with that request unread, the kernel resets it, and the client gets `read ECONNRESET`
+// (reproduced without valgrind: a 3.5 s stall after a response with keepAliveTimeout 2 s).
+// Every variant, bare or not, gets the same longer timeout: node re-arms the same timer per
+// request whatever its length, so the per-request path is the one users run.
+server.keepAliveTimeout = 10 * 60_000
+
 /** What lameduck's probe lookup does on every request: one indexOf, one Map lookup. */
 const probePaths = new Map([
   ['/readyz', 'readiness'],
@@ -102,9 +116,10 @@ function stopOnSigterm(): void {
 }
 
 let afterListen: (() => void) | undefined
-const { lameduck } = mode.startsWith('lameduck')
-  ? await import('lameduck')
-  : { lameduck: undefined as never }
+const { lameduck } =
+  mode.startsWith('lameduck') || mode === 'import-only'
+    ? await import('lameduck')
+    : { lameduck: undefined as never }
 if (mode === 'lameduck') {
   lameduck(server, { drainDelay: 0 })
 } else if (mode === 'lameduck-probe-port') {

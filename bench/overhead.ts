@@ -20,8 +20,9 @@
 // on the seed. A fixed seed makes a run repeat to within 0.01 %; different seeds per
 // repetition keep that layout variance in the spread, and all variants share a seed.
 import { execFileSync } from 'node:child_process'
+import { copyFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { COMPILER, componentCosts, functionCosts } from './callgrind.js'
+import { COMPILER, componentCosts, functionCosts, GC } from './callgrind.js'
 import {
   fixed,
   fromRoot,
@@ -45,6 +46,7 @@ export interface Variant {
     | 'lameduck'
     | 'lameduck-probe-port'
     | 'lameduck-noprobes'
+    | 'import-only'
     | 'wrapper-copy'
     | 'wrapper-fixed'
     | 'terminus'
@@ -61,6 +63,26 @@ export interface Variant {
   form?: 'setHeader' | 'writeHead'
   /** Keep-alive connections the client spreads the requests over, instead of the run's. */
   connections?: number
+  /** Another checkout whose build runs this variant (its dist/bench server, which loads its
+   * own lameduck): `--before` puts a second build's figures in the same run. */
+  root?: string
+}
+
+/**
+ * `variants` and, for each one other than a baseline, a twin run from the build in `root`
+ * (id and name suffixed `-before` / `(before)`), measured against the same baseline, which
+ * loads no lameduck: before and after a runtime change, side by side in one run.
+ */
+export function withBefore(variants: readonly Variant[], root: string): Variant[] {
+  const baselines = new Set(variants.map((v) => v.baseline ?? BARE.id))
+  const out: Variant[] = []
+  for (const variant of variants) {
+    if (!baselines.has(variant.id)) {
+      out.push({ ...variant, id: `${variant.id}-before`, name: `${variant.name} (before)`, root })
+    }
+    out.push(variant)
+  }
+  return out
 }
 
 export const BARE: Variant = { id: 'bare', name: 'bare', mode: 'bare', path: '/' }
@@ -92,7 +114,9 @@ export const VARIANTS: readonly Variant[] = [
 ]
 
 /** The handler forms users write (issue 18): `writeHead(200, {...})` over one and four
- * connections, and `setHeader` + `end` over four; each against its own bare server. */
+ * connections, and `setHeader` + `end` over four; each against its own bare server, and a
+ * bare server that imports lameduck without calling it (`import-only-*`): loading modules
+ * through the ESM loader changes what V8 learns before the first request (RESULTS.md §10). */
 function handlerForms(): Variant[] {
   const out: Variant[] = []
   for (const [form, connections] of [
@@ -109,6 +133,12 @@ function handlerForms(): Variant[] {
         id: `lameduck-${suffix}`,
         name: `lameduck, ${form}, ${connections} conn`,
         mode: 'lameduck',
+      },
+      {
+        ...base,
+        id: `import-only-${suffix}`,
+        name: `bare + import of lameduck, ${form}, ${connections} conn`,
+        mode: 'import-only',
       },
       {
         ...base,
@@ -150,6 +180,12 @@ export const ABLATION_VARIANTS: readonly Variant[] = [
     id: 'lameduck-noprobes',
     name: 'lameduck probes:false',
     mode: 'lameduck-noprobes',
+    path: '/',
+  },
+  {
+    id: 'import-only',
+    name: 'bare + import of lameduck, not called',
+    mode: 'import-only',
     path: '/',
   },
   {
@@ -212,6 +248,11 @@ export interface OverheadOptions {
   /** Valgrind runs at once; instruction counts do not depend on CPU contention. */
   jobs: number
   variants: readonly Variant[]
+  /** Run node with --perf-basic-prof and keep V8's perf map beside each profile
+   * (PROFILE.perf-map), so that bench/annotate.ts names generated code by its JavaScript
+   * function. For finding where instructions go; the figures of such a run include the
+   * map's writing at each compilation. */
+  perfMap?: boolean
 }
 
 /** Start-up of node under valgrind takes a few seconds; 40 000 requests about a minute. */
@@ -226,6 +267,8 @@ interface Run {
   collected: number
   /** Instructions in V8's optimising compilers (TurboFan, Maglev). */
   compiler: number
+  /** Instructions in V8's garbage collector. */
+  gc: number
   profile: string
 }
 
@@ -235,6 +278,7 @@ async function callgrindRun(
   requests: number,
   connections: number,
   repetition: number,
+  perfMap: boolean,
 ): Promise<Run> {
   const node = `node${process.versions.node.split('.')[0]}`
   const profile = join(
@@ -247,7 +291,9 @@ async function callgrindRun(
     process.execPath,
     '--single-threaded',
     `--hash-seed=${repetition}`,
-    fromRoot(
+    ...(perfMap ? ['--perf-basic-prof'] : []),
+    join(
+      variant.root ?? fromRoot('.'),
       variant.protocol === 'h2' ? 'dist/bench/h2-hello-server.js' : 'dist/bench/hello-server.js',
     ),
     variant.mode,
@@ -275,6 +321,12 @@ async function callgrindRun(
     }
     server.child.kill('SIGTERM')
     await stop(server, `${variant.name} under valgrind to exit`, EXIT_TIMEOUT_MS)
+    if (perfMap) {
+      // valgrind runs node in its own process: the map is named after the valgrind child.
+      const map = `/tmp/perf-${server.child.pid}.map`
+      copyFileSync(map, `${profile}.perf-map`)
+      rmSync(map)
+    }
     const collected = server.stderr().match(/Collected : (\d+)/)
     if (collected === null) throw new Error(`no callgrind total for ${variant.name}`)
     const served = Number(server.stdout().match(/served (\d+)/)?.[1])
@@ -282,12 +334,14 @@ async function callgrindRun(
     if (served !== expected) {
       throw new Error(`${variant.name}: the handler saw ${served} requests, expected ${expected}`)
     }
+    const components = componentCosts(functionCosts(profile))
     return {
       variant: variant.name,
       repetition,
       requests,
       collected: Number(collected[1]),
-      compiler: componentCosts(functionCosts(profile)).get(COMPILER) ?? 0,
+      compiler: components.get(COMPILER) ?? 0,
+      gc: components.get(GC) ?? 0,
       profile,
     }
   } finally {
@@ -316,13 +370,18 @@ export interface VariantResult {
   summary: Summary
   /** Of which V8's optimising compilers, median over repetitions. */
   compilerPerRequest: number
+  /** Of which V8's garbage collector, one per repetition. Whether a full collection falls
+   * inside the window or not moves it by up to ~5 000 per request between two runs of the
+   * same server with the same seed. */
+  gcPerRequest: number[]
 }
 
 export interface WindowResult {
   window: Window
   variants: VariantResult[]
-  /** bare ÷ variant of the median marginal instructions per request, and per repetition. */
-  ratios: { name: string; median: number; perRepetition: number[] }[]
+  /** bare ÷ variant of the median marginal instructions per request, and per repetition;
+   * and the same without the garbage collector's instructions. */
+  ratios: { name: string; median: number; perRepetition: number[]; withoutGc: number[] }[]
 }
 
 export interface OverheadResult {
@@ -340,7 +399,14 @@ export async function overhead(options: OverheadOptions): Promise<OverheadResult
     for (const variant of options.variants) {
       for (const n of counts) {
         tasks.push(async () => {
-          const run = await callgrindRun(options.label, variant, n, options.connections, repetition)
+          const run = await callgrindRun(
+            options.label,
+            variant,
+            n,
+            options.connections,
+            repetition,
+            options.perfMap === true,
+          )
           console.log(
             `overhead: ${variant.name} N=${n} rep ${repetition}: ${int(run.collected)} instructions`,
           )
@@ -355,6 +421,7 @@ export async function overhead(options: OverheadOptions): Promise<OverheadResult
     const variants = options.variants.map((variant) => {
       const perRequest: number[] = []
       const compiler: number[] = []
+      const gc: number[] = []
       for (let repetition = options.firstRepetition; repetition <= last; repetition++) {
         const at = (n: number) =>
           runs.find(
@@ -362,12 +429,14 @@ export async function overhead(options: OverheadOptions): Promise<OverheadResult
           ) as Run
         perRequest.push((at(n2).collected - at(n1).collected) / (n2 - n1))
         compiler.push((at(n2).compiler - at(n1).compiler) / (n2 - n1))
+        gc.push((at(n2).gc - at(n1).gc) / (n2 - n1))
       }
       return {
         name: variant.name,
         perRequest,
         summary: summarize(perRequest),
         compilerPerRequest: summarize(compiler).median,
+        gcPerRequest: gc,
       }
     })
     // Each variant against its baseline (bare, or h2 bare for the HTTP/2 ones), same run.
@@ -382,6 +451,11 @@ export async function overhead(options: OverheadOptions): Promise<OverheadResult
           name: v.name,
           median: base.summary.median / v.summary.median,
           perRepetition: v.perRequest.map((x, r) => (base.perRequest[r] as number) / x),
+          withoutGc: v.perRequest.map(
+            (x, r) =>
+              ((base.perRequest[r] as number) - (base.gcPerRequest[r] as number)) /
+              (x - (v.gcPerRequest[r] as number)),
+          ),
         },
       ]
     })
@@ -402,13 +476,13 @@ export function reportOverhead(result: OverheadResult): string {
       '',
       `Marginal instructions per request, ${window.name}: (Collected(${n2}) - Collected(${n1})) / ${n2 - n1}`,
       '',
-      '| variant | median instr/request | min – max | per repetition | of which JIT compilers | bare ÷ variant (per repetition) |',
-      '|---|---:|---:|---|---:|---|',
+      '| variant | median instr/request | min – max | per repetition | of which JIT compilers | of which GC (per repetition) | bare ÷ variant (per repetition) | bare ÷ variant without GC (per repetition) |',
+      '|---|---:|---:|---|---:|---|---|---|',
     )
     for (const v of variants) {
       const ratio = ratios.find((r) => r.name === v.name)
       lines.push(
-        `| ${v.name} | ${int(v.summary.median)} | ${int(v.summary.min)} – ${int(v.summary.max)} | ${v.perRequest.map(int).join(', ')} | ${int(v.compilerPerRequest)} | ${ratio === undefined ? '' : `**${fixed(ratio.median, 4)}** (${ratio.perRepetition.map((x) => fixed(x, 4)).join(', ')})`} |`,
+        `| ${v.name} | ${int(v.summary.median)} | ${int(v.summary.min)} – ${int(v.summary.max)} | ${v.perRequest.map(int).join(', ')} | ${int(v.compilerPerRequest)} | ${v.gcPerRequest.map(int).join(', ')} | ${ratio === undefined ? '' : `**${fixed(ratio.median, 4)}** (${ratio.perRepetition.map((x) => fixed(x, 4)).join(', ')})`} | ${ratio === undefined ? '' : ratio.withoutGc.map((x) => fixed(x, 4)).join(', ')} |`,
       )
     }
   }

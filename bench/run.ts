@@ -7,7 +7,7 @@
 //   npm run bench -- ablation           which part of lameduck costs what per request
 //   npm run bench -- h2                 the same per-request figure on the HTTP/2 path (h2c)
 //   npm run bench -- check              lameduck check on 1 MB and 10 MB of real manifests
-//   npm run bench -- check --baseline ../other-checkout
+//   npm run bench -- check --before ../other-checkout
 //                                       ...side by side with another build of lameduck
 //   npm run bench -- overhead --reps 1  fewer repetitions
 //   npm run bench -- overhead --variants lameduck,lameduck-probe-port --window steady
@@ -15,8 +15,8 @@
 //
 // Run with another node (e.g. Node 24) after `npm run build`: `/path/to/node dist/bench/run.js`;
 // every child process uses the same node.
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { checkBenchmark, reportCheck } from './check.js'
 import { closeIdle, reportCloseIdle } from './close-idle.js'
@@ -32,6 +32,7 @@ import {
   VARIANTS,
   WARM_UP_WINDOW,
   type Window,
+  withBefore,
 } from './overhead.js'
 import { reportWrk, wrk } from './wrk.js'
 
@@ -64,12 +65,17 @@ Options:
                    ablation: ${ABLATION_VARIANTS.map((v) => v.id).join(', ')}
   --first-rep N    overhead, ablation: number of the first repetition, which is also its
                    --hash-seed (default 1), to complete an interrupted run
+  --before DIR     overhead, ablation, h2, check: also run the build in another checkout DIR
+                   (e.g. a worktree of main, after npm run build there): before and after a
+                   change in one run. overhead, ablation, h2: every variant but the bare
+                   baselines, named '(before)'; check: its CLI, alternating with this one,
+                   and the two JSON reports compared
+  --perf-map       overhead, ablation, h2: node --perf-basic-prof, V8's map kept beside each
+                   profile, so that dist/bench/annotate.js names generated code by function
   --window W       overhead: steady (requests 20 000 -> 40 000), warm-up (1 000 -> 5 000)
                    or both (default); ablation always runs steady
   --connections N  close: idle keep-alive connections (default 10000)
   --duration S     wrk: seconds per run (default 3)
-  --baseline DIR   check: also run the lameduck built in DIR (another checkout or worktree,
-                   after its npm run build), alternating with this one, and compare
   -h, --help       this text
 `
 
@@ -93,7 +99,8 @@ const { values, positionals } = parseArgs({
     variants: { type: 'string' },
     window: { type: 'string' },
     'first-rep': { type: 'string' },
-    baseline: { type: 'string' },
+    before: { type: 'string' },
+    'perf-map': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 })
@@ -121,10 +128,20 @@ if (overheadWindows === undefined) {
   )
   process.exit(2)
 }
+const before = values.before === undefined ? undefined : resolve(values.before)
+if (before !== undefined && !existsSync(join(before, 'dist/bench/hello-server.js'))) {
+  console.error(
+    `bench: expected --before to be a checkout with a build (dist/bench/hello-server.js), got '${values.before}'`,
+  )
+  process.exit(2)
+}
 function variantsOf(name: 'overhead' | 'ablation' | 'h2') {
-  if (name === 'h2') return [...H2_VARIANTS]
   try {
-    return selectVariants(name === 'overhead' ? VARIANTS : ABLATION_VARIANTS, values.variants)
+    const variants =
+      name === 'h2'
+        ? [...H2_VARIANTS]
+        : selectVariants(name === 'overhead' ? VARIANTS : ABLATION_VARIANTS, values.variants)
+    return before === undefined ? variants : withBefore(variants, before)
   } catch (error) {
     console.error(`bench: ${name}: ${(error as Error).message}`)
     process.exit(2)
@@ -143,13 +160,14 @@ for (const name of selected) {
   let report: string
   if (name === 'overhead' || name === 'ablation' || name === 'h2') {
     const result = await overhead({
-      label: name,
+      label: values['perf-map'] === true ? `${name}-perfmap` : name,
       windows: name === 'overhead' ? overheadWindows : [STEADY_WINDOW],
       connections: 1,
       repetitions: positiveInt('reps', reps, 2),
       firstRepetition: positiveInt('first-rep', values['first-rep'], 1),
       jobs: positiveInt('jobs', values.jobs, 2),
       variants: variantsOf(name),
+      perfMap: values['perf-map'] === true,
     })
     results[name] = result
     report = reportOverhead(result)
@@ -168,7 +186,7 @@ for (const name of selected) {
     const result = await checkBenchmark({
       repetitions: positiveInt('reps', reps, 5),
       sizes: [1, 10],
-      ...(values.baseline === undefined ? {} : { baseline: values.baseline }),
+      ...(values.before === undefined ? {} : { before: values.before }),
     })
     results[name] = result
     report = reportCheck(result)

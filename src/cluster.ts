@@ -2,7 +2,7 @@
 // `lameduck(server)` follows the primary over the cluster IPC channel instead of acting
 // alone: the primary owns the signals and tells every worker when to drain, and readiness
 // and metrics answer for the whole pod. Outside such a worker nothing here runs.
-import cluster from 'node:cluster'
+import type { Cluster } from 'node:cluster'
 import type { ServerResponse } from 'node:http'
 import {
   type Follower,
@@ -97,11 +97,20 @@ export const METRICS_ANSWER_TIMEOUT_MS = METRICS_COLLECT_TIMEOUT_MS + 500
 
 let follower: ClusterFollower | undefined
 
+/** node:cluster, in a worker. */
+function clusterModule(): Cluster {
+  return process.getBuiltinModule('node:cluster') as unknown as Cluster
+}
+
 /** The follower for this process when it is a worker of `lameduck serve --workers`, else
  * undefined. */
 export function followPrimary(): Follower | undefined {
-  if (!cluster.isWorker || process.env[WORKERS_ENV] === undefined || process.send === undefined)
-    return undefined
+  // node:cluster is asked last: loading it in a primary creates two EventEmitters, and
+  // lameduck() must not add kinds of object before the application's own (see http2Module
+  // in trackers/http2.ts; node loads it itself when a server listens). In a worker, node
+  // has loaded it already.
+  if (process.env[WORKERS_ENV] === undefined || process.send === undefined) return undefined
+  if (!clusterModule().isWorker) return undefined
   follower ??= new ClusterFollower()
   return follower
 }
@@ -162,7 +171,7 @@ class ClusterFollower implements Follower {
   /** Tags the worker's log lines with its id, so a pod's log says which worker each line
    * is about. */
   logger(logger: LoggerLike | false): LoggerLike | false {
-    return logger === false ? false : tagged(logger, cluster.worker?.id ?? 0)
+    return logger === false ? false : tagged(logger, clusterModule().worker?.id ?? 0)
   }
 
   attach(lifecycle: Lameduck, trackers: readonly Tracker[], options: ResolvedOptions): void {

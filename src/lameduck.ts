@@ -1,12 +1,12 @@
 import { createServer, Server as HttpServer } from 'node:http'
-import { Server as HttpsServer } from 'node:https'
+import type { Server as HttpsServer } from 'node:https'
 import { followPrimary } from './cluster.js'
 import { describeValue, LameduckError } from './errors.js'
 import { Lameduck, type Tracker } from './lifecycle.js'
 import { registerSource, renderMetrics } from './metrics.js'
 import { type LameduckOptions, resolveOptions } from './options.js'
 import { Checks, type ProbeState, Probes } from './probes.js'
-import { Http1Tracker } from './trackers/http1.js'
+import { Http1Tracker, isHttpsServer } from './trackers/http1.js'
 import { type Http2ServerLike, Http2Tracker, isHttp2Server } from './trackers/http2.js'
 
 /** A node:http, node:https or node:http2 server. */
@@ -22,7 +22,7 @@ export function isManaged(server: unknown): boolean {
 function validateServers(servers: unknown): (HttpServer | Http2ServerLike)[] {
   const list = Array.isArray(servers) ? servers : [servers]
   for (const server of list) {
-    if (!(server instanceof HttpServer || server instanceof HttpsServer || isHttp2Server(server))) {
+    if (!(server instanceof HttpServer || isHttpsServer(server) || isHttp2Server(server))) {
       throw new LameduckError(
         'LAMEDUCK_ERR_INVALID_SERVER',
         `Expected a node:http, node:https or node:http2 server (from http.createServer, https.createServer, http2.createServer or http2.createSecureServer), got ${describeValue(server)}`,
@@ -139,9 +139,9 @@ export function lameduck(
     }
   }
   trackers = list.map((server) =>
-    isHttp2Server(server)
-      ? new Http2Tracker(server, ownProbes)
-      : new Http1Tracker(server, ownProbes),
+    server instanceof HttpServer || isHttpsServer(server)
+      ? new Http1Tracker(server, ownProbes)
+      : new Http2Tracker(server as Http2ServerLike, ownProbes),
   )
   for (const server of list) managed.add(server)
   lifecycle = new Lameduck({

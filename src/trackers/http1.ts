@@ -1,8 +1,9 @@
 // The tracker for node:http and node:https servers.
 import { type Server as HttpServer, type IncomingMessage, ServerResponse } from 'node:http'
-import { Server as HttpsServer } from 'node:https'
+import type { Server as HttpsServer } from 'node:https'
 import { Server as NetServer, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
+import { Server as TlsServer } from 'node:tls'
 import type { Tracker } from '../lifecycle.js'
 import type { ProbeKind, Probes } from '../probes.js'
 import { connectionsList, Http1Rules, type HttpSocket } from './http1-rules.js'
@@ -30,7 +31,7 @@ export class Http1Tracker implements Tracker {
 
   constructor(server: HttpServer, probes: Probes | undefined) {
     this.server = server
-    const tls = server instanceof HttpsServer
+    const tls = server instanceof TlsServer
     // The listener is closed with net's close: node:http's own close also stops the timer
     // that enforces headersTimeout and requestTimeout, which must keep applying.
     this.#ledger = new SocketLedger(server, NetServer.prototype.close)
@@ -137,8 +138,15 @@ export class Http1Tracker implements Tracker {
   /**
    * Intercepts requests before any listener sees them, so that probe paths never reach the
    * application and responses are marked before the application writes their headers.
-   * The 'request' path passes its two arguments on directly: forwarding `arguments` costs
-   * measurably more per request.
+   *
+   * The wrapper is on the path of every request, and V8 inlines it into node's own
+   * parserOnIncoming, whose optimised code has a budget for what it inlines (about 920
+   * bytes of bytecode on Node 20): a large wrapper there leaves no room for node's
+   * ServerResponse constructor, which then runs out of line with generic property stores
+   * and costs ~1 300 instructions more per request (bench/RESULTS.md §10). So the wrapper
+   * only tells 'request' from the rest: its checks are one small function, every other
+   * event goes to `other`, forwarded with Reflect.apply (no arguments object is made), and
+   * the 'request' path passes its two arguments on directly.
    */
   #intercept(): void {
     if (this.#intercepting) return
@@ -151,23 +159,24 @@ export class Http1Tracker implements Tracker {
       event: string | symbol,
       ...args: unknown[]
     ) => boolean
-    server.emit = function (
+    /** True when lameduck answered the request itself (a probe) or must not pass it on. */
+    const taken =
+      probes === undefined
+        ? (req: IncomingMessage, res: ServerResponse): boolean => rules.swallow(req, res)
+        : (req: IncomingMessage, res: ServerResponse): boolean => {
+            if (rules.swallow(req, res)) return true
+            const kind = probes.match(req.url)
+            if (kind === undefined) return false
+            probes.handle(kind, req, res)
+            return true
+          }
+    /** Every event but 'request'. */
+    const other = function (
       this: HttpServer,
       event: string | symbol,
       req?: unknown,
       res?: unknown,
     ): boolean {
-      if (event === 'request') {
-        if (rules.swallow(req as IncomingMessage, res as ServerResponse)) return true
-        if (probes !== undefined) {
-          const kind = probes.match((req as IncomingMessage).url)
-          if (kind !== undefined) {
-            probes.handle(kind, req as IncomingMessage, res as ServerResponse)
-            return true
-          }
-        }
-        return emit.call(this, event, req, res)
-      }
       if (event === 'checkContinue' || event === 'checkExpectation') {
         // Requests with `Expect:` go to these listeners instead of 'request', when there are any.
         if (rules.draining && rules.swallow(req as IncomingMessage, res as ServerResponse))
@@ -186,6 +195,17 @@ export class Http1Tracker implements Tracker {
       }
       // biome-ignore lint/complexity/noArguments: forwards every argument of other events as they came
       return Reflect.apply(emit, this, arguments) as boolean
+    }
+    server.emit = function (
+      this: HttpServer,
+      event: string | symbol,
+      req?: unknown,
+      res?: unknown,
+    ): boolean {
+      // biome-ignore lint/complexity/noArguments: forwards every argument of other events as they came
+      if (event !== 'request') return Reflect.apply(other, this, arguments) as boolean
+      if (taken(req as IncomingMessage, res as ServerResponse)) return true
+      return emit.call(this, event, req, res)
     } as typeof server.emit
   }
 
@@ -193,6 +213,18 @@ export class Http1Tracker implements Tracker {
     if (this.#httpSockets === undefined) return socket as HttpSocket
     return this.#tlsOf.get(socket) as HttpSocket | undefined
   }
+}
+
+/**
+ * True for a node:https server. node:https is loaded only for a TLS server: loading it
+ * creates its global Agent, an EventEmitter of a kind a plain node:http application never
+ * creates, which costs every request of such an application (see http2Module in
+ * http2.ts). An application with an https server has loaded it already.
+ */
+export function isHttpsServer(server: unknown): server is HttpsServer {
+  return (
+    server instanceof TlsServer && server instanceof process.getBuiltinModule('node:https').Server
+  )
 }
 
 /** The TCP socket under a server-side TLS socket: `_parent` is not public API but has been

@@ -1,10 +1,10 @@
-import { type IncomingMessage, ServerResponse } from 'node:http'
-import http2, {
-  type Http2SecureServer,
-  type Http2Server,
-  type IncomingHttpHeaders,
-  type ServerHttp2Session,
-  type ServerHttp2Stream,
+import { Server as HttpServer, type IncomingMessage, ServerResponse } from 'node:http'
+import type {
+  Http2SecureServer,
+  Http2Server,
+  IncomingHttpHeaders,
+  ServerHttp2Session,
+  ServerHttp2Stream,
 } from 'node:http2'
 import { Server as NetServer, type Socket } from 'node:net'
 import { type TLSSocket, Server as TlsServer } from 'node:tls'
@@ -25,16 +25,34 @@ export const MAX_STREAM_ID = 2 ** 31 - 1
  * has arrived; one round trip suffices, this covers a slow or congested peer. */
 export const GOAWAY_PING_TIMEOUT_MS = 1_000
 
-const { NGHTTP2_NO_ERROR } = http2.constants
+/** RFC 9113 §7: the GOAWAY error code of a graceful shutdown. */
+const NGHTTP2_NO_ERROR = 0
+
+/**
+ * node:http2, loaded only for a server that may be an HTTP/2 one. Loading it runs code
+ * that creates EventEmitters of kinds a plain node:http application never creates (an
+ * https Agent, a stream for process.stderr); V8 then sees too many kinds of object in
+ * EventEmitter's constructor and node's request and response constructors run with
+ * generic property access: ~1 300 instructions more per request on Node 20 (bench/RESULTS.md
+ * §10). An application with an HTTP/2 server has loaded it already.
+ */
+function http2Module(): typeof import('node:http2') {
+  return process.getBuiltinModule('node:http2')
+}
 
 let http2Classes: readonly (abstract new (...args: never[]) => unknown)[] | undefined
 
 /** True for the servers `http2.createServer` and `http2.createSecureServer` return. node:http2
- * does not export their classes, so they are read off one instance of each, once. */
+ * does not export their classes, so they are read off one instance of each, once; a
+ * node:http server, or anything that is not a net.Server, is told apart without them. */
 export function isHttp2Server(server: unknown): server is Http2ServerLike {
-  http2Classes ??= [http2.createServer(), http2.createSecureServer()].map(
-    (s) => Object.getPrototypeOf(s).constructor,
-  )
+  if (server instanceof HttpServer || !(server instanceof NetServer)) return false
+  if (http2Classes === undefined) {
+    const http2 = http2Module()
+    http2Classes = [http2.createServer(), http2.createSecureServer()].map(
+      (s) => Object.getPrototypeOf(s).constructor,
+    )
+  }
   return http2Classes.some((Class) => server instanceof Class)
 }
 
