@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { test } from 'node:test'
 import { exited, fromRoot, until } from '../helpers.js'
-import { allGone, FAST, gone, runLab, startLab } from './lab-helpers.js'
+import { allGone, FAST, gone, onHostNetwork, runLab, startLab } from './lab-helpers.js'
 
 const RUN_MS = 60_000
 const naive = [process.execPath, fromRoot('dist/examples/naive.js')]
@@ -176,9 +176,7 @@ const PROXIES = [
 
 for (const { proxy, missing, install, how } of PROXIES) {
   for (const service of ['model', 'iptables'] as const) {
-    test(`--ingress ${proxy} over --service ${service}: a lameduck service loses nothing behind the ingress`, {
-      skip: missing || (service === 'iptables' ? noIptables : false),
-    }, async () => {
+    const body = async () => {
       const run = await runLab(
         [
           ...SHORT,
@@ -204,7 +202,14 @@ for (const { proxy, missing, install, how } of PROXIES) {
         assert.ok(run.result!.pods.every((pod) => pod.host?.startsWith('198.18.')))
       }
       assert.deepEqual(proxyOf(proxy, run.pid), [], `${proxy} is stopped with the lab`)
-    })
+    }
+    test(
+      `--ingress ${proxy} over --service ${service}: a lameduck service loses nothing behind the ingress`,
+      {
+        skip: missing || (service === 'iptables' ? noIptables : false),
+      },
+      service === 'iptables' ? onHostNetwork(body) : body,
+    )
   }
 
   test(`--ingress ${proxy} without ${proxy} says so before any pod starts`, async () => {
@@ -258,18 +263,25 @@ test('after the lab is SIGKILLed mid-run, the next run ends its pods and its ngi
 }, async () => {
   // An argument the pods ignore, to find them in /proc.
   const token = `leftover-${process.pid}-${Date.now()}`
-  const killed = startLab([
-    '--quiet',
-    ...SHORT,
-    ...DRAINED,
-    '--ingress',
-    'nginx',
-    '--rollouts',
-    '3',
-    '--',
-    ...graceful,
-    token,
-  ])
+  // Both runs keep their records and the ingress directory in a TMPDIR of their own: any lab
+  // run ends what dead runs left in its TMPDIR, and other test files run labs meanwhile.
+  const own = mkdtempSync(join(tmpdir(), 'lameduck-leftovers-'))
+  const env = { ...process.env, TMPDIR: own }
+  const killed = startLab(
+    [
+      '--quiet',
+      ...SHORT,
+      ...DRAINED,
+      '--ingress',
+      'nginx',
+      '--rollouts',
+      '3',
+      '--',
+      ...graceful,
+      token,
+    ],
+    env,
+  )
   await until(
     'two pods and nginx of the first run',
     () => processesWith(token).length >= 2 && proxyOf('nginx', killed.child.pid).length > 0,
@@ -278,7 +290,7 @@ test('after the lab is SIGKILLed mid-run, the next run ends its pods and its ngi
   killed.child.kill('SIGKILL')
   await exited(killed.child, 'the killed lab')
   const left = [...processesWith(token), ...proxyOf('nginx', killed.child.pid)]
-  const dirs = readdirSync(tmpdir()).filter((name) =>
+  const dirs = readdirSync(own).filter((name) =>
     name.startsWith(`lameduck-nginx-${killed.child.pid}-`),
   )
   assert.ok(
@@ -286,18 +298,19 @@ test('after the lab is SIGKILLed mid-run, the next run ends its pods and its ngi
     'the killed run left its pods, its nginx and its directory',
   )
 
-  const next = await runLab([...SHORT, ...DRAINED], graceful, RUN_MS)
+  const next = await runLab([...SHORT, ...DRAINED], graceful, RUN_MS, env)
   assert.equal(next.exit.code, 0, `${next.stdout}\n${next.stderr}`)
   const note = next.result!.warnings.find((w) =>
     w.startsWith('an earlier run of the lab was killed before it could clean up'),
   )
   assert.ok(note !== undefined, next.result!.warnings.join('\n'))
-  assert.ok(note.includes(`${tmpdir()}/${dirs[0]}`), note)
+  assert.ok(note.includes(`${own}/${dirs[0]}`), note)
   await allGone(left)
   assert.deepEqual(
-    readdirSync(tmpdir()).filter(
+    readdirSync(own).filter(
       (name) => name === dirs[0] || name === `lameduck-run-${killed.child.pid}`,
     ),
     [],
   )
+  rmSync(own, { recursive: true, force: true })
 })

@@ -1,7 +1,8 @@
 // The lab over the kernel's data path (--service iptables): pods in network namespaces,
 // kube-proxy-style iptables rules, conntrack. These tests need root and the ip, iptables and
 // conntrack commands (CI installs them); elsewhere they skip, saying why. They run one after
-// another: each run builds and removes its own namespaces and rules.
+// another, and hold the host's network against the kernel-path runs of other files
+// (onHostNetwork): each run builds and removes its own namespaces and rules.
 import assert from 'node:assert/strict'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { accessSync, constants, existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs'
@@ -10,7 +11,7 @@ import { delimiter, join } from 'node:path'
 import { test } from 'node:test'
 import { labObjects } from '../../src/rollout/drivers/kernel.js'
 import { exited, fromRoot, until } from '../helpers.js'
-import { allGone, FAST, runLab, startLab } from './lab-helpers.js'
+import { allGone, FAST, onHostNetwork, runLab, startLab } from './lab-helpers.js'
 
 const RUN_MS = 60_000
 const naive = [process.execPath, fromRoot('dist/examples/naive.js')]
@@ -50,72 +51,83 @@ function tables(): string | undefined {
   return execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' })
 }
 
-test('--service iptables: a naive service fails and a lameduck one loses nothing; nothing is left after either run', {
-  skip,
-}, async () => {
-  const othersBefore = labObjects().size
-  const tablesBefore = tables()
-  const failing = await runLab([...SHORT, '--max-failures', '100000'], naive, RUN_MS)
-  assert.equal(failing.exit.code, 0, failing.stderr)
-  const lost = failing.result!
-  assert.ok(lost.failed > 0, `the naive service lost ${lost.failed} requests`)
-  assert.match(lost.dataPath ?? '', /^iptables: pods in network namespaces on 198\.18\.\d+\.0\/24/)
-  // Its pods had their own addresses, and the failures are traced to them through conntrack.
-  assert.ok(lost.pods.every((pod) => pod.host?.startsWith('198.18.')))
-  assert.ok(lost.failures.some((failure) => failure.pod !== undefined))
+test(
+  '--service iptables: a naive service fails and a lameduck one loses nothing; nothing is left after either run',
+  {
+    skip,
+  },
+  onHostNetwork(async () => {
+    const othersBefore = labObjects().size
+    const tablesBefore = tables()
+    const failing = await runLab([...SHORT, '--max-failures', '100000'], naive, RUN_MS)
+    assert.equal(failing.exit.code, 0, failing.stderr)
+    const lost = failing.result!
+    assert.ok(lost.failed > 0, `the naive service lost ${lost.failed} requests`)
+    assert.match(
+      lost.dataPath ?? '',
+      /^iptables: pods in network namespaces on 198\.18\.\d+\.0\/24/,
+    )
+    // Its pods had their own addresses, and the failures are traced to them through conntrack.
+    assert.ok(lost.pods.every((pod) => pod.host?.startsWith('198.18.')))
+    assert.ok(lost.failures.some((failure) => failure.pod !== undefined))
 
-  const passing = await runLab([...SHORT, ...DRAINED], graceful, RUN_MS)
-  assert.equal(passing.exit.code, 0, `${passing.stdout}\n${passing.stderr}`)
-  const result = passing.result!
-  assert.equal(result.failed, 0)
-  assert.equal(
-    result.verdict.status,
-    'pass',
-    'every deleted pod carried traffic across its shutdown',
-  )
-  const deleted = result.pods.filter((pod) => pod.deletedAt !== undefined)
-  assert.equal(deleted.length, 2)
-  assert.ok(deleted.every((pod) => pod.shutdown?.exercised))
-  assert.ok(
-    result.pods.every((pod) => pod.connections > 0),
-    'conntrack saw each pod get connections',
-  )
+    const passing = await runLab([...SHORT, ...DRAINED], graceful, RUN_MS)
+    assert.equal(passing.exit.code, 0, `${passing.stdout}\n${passing.stderr}`)
+    const result = passing.result!
+    assert.equal(result.failed, 0)
+    assert.equal(
+      result.verdict.status,
+      'pass',
+      'every deleted pod carried traffic across its shutdown',
+    )
+    const deleted = result.pods.filter((pod) => pod.deletedAt !== undefined)
+    assert.equal(deleted.length, 2)
+    assert.ok(deleted.every((pod) => pod.shutdown?.exercised))
+    assert.ok(
+      result.pods.every((pod) => pod.connections > 0),
+      'conntrack saw each pod get connections',
+    )
 
-  for (const run of [failing, passing]) {
-    assert.deepEqual(leftBy(run.pid), [], 'no namespace, link or chain of the run is left')
-  }
-  if (othersBefore === 0 && labObjects().size === 0 && tablesBefore !== undefined) {
-    assert.equal(tables(), tablesBefore, "the host's nftables tables are as they were")
-  }
-})
+    for (const run of [failing, passing]) {
+      assert.deepEqual(leftBy(run.pid), [], 'no namespace, link or chain of the run is left')
+    }
+    if (othersBefore === 0 && labObjects().size === 0 && tablesBefore !== undefined) {
+      assert.equal(tables(), tablesBefore, "the host's nftables tables are as they were")
+    }
+  }),
+)
 
-test('--service iptables: after the lab is SIGKILLed mid-run, the next run removes what it left, names it, and passes', {
-  skip,
-}, async () => {
-  const killed = startLab(['--quiet', ...SHORT, ...DRAINED, '--', ...graceful])
-  const prefix = `ldk${killed.child.pid}`
-  // Once the rules route to both pods (the load starts then), kill the lab where it stands.
-  await until(
-    'two endpoint chains of the first run',
-    () => (labObjects().get(prefix) ?? []).filter((object) => /-SEP-/.test(object)).length >= 2,
-    RUN_MS,
-  )
-  const pods = podsIn(prefix)
-  killed.child.kill('SIGKILL')
-  await exited(killed.child, 'the killed lab', 5_000)
-  const stale = labObjects().get(prefix) ?? []
-  assert.ok(stale.length > 0, 'the killed run left its objects')
+test(
+  '--service iptables: after the lab is SIGKILLed mid-run, the next run removes what it left, names it, and passes',
+  {
+    skip,
+  },
+  onHostNetwork(async () => {
+    const killed = startLab(['--quiet', ...SHORT, ...DRAINED, '--', ...graceful])
+    const prefix = `ldk${killed.child.pid}`
+    // Once the rules route to both pods (the load starts then), kill the lab where it stands.
+    await until(
+      'two endpoint chains of the first run',
+      () => (labObjects().get(prefix) ?? []).filter((object) => /-SEP-/.test(object)).length >= 2,
+      RUN_MS,
+    )
+    const pods = podsIn(prefix)
+    killed.child.kill('SIGKILL')
+    await exited(killed.child, 'the killed lab', 5_000)
+    const stale = labObjects().get(prefix) ?? []
+    assert.ok(stale.length > 0, 'the killed run left its objects')
 
-  const next = await runLab([...SHORT, ...DRAINED], graceful, RUN_MS)
-  assert.equal(next.exit.code, 0, `${next.stdout}\n${next.stderr}`)
-  assert.equal(next.result!.failed, 0)
-  const note = next.result!.warnings.find((w) => w.startsWith('removed what an earlier run'))
-  assert.ok(note !== undefined, next.stdout)
-  for (const object of stale) assert.ok(note.includes(object), `${object} named in: ${note}`)
-  assert.deepEqual(labObjects().get(prefix) ?? [], [], 'the killed run left nothing')
-  assert.deepEqual(leftBy(next.pid), [])
-  await allGone(pods)
-})
+    const next = await runLab([...SHORT, ...DRAINED], graceful, RUN_MS)
+    assert.equal(next.exit.code, 0, `${next.stdout}\n${next.stderr}`)
+    assert.equal(next.result!.failed, 0)
+    const note = next.result!.warnings.find((w) => w.startsWith('removed what an earlier run'))
+    assert.ok(note !== undefined, next.stdout)
+    for (const object of stale) assert.ok(note.includes(object), `${object} named in: ${note}`)
+    assert.deepEqual(labObjects().get(prefix) ?? [], [], 'the killed run left nothing')
+    assert.deepEqual(leftBy(next.pid), [])
+    await allGone(pods)
+  }),
+)
 
 test('--service iptables without root stops before any pod starts, in one sentence', {
   skip: process.getuid?.() !== 0 ? 'needs root to drop privileges' : unprivilegedSkip(),

@@ -1,10 +1,10 @@
 // Helpers for the tests that run the whole lab as a user does: `lameduck rollout ...` in a
 // child process, with the JSON report read back.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { LabResult } from '../../src/rollout/result.js'
-import { type Exit, exited, fromRoot, type Spawned, spawnNode } from '../helpers.js'
+import { type Exit, exited, fromRoot, type Spawned, spawnNode, until } from '../helpers.js'
 
 export const bin = fromRoot('bin/lameduck.js')
 export const fixture = (name: string) => fromRoot(`test/fixtures/rollout/${name}`)
@@ -83,5 +83,47 @@ export async function allGone(pids: number[], ms = 5_000): Promise<void> {
     if (alive.length === 0) return
     if (Date.now() > deadline) throw new Error(`processes still alive: ${alive.join(', ')}`)
     await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+const HOST_LOCK = join(tmpdir(), 'lameduck-test-host-network.lock')
+
+/** Takes the host-network lock if it is free or its holder is gone. */
+function takeHostLock(): boolean {
+  try {
+    writeFileSync(HOST_LOCK, String(process.pid), { flag: 'wx' })
+    return true
+  } catch {
+    let owner: number
+    try {
+      owner = Number(readFileSync(HOST_LOCK, 'utf8'))
+    } catch {
+      return false // released meanwhile: the next poll takes it
+    }
+    // A test process killed while it held the lock.
+    if (Number.isInteger(owner) && owner > 0 && gone(owner)) rmSync(HOST_LOCK, { force: true })
+    return false
+  }
+}
+
+/**
+ * Holds the host's network namespaces and iptables for one test, across test files (they run
+ * two at a time). Every kernel-path lab run removes what killed runs left on the host, so a
+ * test that kills a lab and expects the next run to name its leftovers must not share the host
+ * with another file's kernel-path run. Wraps a test's body.
+ */
+export function onHostNetwork(body: () => Promise<void>): () => Promise<void> {
+  return async () => {
+    await until(
+      'the host network, held by a kernel-path test of another file',
+      takeHostLock,
+      5 * 60_000,
+      100,
+    )
+    try {
+      await body()
+    } finally {
+      rmSync(HOST_LOCK, { force: true })
+    }
   }
 }
