@@ -3,10 +3,11 @@
 // repositories), each copy in namespaces of its own so that copies do not select each other's
 // pods, written under bench/out/. Each run is the CLI as a user runs it (bin/lameduck.js,
 // --format json to a file), wall time from spawn to exit, with its CPU time and peak RSS.
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join, relative, resolve } from 'node:path'
 import { parseAllDocuments } from 'yaml'
+import { listManifests } from '../src/check/load.js'
 import { fixed, fromRoot, outDir, type Summary, spawnChild, stop, summarize } from './common.js'
 
 const SOURCE = 'test/fixtures/real'
@@ -16,21 +17,11 @@ const TARGETS: Record<number, { seconds: number; rssMiB?: number }> = {
   10: { seconds: 2, rssMiB: 250 },
 }
 
-function manifests(dir: string): string[] {
-  return readdirSync(dir)
-    .sort()
-    .flatMap((name) => {
-      const path = join(dir, name)
-      if (statSync(path).isDirectory()) return manifests(path)
-      return /\.(ya?ml|json)$/.test(name) ? [path] : []
-    })
-}
-
 /** Writes copies of the real fixtures under `dir` until they hold `megabytes` MB; the byte count. */
 export function makeCorpus(dir: string, megabytes: number): number {
   rmSync(dir, { recursive: true, force: true })
   const root = fromRoot(SOURCE)
-  const files = manifests(root)
+  const files = listManifests(root)
   const target = megabytes * 1024 * 1024
   let size = 0
   for (let copy = 0; size < target; copy++) {
@@ -144,7 +135,7 @@ export async function checkBenchmark(options: {
   for (const megabytes of options.sizes) {
     const dir = join(outDir(), `check-corpus-${megabytes}MB`)
     const bytes = makeCorpus(dir, megabytes)
-    corpora.push({ megabytes, bytes, files: manifests(dir).length })
+    corpora.push({ megabytes, bytes, files: listManifests(dir).length })
     dirs.set(megabytes, dir)
   }
   const runs: CheckRun[] = []

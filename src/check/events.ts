@@ -319,6 +319,18 @@ function skipTable(events: readonly Event[]): Int32Array {
   return after
 }
 
+/** How many of the ascending `values` are at most `limit` (a binary search). */
+export function countUpTo(values: readonly number[], limit: number): number {
+  let low = 0
+  let high = values.length
+  while (low < high) {
+    const mid = (low + high) >> 1
+    if (values[mid]! <= limit) low = mid + 1
+    else high = mid
+  }
+  return low
+}
+
 /** 1-based line and column of an offset, counting lines as the `yaml` library's LineCounter. */
 export class LineIndex {
   readonly #text: string
@@ -335,13 +347,7 @@ export class LineIndex {
       this.#starts = starts
     }
     const starts = this.#starts
-    let low = 0
-    let high = starts.length
-    while (low < high) {
-      const mid = (low + high) >> 1
-      if (starts[mid]! <= offset) low = mid + 1
-      else high = mid
-    }
+    const low = countUpTo(starts, offset)
     return { line: Math.max(low, 1), column: offset - starts[Math.max(low - 1, 0)]! + 1 }
   }
 }

@@ -19,7 +19,7 @@ import {
   Parser,
   type YAMLMap,
 } from 'yaml'
-import { LineIndex, readPlain } from './events.js'
+import { countUpTo, LineIndex, readPlain } from './events.js'
 
 /** Largest input read, per file and for stdin, so a wrong path cannot exhaust memory. */
 export const MAX_INPUT_BYTES = 64 * 1024 * 1024
@@ -131,6 +131,22 @@ function objectsIn(value: unknown): [Path, Record<string, unknown>][] {
     : [[[], value]]
 }
 
+/** The objects found in document `index` of `file`, each placing its fields with `locate` (a path from the document's root). */
+function located(
+  file: string,
+  index: number,
+  found: [Path, Record<string, unknown>][],
+  locate: (path: Path) => Location,
+): ManifestObject[] {
+  return found.map(([base, value]) => ({
+    file,
+    document: index,
+    base,
+    value,
+    locate: (path) => locate([...base, ...path]),
+  }))
+}
+
 /** A plain file read through events.ts; undefined when it is not plain. */
 function readPlainSource(
   source: Source,
@@ -147,23 +163,17 @@ function readPlainSource(
   let trees: Document.Parsed[] | undefined
   const objects: ManifestObject[] = []
   for (const [index, document] of documents.entries()) {
-    for (const [base, object] of objectsIn(document.value)) {
-      objects.push({
-        file: name,
-        document: index,
-        base,
-        value: object,
-        locate: (path) => {
-          const full = [...base, ...path]
-          let offset = read.original(document.offsetOf(full))
-          if (offset === undefined) {
-            trees ??= parseTrees(text)
-            offset = offsetOf(trees[index]!, full)
-          }
-          return lines.at(offset)
-        },
-      })
-    }
+    const found = objectsIn(document.value)
+    objects.push(
+      ...located(name, index, found, (path) => {
+        let offset = read.original(document.offsetOf(path))
+        if (offset === undefined) {
+          trees ??= parseTrees(text)
+          offset = offsetOf(trees[index]!, path)
+        }
+        return lines.at(offset)
+      }),
+    )
   }
   return objects
 }
@@ -230,14 +240,8 @@ export function withoutSchemas(text: string): Reduced {
     text: parts.join(''),
     original(offset) {
       if (offset === undefined) return undefined
-      // The last cut at or before this offset of the reduced text.
-      let low = 0
-      let high = at.length
-      while (low < high) {
-        const mid = (low + high) >> 1
-        if (at[mid]! <= offset) low = mid + 1
-        else high = mid
-      }
+      // The cuts at or before this offset of the reduced text.
+      const low = countUpTo(at, offset)
       return low === 0 ? offset : offset + removed[low - 1]!
     },
   }
@@ -314,18 +318,12 @@ export function readWithYaml(source: Source, options: ParseOptions): ManifestObj
       kept !== undefined
         ? { document: kept, shift: 0 }
         : { document: reparse(text.slice(start, end)), shift: start }
-    for (const [base, object] of found) {
-      objects.push({
-        file: name,
-        document: index,
-        base,
-        value: object,
-        locate: (path) => {
-          const { document: parsed, shift } = tree()
-          return at(shift + offsetOf(parsed, [...base, ...path]))
-        },
-      })
-    }
+    objects.push(
+      ...located(name, index, found, (path) => {
+        const { document: parsed, shift } = tree()
+        return at(shift + offsetOf(parsed, path))
+      }),
+    )
   }
   return objects
 }
@@ -624,7 +622,11 @@ function readSource(path: string): Source {
   return { name: path, text: decodeText(path, bytes) }
 }
 
-function listManifests(dir: string, seen: Set<string>): string[] {
+/**
+ * The manifest files below `dir` as `lameduck check DIR` reads them: sorted by name, hidden
+ * folders and node_modules skipped, symbolic links followed once.
+ */
+export function listManifests(dir: string, seen = new Set<string>()): string[] {
   const real = realpathSync(dir)
   if (seen.has(real)) return []
   seen.add(real)

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync, statSync } from 'node:fs'
-import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
 import { describe, test } from 'node:test'
 import { readPlain, resolvePlain } from '../../src/check/events.js'
 import {
+  listManifests,
   type ManifestObject,
   type Path,
   parseSource,
@@ -16,16 +16,6 @@ import { fromRoot } from '../helpers.js'
 // The fast reader (js-yaml's events) must give exactly what the `yaml` library gives: the same
 // objects, the same values, the same position for every field. These tests hold the two to
 // that on every manifest in the repository, and send what is not plain to the `yaml` library.
-
-function manifests(dir: string): string[] {
-  return readdirSync(dir)
-    .sort()
-    .flatMap((name) => {
-      const path = join(dir, name)
-      if (statSync(path).isDirectory()) return manifests(path)
-      return /\.(ya?ml|json)$/.test(name) ? [path] : []
-    })
-}
 
 /**
  * Every path in a value down to `depth` levels (each key and item), and one missing key or
@@ -87,8 +77,8 @@ function assertSameReading(name: string, text: string): number {
 describe('the event reader', () => {
   test('reads every manifest in the repository as the yaml library does: objects, values, every position', () => {
     const files = [
-      ...manifests(fromRoot('test/fixtures/real')),
-      ...manifests(fromRoot('test/fixtures/check')),
+      ...listManifests(fromRoot('test/fixtures/real')),
+      ...listManifests(fromRoot('test/fixtures/check')),
     ]
     let plain = 0
     let fields = 0
