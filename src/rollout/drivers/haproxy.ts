@@ -40,10 +40,6 @@ const API_TIMEOUT_MS = 5_000
 const BACKEND = 'pods'
 
 export class HaproxyIngress extends Ingress {
-  readonly proxy = 'haproxy'
-  protected readonly command = { name: 'haproxy', install: 'apt-get install haproxy' }
-  protected readonly how = 'haproxy runtime API'
-  protected readonly updates = 'runtime-api'
   /** Servers created with `add server`, by pod name. */
   readonly #servers = new Set<string>()
 

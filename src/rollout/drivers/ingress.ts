@@ -91,9 +91,31 @@ export interface LogLine {
   error: IngressError | undefined
 }
 
+/** What sets each proxy apart. */
+interface ProxyTraits {
+  /** The command that runs the proxy, and how to install it. */
+  command: { name: string; install: string }
+  /** How a change is applied, for the endpoint events. */
+  how: string
+  updates: IngressSummary['updates']
+}
+
+const PROXIES: Record<ProxyKind, ProxyTraits> = {
+  nginx: {
+    command: { name: 'nginx', install: 'apt-get install nginx-light' },
+    how: 'nginx reload',
+    updates: 'reload',
+  },
+  haproxy: {
+    command: { name: 'haproxy', install: 'apt-get install haproxy' },
+    how: 'haproxy runtime API',
+    updates: 'runtime-api',
+  },
+}
+
 export abstract class Ingress implements DataPath {
   readonly kind
-  abstract readonly proxy: ProxyKind
+  readonly proxy: ProxyKind
   readonly connectionsPerPod = new Map<string, number>()
   protected readonly options: IngressOptions
   protected readonly dir: string
@@ -112,32 +134,31 @@ export abstract class Ingress implements DataPath {
   #closing = false
   readonly #byAddress = new Map<string, string>()
 
+  readonly #traits: ProxyTraits
+
   constructor(inner: DataPath, options: IngressOptions, proxy: ProxyKind) {
     this.#inner = inner
     this.kind = inner.kind
+    this.proxy = proxy
+    this.#traits = PROXIES[proxy]
     this.options = options
     this.#propagation = new Propagation({ ...options, apply: (changes) => this.#apply(changes) })
     this.dir = join(tmpdir(), `lameduck-${proxy}-${process.pid}-${Date.now()}`)
   }
 
-  /** The command that runs the proxy, and how to install it. */
-  protected abstract readonly command: { name: string; install: string }
   /** Writes the configuration into `dir` and starts the proxy on `port`. */
   protected abstract launch(): PodProcess
   /** Makes `wanted` the proxy's endpoints; resolves once new requests see them. */
   protected abstract update(changes: Change[], wanted: ReadonlyMap<string, Endpoint>): Promise<void>
-  /** How a change was applied, for the endpoint events. */
-  protected abstract readonly how: string
   /** One line of the proxy's access log (`started`: the lab's start, ms since the epoch). */
   protected abstract parseLogLine(raw: string, started: number): LogLine | undefined
   /** The last lines the proxy wrote about an error, for a failure to start. */
   protected abstract errorTail(): string
   /** What the proxy does, for the report's data path line. */
   protected abstract settings(): string
-  protected abstract readonly updates: IngressSummary['updates']
 
   async start(): Promise<ServiceAddress> {
-    const { name, install } = this.command
+    const { name, install } = this.#traits.command
     if (!onPath(name)) {
       throw new Error(
         `--ingress ${this.proxy} needs the ${name} command, not found in PATH (Debian: ${install})`,
@@ -222,7 +243,7 @@ export abstract class Ingress implements DataPath {
   annotate(requests: RequestRecord[]): IngressSummary {
     const summary: IngressSummary = {
       kind: this.proxy,
-      updates: this.updates,
+      updates: this.#traits.updates,
       retriedOk: 0,
       passedOn: 0,
       passedOnAfterRetry: 0,
@@ -364,7 +385,7 @@ export abstract class Ingress implements DataPath {
           this.options.recorder.event(
             change.op === 'add' ? 'endpoint-added' : 'endpoint-removed',
             change.endpoint.pod,
-            this.how,
+            this.#traits.how,
           )
         }
       }
@@ -375,7 +396,7 @@ export abstract class Ingress implements DataPath {
 
   async #listening(proxy: PodProcess): Promise<void> {
     const deadline = Date.now() + START_TIMEOUT_MS
-    const name = this.command.name
+    const name = this.#traits.command.name
     for (;;) {
       if (proxy.exit !== undefined) {
         throw new Error(

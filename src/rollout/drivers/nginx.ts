@@ -42,10 +42,6 @@ const UPSTREAM = 'pods'
 const NO_ENDPOINT = '127.0.0.1:9'
 
 export class NginxIngress extends Ingress {
-  readonly proxy = 'nginx'
-  protected readonly command = { name: 'nginx', install: 'apt-get install nginx-light' }
-  protected readonly how = 'nginx reload'
-  protected readonly updates = 'reload'
   /** Bumped at each configuration written; nginx answers it at CONFIG_PATH. */
   #generation = 0
   #endpoints: ReadonlyMap<string, Endpoint> = new Map()
