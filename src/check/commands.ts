@@ -337,3 +337,19 @@ export function serveCommand(argv: readonly string[] | undefined): ServeCommand 
     program: words.slice(0, i + 1).join(' '),
   }
 }
+
+/** `--name=value` or `--name value` in argv (also `-name`); the last one wins. */
+export function flagValue(argv: readonly string[], names: readonly string[]): string | undefined {
+  let found: string | undefined
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!
+    for (const name of names) {
+      for (const dashes of ['--', '-']) {
+        const flag = `${dashes}${name}`
+        if (word === flag) found = argv[i + 1]
+        else if (word.startsWith(`${flag}=`)) found = word.slice(flag.length + 1)
+      }
+    }
+  }
+  return found
+}

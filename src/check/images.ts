@@ -1,9 +1,10 @@
 // What the checker knows about well-known images, in one table: the signal each one treats
 // as "stop gracefully", whether it has a shell, whether it only serves metrics, and whether
 // it drains on its own before closing its listener.
-import { containerArgv } from './commands.js'
+import { containerArgv, flagValue } from './commands.js'
+import type { Path } from './load.js'
 import type { Container, Model, Workload } from './model.js'
-import { get, list, text } from './values.js'
+import { durationSeconds, get, list, text } from './values.js'
 
 export interface ImageInfo {
   /** What the table calls the image in messages. */
@@ -54,6 +55,25 @@ export interface ImageInfo {
     w: Workload,
     c: Container,
   ) => { seconds: number; where: string } | undefined
+  /**
+   * How long the program may go on finishing in-flight requests once told to stop, as its
+   * configuration in the input bounds it (nginx's worker_shutdown_timeout); undefined when
+   * nothing bounds it or the configuration is not in the input.
+   */
+  shutdownTimeout?: (model: Model, w: Workload, c: Container) => ShutdownTimeout | undefined
+}
+
+export interface ShutdownTimeout {
+  seconds: number
+  /** What sets it, for messages: `worker_shutdown_timeout 60s in ConfigMap web key nginx.conf`. */
+  what: string
+  /** Where, relative to the workload. */
+  path: Path
+  /**
+   * The pod's preStop hook is what stops the program and waits for it (ingress-nginx's
+   * /wait-shutdown): the hook's time is this time, not added to it.
+   */
+  byPreStop?: boolean
 }
 
 interface Entry extends ImageInfo {
@@ -68,19 +88,93 @@ interface Entry extends ImageInfo {
  * health endpoint reports unhealthy; the Corefile is in a ConfigMap the pod mounts.
  */
 function corednsLameduck(model: Model, w: Workload) {
-  for (const volume of list(get(w.pod, ['volumes']))) {
+  for (const { name, key, value } of mountedConfig(model, w)) {
+    const match = /\blameduck\s+(\d+(?:\.\d+)?)(ms|s|m)\b/.exec(value)
+    if (match === null) continue
+    const unit = { ms: 0.001, s: 1, m: 60 }[match[2] as 'ms' | 's' | 'm']
+    return { seconds: Number(match[1]) * unit, where: `lameduck in ConfigMap ${name} ${key}` }
+  }
+  return undefined
+}
+
+/** Each key of each ConfigMap in the input that the pod mounts as a volume, with its volume's path. */
+function* mountedConfig(
+  model: Model,
+  w: Workload,
+): Generator<{ name: string; key: string; value: string; path: Path }> {
+  for (const [index, volume] of list(get(w.pod, ['volumes'])).entries()) {
     const name = text(get(volume, ['configMap', 'name']))
     if (name === undefined) continue
     for (const map of model.configMapsByName.get(name) ?? []) {
       for (const [key, value] of Object.entries(map.data)) {
-        const match = /\blameduck\s+(\d+(?:\.\d+)?)(ms|s|m)\b/.exec(value)
-        if (match === null) continue
-        const unit = { ms: 0.001, s: 1, m: 60 }[match[2] as 'ms' | 's' | 'm']
-        return { seconds: Number(match[1]) * unit, where: `lameduck in ConfigMap ${name} ${key}` }
+        yield { name, key, value, path: [...w.podPath, 'volumes', index] }
       }
     }
   }
+}
+
+/** nginx's `worker_shutdown_timeout` in a configuration file the pod mounts from a ConfigMap. */
+function nginxShutdownTimeout(model: Model, w: Workload): ShutdownTimeout | undefined {
+  for (const { name, key, value, path } of mountedConfig(model, w)) {
+    const match = /^\s*worker_shutdown_timeout\s+([0-9a-z]+)\s*;/m.exec(value)
+    const seconds = match === null ? undefined : durationSeconds(match[1]!)
+    if (seconds === undefined) continue
+    return {
+      seconds,
+      what: `worker_shutdown_timeout ${match![1]} (ConfigMap ${name} ${key})`,
+      path,
+    }
+  }
   return undefined
+}
+
+/** ingress-nginx's default worker-shutdown-timeout (internal/ingress/controller/config). */
+const INGRESS_NGINX_WORKER_SHUTDOWN = '240s'
+
+/**
+ * ingress-nginx on SIGTERM waits `--shutdown-grace-period` seconds (0 by default), then quits
+ * nginx, whose workers finish their requests for up to the `worker-shutdown-timeout` key of
+ * the controller's ConfigMap (`--configmap`), 240 s by default. Its manifests stop it from
+ * the preStop hook `/wait-shutdown`, which returns once the controller is done.
+ */
+function ingressNginxShutdown(
+  model: Model,
+  w: Workload,
+  c: Container,
+): ShutdownTimeout | undefined {
+  const argv = containerArgv(c.spec) ?? []
+  const path = [...c.path, c.spec['args'] !== undefined ? 'args' : 'command']
+  const graceFlag = flagValue(argv, ['shutdown-grace-period'])
+  const grace = graceFlag === undefined ? 0 : durationSeconds(graceFlag)
+  if (grace === undefined) return undefined
+  let value = INGRESS_NGINX_WORKER_SHUTDOWN
+  let what = `worker-shutdown-timeout ${value} (ingress-nginx's default)`
+  const ref = flagValue(argv, ['configmap'])
+  if (ref !== undefined) {
+    const slash = ref.lastIndexOf('/')
+    const written = slash === -1 ? undefined : ref.slice(0, slash)
+    const name = ref.slice(slash + 1)
+    const namespace = written === undefined || written.startsWith('$(') ? w.namespace : written
+    const map = (model.configMapsByName.get(name) ?? []).find(
+      (m) => (m.namespace ?? 'default') === (namespace ?? 'default'),
+    )
+    // Its settings are not in the input: the timeout is not known.
+    if (map === undefined) return undefined
+    const set = map.data['worker-shutdown-timeout']
+    if (set !== undefined) {
+      value = set
+      what = `worker-shutdown-timeout ${set} (ConfigMap ${name})`
+    }
+  }
+  const seconds = durationSeconds(value)
+  if (seconds === undefined) return undefined
+  const preStop = list(get(c.spec, ['lifecycle', 'preStop', 'exec', 'command']))
+  return {
+    seconds: grace + seconds,
+    what: grace > 0 ? `--shutdown-grace-period ${graceFlag} + ${what}` : what,
+    path,
+    byPreStop: /(^|\/)wait-shutdown$/.test(text(preStop[0]) ?? ''),
+  }
 }
 
 /**
@@ -97,18 +191,12 @@ function podinfoDelay(_model: Model, _w: Workload, c: Container) {
 
 /** Gatekeeper waits `--shutdown-delay` (10 s by default) after SIGTERM before it stops serving. */
 function gatekeeperDelay(_model: Model, _w: Workload, c: Container) {
-  const argv = containerArgv(c.spec) ?? []
-  let value: string | undefined
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--shutdown-delay') value = argv[i + 1]
-    else if (argv[i]!.startsWith('--shutdown-delay=')) value = argv[i]!.slice(17)
-  }
+  const value = flagValue(containerArgv(c.spec) ?? [], ['shutdown-delay'])
   if (value === undefined)
     return { seconds: 10, where: "Gatekeeper's --shutdown-delay (10 s default)" }
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value)
-  if (match === null) return undefined
-  const unit = { ms: 0.001, s: 1, m: 60 }[(match[2] ?? 's') as 'ms' | 's' | 'm']
-  return { seconds: Number(match[1]) * unit, where: `Gatekeeper's --shutdown-delay=${value}` }
+  const seconds = durationSeconds(value)
+  if (seconds === undefined) return undefined
+  return { seconds, where: `Gatekeeper's --shutdown-delay=${value}` }
 }
 
 const one = (why: string, more: string, helps: string) => () => ({ why, more, helps })
@@ -120,6 +208,12 @@ const IMAGES: readonly Entry[] = [
     name: 'nginx',
     repository: /(^|\/)(nginx|nginx-unprivileged|openresty)$/,
     gracefulSignals: ['SIGQUIT'],
+    shutdownTimeout: nginxShutdownTimeout,
+  },
+  {
+    name: 'ingress-nginx',
+    repository: /(^|\/)ingress-nginx\/controller(-chroot)?$/,
+    shutdownTimeout: ingressNginxShutdown,
   },
   // Apache httpd: SIGWINCH is graceful-stop (the official image's STOPSIGNAL).
   { name: 'httpd', repository: /(^|\/)httpd$/, gracefulSignals: ['SIGWINCH'] },

@@ -1,7 +1,7 @@
 // Workloads that must run as one instance: more replicas would split their data, fight over
 // one volume, or do the same work twice. For them "replicas: 2" is the wrong advice: a
 // restart is an outage, and the owner plans for it (or replicates the program itself).
-import { containerArgv } from './commands.js'
+import { containerArgv, flagValue } from './commands.js'
 import { imageInfo } from './images.js'
 import { type Container, get, list, type Model, record, text, type Workload } from './model.js'
 
@@ -58,22 +58,6 @@ export function envValue(c: Container, name: string): string | undefined {
       return String(e['value'])
   }
   return undefined
-}
-
-/** `--name=value` or `--name value` in argv (also `-name`); the last one wins. */
-export function flagValue(argv: readonly string[], names: readonly string[]): string | undefined {
-  let found: string | undefined
-  for (let i = 0; i < argv.length; i++) {
-    const word = argv[i]!
-    for (const name of names) {
-      for (const dashes of ['--', '-']) {
-        const flag = `${dashes}${name}`
-        if (word === flag) found = argv[i + 1]
-        else if (word.startsWith(`${flag}=`)) found = word.slice(flag.length + 1)
-      }
-    }
-  }
-  return found
 }
 
 const LEADER_ELECTION_FLAGS = [

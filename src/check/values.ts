@@ -28,3 +28,15 @@ export function text(value: unknown): string | undefined {
 export function integer(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined
 }
+
+/** `30`, `30s`, `1m05s`, `500ms` (Go durations and bare seconds) in seconds; undefined if not. */
+export function durationSeconds(raw: string): number | undefined {
+  const text = raw.trim()
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text)
+  if (!/^(\d+(\.\d+)?(ms|h|m|s))+$/.test(text)) return undefined
+  let total = 0
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)) {
+    total += Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] as 'ms' | 's' | 'm' | 'h']
+  }
+  return total
+}

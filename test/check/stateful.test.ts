@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { describe, test } from 'node:test'
 import {
@@ -330,5 +331,105 @@ spec:
     )
     const r = check([{ name: 'edge.yaml', text }])
     assert.deepEqual(find(r, 'app-timeout-exceeds-grace', 'Deployment/edge'), [])
+  })
+
+  describe("nginx's worker_shutdown_timeout", () => {
+    // ingress-nginx's own deploy.yaml: grace 300 s, preStop /wait-shutdown (which stops the
+    // controller and waits for it), its ConfigMap without worker-shutdown-timeout (240 s).
+    const deploy = readFileSync(real('ingress-nginx/deploy.yaml'), 'utf8')
+    const controller = 'Deployment/ingress-nginx-controller'
+    const timeout = (text: string) =>
+      find(check([{ name: 'deploy.yaml', text }]), 'app-timeout-exceeds-grace', controller)
+    const withConfig = (data: string) =>
+      deploy.replace(/^data: null\n(kind: ConfigMap)/m, `data: ${data}\n$1`)
+
+    test('ingress-nginx as shipped: 240 s default under its 300 s grace; no finding', () => {
+      assert.deepEqual(timeout(deploy), [])
+    })
+
+    test('ingress-nginx with the grace period cut to 60 s: the 240 s default outlasts it; /wait-shutdown is not counted twice', () => {
+      const f = timeout(
+        deploy.replace('terminationGracePeriodSeconds: 300', 'terminationGracePeriodSeconds: 60'),
+      )
+      assert.equal(f.length, 1)
+      assert.equal(f[0]!.path, 'spec.template.spec.terminationGracePeriodSeconds')
+      assert.match(
+        f[0]!.message,
+        /^worker-shutdown-timeout 240s \(ingress-nginx's default\) = 240 s > grace 60 s$/,
+      )
+    })
+
+    test('ingress-nginx with worker-shutdown-timeout 600s in its ConfigMap and --shutdown-grace-period', () => {
+      const text = withConfig('{worker-shutdown-timeout: "600s"}').replace(
+        '- --ingress-class=nginx',
+        '- --ingress-class=nginx\n        - --shutdown-grace-period=15',
+      )
+      const f = timeout(text)
+      assert.equal(f.length, 1)
+      assert.match(
+        f[0]!.message,
+        /^--shutdown-grace-period 15 \+ worker-shutdown-timeout 600s \(ConfigMap ingress-nginx-controller\) = 615 s > grace 300 s$/,
+      )
+      assert.deepEqual(timeout(withConfig('{worker-shutdown-timeout: "280s"}')), [])
+    })
+
+    test('ingress-nginx whose ConfigMap is not in the input: the timeout is not known; no finding', () => {
+      const without = deploy
+        .split(/^---$/m)
+        .filter((doc) => !/^kind: ConfigMap$/m.test(doc))
+        .join('---')
+      assert.notEqual(without, deploy)
+      assert.deepEqual(
+        timeout(
+          without.replace(
+            'terminationGracePeriodSeconds: 300',
+            'terminationGracePeriodSeconds: 60',
+          ),
+        ),
+        [],
+      )
+    })
+
+    test('nginx with worker_shutdown_timeout in the nginx.conf it mounts from a ConfigMap', () => {
+      const web = (grace: string) => `apiVersion: v1
+kind: ConfigMap
+metadata: {name: web-conf}
+data:
+  nginx.conf: |
+    worker_processes auto;
+    worker_shutdown_timeout 1m;
+    events {}
+    http { server { listen 8000; location / { proxy_pass http://backend:8080; } } }
+---
+${served(
+  'web',
+  `        - name: nginx
+          image: nginx:1.27
+          ports: [{containerPort: 8000}]
+          readinessProbe: {httpGet: {path: /, port: 8000}}
+          lifecycle: {preStop: {sleep: {seconds: 5}}}
+          volumeMounts: [{name: conf, mountPath: /etc/nginx/nginx.conf, subPath: nginx.conf}]
+      volumes: [{name: conf, configMap: {name: web-conf}}]${grace}`,
+)}`
+      const f = find(
+        check([{ name: 'web.yaml', text: web('') }]),
+        'app-timeout-exceeds-grace',
+        'Deployment/web',
+      )
+      assert.equal(f.length, 1)
+      assert.match(
+        f[0]!.message,
+        /^preStop 5 s \+ worker_shutdown_timeout 1m \(ConfigMap web-conf nginx\.conf\) = 65 s > grace 30 s \(the default\)$/,
+      )
+      const longer = web('\n      terminationGracePeriodSeconds: 70')
+      assert.deepEqual(
+        find(
+          check([{ name: 'web.yaml', text: longer }]),
+          'app-timeout-exceeds-grace',
+          'Deployment/web',
+        ),
+        [],
+      )
+    })
   })
 })

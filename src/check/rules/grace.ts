@@ -1,8 +1,9 @@
 // The grace period against the time the container needs to stop (KUBERNETES.md pitfalls 2-4).
-import { containerArgv, idleCommand } from '../commands.js'
-import { type Container, get, integer, list, type Workload } from '../model.js'
-import { flagValue } from '../singleton.js'
+import { containerArgv, flagValue, idleCommand } from '../commands.js'
+import { imageInfo, type ShutdownTimeout } from '../images.js'
+import { type Container, get, integer, list, type Model, type Workload } from '../model.js'
 import { budgetSum, seconds, type Timeline } from '../timeline.js'
+import { durationSeconds } from '../values.js'
 import type { Rule } from './types.js'
 
 /** After a preStop hook that used the whole grace period, the kubelet still allows this. */
@@ -148,34 +149,16 @@ export const gracePeriodTooShort: Rule = {
   },
 }
 
-/** `30`, `30s`, `1m05s`, `500ms` (Go durations and bare seconds) in seconds; undefined if not. */
-export function durationSeconds(raw: string): number | undefined {
-  const text = raw.trim()
-  if (/^\d+(\.\d+)?$/.test(text)) return Number(text)
-  if (!/^(\d+(\.\d+)?(ms|h|m|s))+$/.test(text)) return undefined
-  let total = 0
-  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)) {
-    total += Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] as 'ms' | 's' | 'm' | 'h']
-  }
-  return total
-}
-
-interface AppTimeout {
-  seconds: number
-  /** What sets it, for messages: `gunicorn --graceful-timeout 60`. */
-  what: string
-  path: (string | number)[]
-}
-
 /**
  * How long the program itself waits for in-flight requests after SIGTERM, when its flags
  * or env say so: gunicorn's --graceful-timeout, uvicorn's --timeout-graceful-shutdown,
- * OpenFaaS's write_timeout. Not Envoy's --drain-time-s: Envoy closes its listeners at once
+ * OpenFaaS's write_timeout; or its configuration in the input, for the images that say
+ * (nginx's worker_shutdown_timeout, ingress-nginx's worker-shutdown-timeout). Not Envoy's --drain-time-s: Envoy closes its listeners at once
  * on SIGTERM; it drains only when told to through its admin API (a preStop hook calling
  * drain_listeners?graceful, which the preStop rules time), on hot restart and on LDS
  * changes.
  */
-function appTimeout(c: Container): AppTimeout | undefined {
+function appTimeout(model: Model, workload: Workload, c: Container): ShutdownTimeout | undefined {
   const argv = containerArgv(c.spec) ?? []
   const words = argv.flatMap((w) => (w.includes(' ') ? w.split(/\s+/) : [w]))
   const argPath = [...c.path, c.spec['args'] !== undefined ? 'args' : 'command']
@@ -189,6 +172,8 @@ function appTimeout(c: Container): AppTimeout | undefined {
     const seconds = value === undefined ? undefined : durationSeconds(value)
     if (seconds !== undefined) return { seconds, what: `${name} --${flag} ${value}`, path: argPath }
   }
+  const configured = imageInfo(c.image)?.shutdownTimeout?.(model, workload, c)
+  if (configured !== undefined) return configured
   if (/(^|\/)openfaas\/(gateway|of-watchdog)(:|@|$)/.test(c.image ?? '')) {
     const env = list(c.spec['env'])
     for (let i = env.length - 1; i >= 0; i--) {
@@ -211,17 +196,19 @@ export const appTimeoutExceedsGrace: Rule = {
   severity: 'error',
   scope: 'serving-other',
   summary:
-    "the app's own shutdown timeout (gunicorn, uvicorn, OpenFaaS flags) is longer than the grace period leaves it",
+    "the app's own shutdown timeout (gunicorn, uvicorn and OpenFaaS flags, nginx's worker_shutdown_timeout) is longer than the grace period leaves it",
   rationale:
     'the program waits that long for in-flight requests after SIGTERM, but the kubelet SIGKILLs it when the grace period (which counts the preStop hook too) runs out: the slow requests it was waiting for are cut',
-  check({ timelines, report }) {
+  check({ model, timelines, report }) {
     for (const t of timelines) {
-      if (t.lameduck !== undefined || t.grace.invalid || isZero(t) || !t.preStop.known) continue
-      const found = appTimeout(t.container)
-      if (found === undefined) continue
-      const needed = t.preStop.seconds + found.seconds
+      if (t.lameduck !== undefined || t.grace.invalid || isZero(t)) continue
+      const found = appTimeout(model, t.workload, t.container)
+      if (found === undefined || (!found.byPreStop && !t.preStop.known)) continue
+      // A preStop hook that stops the program itself takes the program's time, no more.
+      const before = found.byPreStop ? 0 : t.preStop.seconds
+      const needed = before + found.seconds
       if (needed <= t.grace.seconds) continue
-      const pre = t.preStop.seconds > 0 ? `preStop ${seconds(t.preStop.seconds)} + ` : ''
+      const pre = before > 0 ? `preStop ${seconds(before)} + ` : ''
       report({
         object: t.workload,
         container: t.container,
