@@ -68,24 +68,33 @@ test(
       /^iptables: pods in network namespaces on 198\.18\.\d+\.0\/24/,
     )
     // Its pods had their own addresses, and the failures are traced to them through conntrack.
-    assert.ok(lost.pods.every((pod) => pod.host?.startsWith('198.18.')))
-    assert.ok(lost.failures.some((failure) => failure.pod !== undefined))
+    assert.ok(
+      lost.pods.every((pod) => pod.host?.startsWith('198.18.')),
+      failing.stdout,
+    )
+    assert.ok(
+      lost.failures.some((failure) => failure.pod !== undefined),
+      failing.stdout,
+    )
 
     const passing = await runLab([...SHORT, ...DRAINED], graceful, RUN_MS)
     assert.equal(passing.exit.code, 0, `${passing.stdout}\n${passing.stderr}`)
     const result = passing.result!
-    assert.equal(result.failed, 0)
+    assert.equal(result.failed, 0, passing.stdout)
     assert.equal(
       result.verdict.status,
       'pass',
-      'every deleted pod carried traffic across its shutdown',
+      `every deleted pod carried traffic across its shutdown:\n${passing.stdout}`,
     )
     const deleted = result.pods.filter((pod) => pod.deletedAt !== undefined)
-    assert.equal(deleted.length, 2)
-    assert.ok(deleted.every((pod) => pod.shutdown?.exercised))
+    assert.equal(deleted.length, 2, passing.stdout)
+    assert.ok(
+      deleted.every((pod) => pod.shutdown?.exercised),
+      passing.stdout,
+    )
     assert.ok(
       result.pods.every((pod) => pod.connections > 0),
-      'conntrack saw each pod get connections',
+      `conntrack saw each pod get connections:\n${passing.stdout}`,
     )
 
     for (const run of [failing, passing]) {
