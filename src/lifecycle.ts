@@ -421,19 +421,27 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
     this.#emitState(state, previous)
   }
 
-  /** Calls each 'state' listener in turn; one that throws is logged and the next still
-   * runs, as hooks are isolated: a listener's bug must not stop the shutdown mid-phase. */
+  /** Calls each 'state' listener in turn; one that throws, or an async one whose promise
+   * rejects, is logged and the next still runs, as hooks are isolated: a listener's bug
+   * must not stop the shutdown mid-phase (a rejection left unhandled would end the process
+   * with the in-flight requests reset). */
   #emitState(state: State, previous: State): void {
+    const report = (error: unknown) => {
+      const message = error instanceof Error ? error.message : String(error)
+      this.#log(
+        'error',
+        { event: 'state-listener', state, error: message },
+        `lameduck: a 'state' listener threw on '${state}': ${message}`,
+      )
+    }
     for (const listener of this.rawListeners('state') as ((...args: State[]) => unknown)[]) {
       try {
-        listener.call(this, state, previous)
+        const result = listener.call(this, state, previous)
+        if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') {
+          ;(result as PromiseLike<unknown>).then(undefined, report)
+        }
       } catch (error) {
-        const message = error instanceof Error ? error.message : String(error)
-        this.#log(
-          'error',
-          { event: 'state-listener', state, error: message },
-          `lameduck: a 'state' listener threw on '${state}': ${message}`,
-        )
+        report(error)
       }
     }
   }

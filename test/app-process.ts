@@ -37,8 +37,9 @@ export interface AppConfig {
   appCloses?: boolean
   /** Options for http.createServer. */
   serverOptions?: Record<string, unknown>
-  /** A 'state' listener that throws on every transition. */
-  throwingState?: boolean
+  /** A 'state' listener that throws on every transition (`'async'`: an async listener
+   * whose promise rejects on every transition). */
+  throwingState?: boolean | 'async'
   env?: Record<string, string>
   /** Another fixture that prints the same lines (default test/fixtures/app.ts). */
   fixture?: string
@@ -60,7 +61,9 @@ export async function startApp(config: AppConfig = {}): Promise<AppProcess> {
   if (config.late) env.FIXTURE_LATE = '1'
   if (config.appCloses) env.FIXTURE_APP_CLOSES = '1'
   if (config.serverOptions) env.FIXTURE_SERVER_OPTIONS = JSON.stringify(config.serverOptions)
-  if (config.throwingState) env.FIXTURE_THROWING_STATE = '1'
+  if (config.throwingState) {
+    env.FIXTURE_THROWING_STATE = config.throwingState === 'async' ? 'async' : '1'
+  }
   const app = spawnNode(fromRoot(`dist/test/fixtures/${config.fixture ?? 'app'}.js`), [], { env })
   const out = await app.waitFor(/listening \d+/, 'the fixture app to listen')
   const [, port, httpsPort] = /listening (\d+)(?: (\d+))?/.exec(out) ?? []
