@@ -63,6 +63,14 @@ export interface ShutdownOutcome {
   exitCode: 0 | 1
 }
 
+/** The lifecycles of this process (lameduck() may be called more than once: an application
+ * server and an admin server set up in different modules) whose shutdown is running and
+ * that end the process. The process exits when the last of them stops, with the highest of
+ * their exit codes: the first to finish must not end the process while another still
+ * drains its connections. */
+const exiting = new Set<Lameduck>()
+let exitingCode: 0 | 1 = 0
+
 /** Crashes logged after the one that started the shutdown: a timer that throws every few
  * milliseconds would otherwise flood the log. */
 const MAX_LOGGED_LATER_CRASHES = 10
@@ -512,6 +520,7 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
    */
   async #run(reason: ShutdownReason): Promise<ShutdownOutcome> {
     const started = performance.now()
+    if (this.#options.exit) exiting.add(this)
     this.#phaseMarks.push(started)
     const drains = this.#started
     if (!drains) {
@@ -700,8 +709,12 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       `lameduck: stopped in ${outcome.durations.totalMs} ms, exit code ${exitCode}`,
     )
     if (this.#options.exit) {
-      if (this.#follower !== undefined) this.#follower.exit(exitCode)
-      else process.exit(exitCode)
+      exiting.delete(this)
+      if (exitCode > exitingCode) exitingCode = exitCode
+      // Another lifecycle of this process still shuts down: the last one to stop exits.
+      if (exiting.size > 0) return outcome
+      if (this.#follower !== undefined) this.#follower.exit(exitingCode)
+      else process.exit(exitingCode)
     }
     return outcome
   }

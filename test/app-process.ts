@@ -33,6 +33,8 @@ export interface AppConfig {
   upgrade?: boolean
   /** Listen first; lameduck() is called on `GET /attach`. */
   late?: boolean
+  /** With `https`: the https server gets a lameduck() call of its own. */
+  separate?: boolean
   /** The app's own SIGTERM handler closes the server. */
   appCloses?: boolean
   /** Options for http.createServer. */
@@ -60,6 +62,7 @@ export async function startApp(config: AppConfig = {}): Promise<AppProcess> {
   if (config.upgrade) env.FIXTURE_UPGRADE = '1'
   if (config.late) env.FIXTURE_LATE = '1'
   if (config.appCloses) env.FIXTURE_APP_CLOSES = '1'
+  if (config.separate) env.FIXTURE_SEPARATE = '1'
   if (config.serverOptions) env.FIXTURE_SERVER_OPTIONS = JSON.stringify(config.serverOptions)
   if (config.throwingState) {
     env.FIXTURE_THROWING_STATE = config.throwingState === 'async' ? 'async' : '1'
