@@ -35,8 +35,9 @@ export interface AppConfig {
   late?: boolean
   /** With `https`: the https server gets a lameduck() call of its own. */
   separate?: boolean
-  /** The app's own SIGTERM handler closes the server. */
-  appCloses?: boolean
+  /** The app's own SIGTERM handler closes the server (`'first'`: registered before
+   * lameduck() is called). */
+  appCloses?: boolean | 'first'
   /** Options for http.createServer. */
   serverOptions?: Record<string, unknown>
   /** A 'state' listener that throws on every transition (`'async'`: an async listener
@@ -61,7 +62,7 @@ export async function startApp(config: AppConfig = {}): Promise<AppProcess> {
   if (config.expect) env.FIXTURE_EXPECT = '1'
   if (config.upgrade) env.FIXTURE_UPGRADE = '1'
   if (config.late) env.FIXTURE_LATE = '1'
-  if (config.appCloses) env.FIXTURE_APP_CLOSES = '1'
+  if (config.appCloses) env.FIXTURE_APP_CLOSES = config.appCloses === 'first' ? 'first' : '1'
   if (config.separate) env.FIXTURE_SEPARATE = '1'
   if (config.serverOptions) env.FIXTURE_SERVER_OPTIONS = JSON.stringify(config.serverOptions)
   if (config.throwingState) {
