@@ -63,6 +63,14 @@ export interface ShutdownOutcome {
   exitCode: 0 | 1
 }
 
+/** The lifecycles of this process (lameduck() may be called more than once: an application
+ * server and an admin server set up in different modules) whose shutdown is running and
+ * that end the process. The process exits when the last of them stops, with the highest of
+ * their exit codes: the first to finish must not end the process while another still
+ * drains its connections. */
+const exiting = new Set<Lameduck>()
+let exitingCode: 0 | 1 = 0
+
 /** Crashes logged after the one that started the shutdown: a timer that throws every few
  * milliseconds would otherwise flood the log. */
 const MAX_LOGGED_LATER_CRASHES = 10
@@ -421,19 +429,27 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
     this.#emitState(state, previous)
   }
 
-  /** Calls each 'state' listener in turn; one that throws is logged and the next still
-   * runs, as hooks are isolated: a listener's bug must not stop the shutdown mid-phase. */
+  /** Calls each 'state' listener in turn; one that throws, or an async one whose promise
+   * rejects, is logged and the next still runs, as hooks are isolated: a listener's bug
+   * must not stop the shutdown mid-phase (a rejection left unhandled would end the process
+   * with the in-flight requests reset). */
   #emitState(state: State, previous: State): void {
+    const report = (error: unknown) => {
+      const message = error instanceof Error ? error.message : String(error)
+      this.#log(
+        'error',
+        { event: 'state-listener', state, error: message },
+        `lameduck: a 'state' listener threw on '${state}': ${message}`,
+      )
+    }
     for (const listener of this.rawListeners('state') as ((...args: State[]) => unknown)[]) {
       try {
-        listener.call(this, state, previous)
+        const result = listener.call(this, state, previous)
+        if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') {
+          ;(result as PromiseLike<unknown>).then(undefined, report)
+        }
       } catch (error) {
-        const message = error instanceof Error ? error.message : String(error)
-        this.#log(
-          'error',
-          { event: 'state-listener', state, error: message },
-          `lameduck: a 'state' listener threw on '${state}': ${message}`,
-        )
+        report(error)
       }
     }
   }
@@ -504,6 +520,7 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
    */
   async #run(reason: ShutdownReason): Promise<ShutdownOutcome> {
     const started = performance.now()
+    if (this.#options.exit) exiting.add(this)
     this.#phaseMarks.push(started)
     const drains = this.#started
     if (!drains) {
@@ -692,8 +709,12 @@ export class Lameduck extends EventEmitter<LameduckEvents> {
       `lameduck: stopped in ${outcome.durations.totalMs} ms, exit code ${exitCode}`,
     )
     if (this.#options.exit) {
-      if (this.#follower !== undefined) this.#follower.exit(exitCode)
-      else process.exit(exitCode)
+      exiting.delete(this)
+      if (exitCode > exitingCode) exitingCode = exitCode
+      // Another lifecycle of this process still shuts down: the last one to stop exits.
+      if (exiting.size > 0) return outcome
+      if (this.#follower !== undefined) this.#follower.exit(exitingCode)
+      else process.exit(exitingCode)
     }
     return outcome
   }

@@ -11,7 +11,9 @@ export function onSignals(
 ): () => void {
   const listeners = signals.map((signal) => {
     const listener = () => handler(signal)
-    process.on(signal, listener)
+    // First, whenever the application registered its own: an application's SIGTERM handler
+    // (one that calls server.close(), say) then runs with the drain already begun.
+    process.prependListener(signal, listener)
     return [signal, listener] as const
   })
   return () => {

@@ -7,9 +7,21 @@ import { type AppProcess, startApp } from './app-process.js'
 import { within } from './helpers.js'
 import { parseResponses } from './http-client.js'
 
-function startH1OverH2(options: Record<string, unknown>): Promise<AppProcess> {
-  return startApp({ fixture: 'h2-app', options, env: { FIXTURE_H2: 'tls-h1' } })
+function startH1OverH2(
+  options: Record<string, unknown>,
+  serverOptions: Record<string, unknown> = {},
+): Promise<AppProcess> {
+  return startApp({
+    fixture: 'h2-app',
+    options,
+    env: { FIXTURE_H2: 'tls-h1', FIXTURE_SERVER_OPTIONS: JSON.stringify(serverOptions) },
+  })
 }
+
+/** node enforces headersTimeout and requestTimeout on an allowHTTP1 server's HTTP/1.1
+ * connections only from Node 24 on (on 20 and 22 a client trickling its headers is never
+ * answered 408, shutdown or not). */
+const h1TimeoutsEnforced = Number(process.versions.node.split('.')[0]) >= 24
 
 function stopped(app: AppProcess): Record<string, unknown> | undefined {
   return app.logs().find((line) => line.event === 'state' && line.state === 'stopped')
@@ -90,6 +102,42 @@ describe('HTTP/1.1 on an allowHTTP1 HTTP/2 server follows the HTTP/1.1 rule set'
     assert.equal(exit.code, 0)
     assert.equal(stopped(app)?.forced, undefined)
   })
+
+  test(
+    h1TimeoutsEnforced
+      ? "headersTimeout keeps applying in the close phase: a client trickling its headers gets node's 408, exit 0"
+      : 'node does not enforce headersTimeout on an allowHTTP1 server before Node 24: a client trickling its headers holds the close phase until shutdownTimeout, forced, exit 1',
+    async (t) => {
+      const app = await startH1OverH2(
+        { drainDelay: 300, shutdownTimeout: h1TimeoutsEnforced ? 20_000 : 1_500 },
+        { headersTimeout: 1_000, requestTimeout: 5_000, connectionsCheckingInterval: 100 },
+      )
+      t.after(() => app.child.kill('SIGKILL'))
+      const connection = new RawTls(app.port)
+      connection.send(connection.get('/?first=1'))
+      await connection.waitFor('GET / 0')
+      connection.data = ''
+      connection.send('GET /?trickle=1 HTTP/1.1\r\nHost: localhost\r\n')
+      const trickle = setInterval(() => {
+        if (!connection.socket.destroyed) connection.send('X-Trickle: 1\r\n')
+      }, 200)
+      t.after(() => clearInterval(trickle))
+      app.signal('SIGTERM')
+      await app.state('stopping')
+      await within('the close', connection.closed, 10_000)
+      clearInterval(trickle)
+      const exit = await app.exit(10_000)
+      if (h1TimeoutsEnforced) {
+        assert.match(connection.data, /^HTTP\/1\.1 408 /)
+        assert.equal(exit.code, 0)
+        assert.equal(stopped(app)?.forced, undefined)
+      } else {
+        assert.equal(connection.data, '')
+        assert.equal(exit.code, 1)
+        assert.equal(stopped(app)?.forced, 'timeout')
+      }
+    },
+  )
 
   test('pipelined requests during the lame duck are all answered, in order, the last with Connection: close', async (t) => {
     const app = await startH1OverH2({ drainDelay: 60_000 })

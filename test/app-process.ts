@@ -33,12 +33,16 @@ export interface AppConfig {
   upgrade?: boolean
   /** Listen first; lameduck() is called on `GET /attach`. */
   late?: boolean
-  /** The app's own SIGTERM handler closes the server. */
-  appCloses?: boolean
+  /** With `https`: the https server gets a lameduck() call of its own. */
+  separate?: boolean
+  /** The app's own SIGTERM handler closes the server (`'first'`: registered before
+   * lameduck() is called). */
+  appCloses?: boolean | 'first'
   /** Options for http.createServer. */
   serverOptions?: Record<string, unknown>
-  /** A 'state' listener that throws on every transition. */
-  throwingState?: boolean
+  /** A 'state' listener that throws on every transition (`'async'`: an async listener
+   * whose promise rejects on every transition). */
+  throwingState?: boolean | 'async'
   env?: Record<string, string>
   /** Another fixture that prints the same lines (default test/fixtures/app.ts). */
   fixture?: string
@@ -58,9 +62,12 @@ export async function startApp(config: AppConfig = {}): Promise<AppProcess> {
   if (config.expect) env.FIXTURE_EXPECT = '1'
   if (config.upgrade) env.FIXTURE_UPGRADE = '1'
   if (config.late) env.FIXTURE_LATE = '1'
-  if (config.appCloses) env.FIXTURE_APP_CLOSES = '1'
+  if (config.appCloses) env.FIXTURE_APP_CLOSES = config.appCloses === 'first' ? 'first' : '1'
+  if (config.separate) env.FIXTURE_SEPARATE = '1'
   if (config.serverOptions) env.FIXTURE_SERVER_OPTIONS = JSON.stringify(config.serverOptions)
-  if (config.throwingState) env.FIXTURE_THROWING_STATE = '1'
+  if (config.throwingState) {
+    env.FIXTURE_THROWING_STATE = config.throwingState === 'async' ? 'async' : '1'
+  }
   const app = spawnNode(fromRoot(`dist/test/fixtures/${config.fixture ?? 'app'}.js`), [], { env })
   const out = await app.waitFor(/listening \d+/, 'the fixture app to listen')
   const [, port, httpsPort] = /listening (\d+)(?: (\d+))?/.exec(out) ?? []

@@ -170,6 +170,32 @@ describe('HTTP/1.1 connections at the close', () => {
     assert.equal(stopped(app)?.listenerClosedByApp, true)
   })
 
+  for (const order of ['after', 'first'] as const) {
+    test(`an app whose own SIGTERM handler (registered ${order === 'first' ? 'before' : 'after'} lameduck()) calls server.close(): a keep-alive connection idle at the signal is not closed at once, and a request sent on it in the lame duck is answered with Connection: close, exit 0`, async (t) => {
+      const app = await startApp({
+        appCloses: order === 'first' ? 'first' : true,
+        options: { drainDelay: 1_000, shutdownTimeout: 8_000 },
+      })
+      t.after(() => app.child.kill('SIGKILL'))
+      const connection = new RawConnection(app.port)
+      connection.request('/?before=signal')
+      await connection.waitFor('GET / 0')
+      connection.data = ''
+      app.signal('SIGTERM')
+      await app.waitFor('app closes its server')
+      await app.state('draining')
+      assert.equal(connection.socket.destroyed, false)
+      connection.request('/?in=lame-duck')
+      await within('the connection to close after its answer', connection.closed, 10_000)
+      const [answer] = parseResponses(connection.data)
+      assert.equal(answer?.status, 200, `answered: ${JSON.stringify(connection.data)}`)
+      assert.equal(answer?.headers.connection, 'close')
+      const exit = await app.exit(10_000)
+      assert.equal(exit.code, 0)
+      assert.equal(stopped(app)?.listenerClosedByApp, true)
+    })
+  }
+
   for (const appCloses of [false, true]) {
     test(`headersTimeout keeps applying in the close phase: a client trickling its headers gets the app's 408, exit 0${appCloses ? ' (the app closed the listener itself)' : ''}`, async (t) => {
       const app = await startApp({

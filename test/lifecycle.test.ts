@@ -270,21 +270,43 @@ test('an http and an https server drain as one: one signal, one readiness answer
   assert.equal(stateLogs(app, 'draining').length, 1)
 })
 
-test("a 'state' listener that throws is reported and the shutdown goes on: the in-flight request completes, exit 0", async (t) => {
-  const app = await startApp({ throwingState: true, options: { drainDelay: 300 } })
+test('two lameduck() calls in one process (two servers set up apart): the first to finish does not end the process while the other drains; exit 0 once both are done', async (t) => {
+  const app = await startApp({ https: true, separate: true, options: { drainDelay: 150 } })
   t.after(() => app.child.kill('SIGKILL'))
-  const inFlight = new RawConnection(app.port)
-  inFlight.request('/?delay=800')
-  await app.waitFor('request /?delay=800')
+  const httpsPort = app.httpsPort as number
+  // The https server has a request in flight; the http server, none: its lifecycle stops
+  // first.
+  const slow = get(httpsPort, '/?delay=1500', { tls: true })
+  await app.waitFor('request /?delay=1500')
   app.signal('SIGTERM')
-  await inFlight.waitFor('GET / 800')
-  assert.match(inFlight.data, /^HTTP\/1\.1 200 /)
+  const response = await slow
+  assert.equal(response.status, 200)
+  assert.equal(response.body, 'GET / 1500')
   const exit = await app.exit(10_000)
   assert.equal(exit.code, 0)
-  const reported = app.logs().filter((line) => line.event === 'state-listener')
-  assert.deepEqual(
-    reported.map((line) => line.state),
-    ['ready', 'draining', 'stopping', 'stopped'],
-  )
-  assert.equal(reported[1]?.error, 'listener broke on draining')
+  assert.equal(stateLogs(app, 'stopped').length, 2)
 })
+
+for (const kind of [true, 'async'] as const) {
+  test(`a 'state' listener that ${kind === 'async' ? 'is async and rejects' : 'throws'} is reported and the shutdown goes on: the in-flight request completes, exit 0`, async (t) => {
+    const app = await startApp({ throwingState: kind, options: { drainDelay: 300 } })
+    t.after(() => app.child.kill('SIGKILL'))
+    const inFlight = new RawConnection(app.port)
+    inFlight.request('/?delay=800')
+    await app.waitFor('request /?delay=800')
+    app.signal('SIGTERM')
+    await inFlight.waitFor('GET / 800')
+    assert.match(inFlight.data, /^HTTP\/1\.1 200 /)
+    const exit = await app.exit(10_000)
+    assert.equal(exit.code, 0)
+    const reported = app.logs().filter((line) => line.event === 'state-listener')
+    // The process exits right after 'stopped': an async listener's promise is left behind.
+    assert.deepEqual(
+      reported.map((line) => line.state),
+      kind === 'async'
+        ? ['ready', 'draining', 'stopping']
+        : ['ready', 'draining', 'stopping', 'stopped'],
+    )
+    assert.equal(reported[1]?.error, 'listener broke on draining')
+  })
+}

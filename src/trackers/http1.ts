@@ -35,6 +35,13 @@ export class Http1Tracker implements Tracker {
     // The listener is closed with net's close: node:http's own close also stops the timer
     // that enforces headersTimeout and requestTimeout, which must keep applying.
     this.#ledger = new SocketLedger(server, NetServer.prototype.close)
+    // node's own close() (an application's SIGTERM handler may call it) also closes every
+    // idle keep-alive connection at once, where a client that picks one at that instant
+    // sees its request fail, and stops the headersTimeout check. Once the drain has begun,
+    // the application's close() closes the listener alone: its connections are then closed
+    // exactly as when lameduck closes the listener, in the close phase.
+    this.#ledger.appClose = (close, target, args) =>
+      Reflect.apply(this.#rules.draining ? NetServer.prototype.close : close, target, args)
     const httpSockets = tls ? new Set<Socket>() : undefined
     this.#httpSockets = httpSockets
     this.#rules = new Http1Rules(server, {

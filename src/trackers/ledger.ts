@@ -60,6 +60,9 @@ export class SocketLedger {
   closedByAppAt: number | undefined
   /** Called once when the application closes the listener itself. */
   onClosedByApp: (() => void) | undefined
+  /** Runs instead of the server's own close when the application calls `server.close()`
+   * (`close` is that own close), if set: see Http1Tracker. */
+  appClose: ((close: ListenerClose, server: NetServer, args: unknown[]) => unknown) | undefined
 
   constructor(server: NetServer, closeListener: ListenerClose) {
     this.#server = server
@@ -83,7 +86,9 @@ export class SocketLedger {
         ledger.onClosedByApp?.()
       }
       // biome-ignore lint/complexity/noArguments: passes the callback on as given
-      return Reflect.apply(close, this, arguments)
+      const args = Array.prototype.slice.call(arguments) as unknown[]
+      const appClose = ledger.appClose
+      return appClose === undefined ? Reflect.apply(close, this, args) : appClose(close, this, args)
     } as typeof server.close
   }
 
