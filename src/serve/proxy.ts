@@ -194,6 +194,12 @@ export class HttpProxy {
   attach(server: Server): void {
     // One above the limit: a request past it is seen as such, and refused (framingProblem).
     server.maxHeadersCount = MAX_HEADER_FIELDS + 1
+    // A client may send its request and shut down its write side (`nc -N`, a script's
+    // `shutdown(SHUT_WR)`): HTTP/1.1 allows it. node:http by default aborts the request
+    // at that end of input, so an answer that takes an upstream round trip would never be
+    // sent; with this (a property node:http has had since 0.x, read in its socketOnEnd)
+    // the answers to what was received are written first, then the connection closes.
+    ;(server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res))
     // With a 'checkContinue' listener node does not answer 100 Continue by itself; the
     // request goes through 'request' (and so through lameduck's probe and drain handling)

@@ -103,3 +103,22 @@ test('a chunked body refused mid-way: the chunks before the error may reach the 
   assert.equal(after.requests.filter((r) => r.url.includes(marker)).length, 0)
   assert.doesNotMatch(after.raw, new RegExp(`smuggled-${marker}`))
 })
+
+test('a client that sends its requests and shuts down its write side still gets every answer, then the close', async () => {
+  // Two pipelined requests, the first answered only after an upstream round trip of 100 ms,
+  // then a half-close (FIN) before any answer has arrived.
+  const connection = new RawConnection(serve.port)
+  await connection.connected
+  connection.socket.end(
+    'GET /slow?ms=100 HTTP/1.1\r\nHost: localhost\r\n\r\nPOST /echo?m=half-close HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello',
+  )
+  await within('the proxy to answer and close', connection.closed)
+  const replies = parseResponses(connection.data)
+  assert.deepEqual(
+    replies.map((r) => r.status),
+    [200, 200],
+    JSON.stringify(connection.data),
+  )
+  assert.equal(JSON.parse(replies[0]?.body ?? '{}').slow, 100)
+  assert.equal(JSON.parse(replies[1]?.body ?? '{}').body, 'hello')
+})
