@@ -211,6 +211,24 @@ export class HttpProxy {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.upgrade(req, socket, head),
     )
+    // Without a 'connect' listener node destroys a CONNECT request's connection without a
+    // word. This is a reverse proxy with one upstream, not a forward proxy: it answers 501.
+    server.on('connect', (req: IncomingMessage, socket: Duplex) => this.connect(req, socket))
+  }
+
+  /** A CONNECT request (a tunnel to another host): refused with 501, then closed. */
+  connect(req: IncomingMessage, socket: Duplex): void {
+    this.stats.requests++
+    this.stats.rejected++
+    socket.on('error', () => socket.destroy())
+    this.#log(
+      'warn',
+      { event: 'bad-request', status: 501, method: req.method, target: req.url },
+      `lameduck serve: 501 for CONNECT ${req.url}: not a forward proxy`,
+    )
+    socket.end(
+      rawResponse(501, 'Not Implemented: CONNECT is not supported (this is a reverse proxy)'),
+    )
   }
 
   /** Closes the pooled upstream connections. */
@@ -622,6 +640,7 @@ function rawHead(res: IncomingMessage, raw: readonly string[]): string {
 const STATUS_TEXT = {
   400: 'Bad Request',
   431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
 } as const

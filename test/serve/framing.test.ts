@@ -122,3 +122,12 @@ test('a client that sends its requests and shuts down its write side still gets 
   assert.equal(JSON.parse(replies[0]?.body ?? '{}').slow, 100)
   assert.equal(JSON.parse(replies[1]?.body ?? '{}').body, 'hello')
 })
+
+test('CONNECT gets 501 and its connection closes; nothing reaches the upstream', async () => {
+  const answer = await rawExchange(
+    'CONNECT connect-target.test:443 HTTP/1.1\r\nHost: connect-target.test:443\r\n\r\n',
+  )
+  assert.match(answer, /^HTTP\/1\.1 501 /)
+  const upstream = await seen(serve.port)
+  assert.doesNotMatch(upstream.raw, /connect-target/)
+})
