@@ -142,6 +142,35 @@ function framingProblem(req: IncomingMessage): Problem | undefined {
   return hosts > 1 ? { status: 400, reason: 'more than one Host field' } : undefined
 }
 
+/**
+ * The path to send upstream, and the Host the target's authority replaces (absolute form,
+ * RFC 9112 §3.2.2); or why the target is refused. Origin form passes as it is; asterisk
+ * form only with OPTIONS (§3.2.4); absolute form only for http and https with a host and
+ * no user info (RFC 9110 §4.2.4): anything else would reach the upstream as a target it
+ * never meant to serve, or with an empty Host.
+ */
+function requestTarget(req: IncomingMessage): { path: string; host?: string } | string {
+  const url = req.url ?? '/'
+  if (url.charCodeAt(0) === 47 /* '/' */) return { path: url }
+  if (url === '*') {
+    return req.method === 'OPTIONS' ? { path: url } : `'*' as the target of ${req.method}`
+  }
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    return 'invalid request target'
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    return `request target with the scheme '${parsed.protocol}' (expected http: or https:)`
+  }
+  if (parsed.host === '') return 'request target without a host'
+  if (parsed.username !== '' || parsed.password !== '') {
+    return 'request target with user info'
+  }
+  return { path: `${parsed.pathname}${parsed.search}`, host: parsed.host }
+}
+
 /** Answers a request the proxy refuses itself, and closes the connection after it: its
  * unread body must never be parsed as a next request. */
 function refuse(res: ServerResponse, status: number, message: string): void {
@@ -288,19 +317,16 @@ export class HttpProxy {
     // An HTTP/1.0 client may leave Host out; the HTTP/1.1 hop to the upstream must carry it.
     if (req.headers.host === undefined) headers.push('Host', this.#address())
 
-    let path = req.url ?? '/'
-    if (path.charCodeAt(0) !== 47 /* '/' */ && path !== '*') {
-      // Absolute form: the authority in the target wins over Host (RFC 9112 §3.2.2).
-      try {
-        const url = new URL(path)
-        path = `${url.pathname}${url.search}`
-        for (let i = 0; i < headers.length; i += 2) {
-          if ((headers[i] as string).toLowerCase() === 'host') headers[i + 1] = url.host
-        }
-      } catch {
-        this.stats.rejected++
-        refuse(res, 400, 'Bad Request: invalid request target')
-        return
+    const target = requestTarget(req)
+    if (typeof target === 'string') {
+      this.stats.rejected++
+      refuse(res, 400, `Bad Request: ${target}`)
+      return
+    }
+    const path = target.path
+    if (target.host !== undefined) {
+      for (let i = 0; i < headers.length; i += 2) {
+        if ((headers[i] as string).toLowerCase() === 'host') headers[i + 1] = target.host
       }
     }
     const hasBody = te !== undefined || (req.headers['content-length'] ?? '0') !== '0'
@@ -532,6 +558,12 @@ export class HttpProxy {
       socket.end(rawResponse(problem.status, `${STATUS_TEXT[problem.status]}: ${problem.reason}`))
       return
     }
+    const target = requestTarget(req)
+    if (typeof target === 'string') {
+      this.stats.rejected++
+      socket.end(rawResponse(400, `Bad Request: ${target}`))
+      return
+    }
     const headers: string[] = []
     endToEnd(req.rawHeaders, connectionTokens(req.headers.connection), headers, REPLACED)
     const forwarded = req.headers['x-forwarded-for']
@@ -546,13 +578,18 @@ export class HttpProxy {
     )
     if (req.headers['x-forwarded-proto'] === undefined) headers.push('X-Forwarded-Proto', 'http')
     if (req.headers.host === undefined) headers.push('Host', this.#address())
+    if (target.host !== undefined) {
+      for (let i = 0; i < headers.length; i += 2) {
+        if ((headers[i] as string).toLowerCase() === 'host') headers[i + 1] = target.host
+      }
+    }
     let upReq: ClientRequest
     try {
       upReq = httpRequest({
         host: this.upstream.host,
         port: this.upstream.port,
         method: req.method,
-        path: req.url,
+        path: target.path,
         headers,
         agent: false,
         setHost: false,

@@ -131,3 +131,30 @@ test('CONNECT gets 501 and its connection closes; nothing reaches the upstream',
   const upstream = await seen(serve.port)
   assert.doesNotMatch(upstream.raw, /connect-target/)
 })
+
+test('request targets: absolute form sets Host, OPTIONS * passes; another scheme, user info or * with GET gets 400 and never reaches the upstream', async () => {
+  const absolute = parseResponses(
+    await rawExchange(
+      'GET http://app.example:81/echo?m=absolute HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n',
+    ),
+  )[0]
+  assert.equal(absolute?.status, 200)
+  const echo = JSON.parse(absolute?.body ?? '{}')
+  assert.equal(echo.url, '/echo?m=absolute')
+  assert.equal(echo.rawHeaders[names(echo.rawHeaders).indexOf('host') * 2 + 1], 'app.example:81')
+  const star = await rawExchange('OPTIONS * HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
+  assert.match(star, /^HTTP\/1\.1 200 /)
+
+  const refused = {
+    'another scheme': 'GET file:///echo?m=target-file HTTP/1.1\r\nHost: a\r\n\r\n',
+    'user info': 'GET http://user:pw@a/echo?m=target-userinfo HTTP/1.1\r\nHost: a\r\n\r\n',
+    '* with GET': 'GET * HTTP/1.1\r\nHost: a\r\nX-Marker: target-star\r\n\r\n',
+    'an upgrade with another scheme':
+      'GET file:///echo?m=target-upgrade HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n',
+  }
+  for (const [what, bytes] of Object.entries(refused)) {
+    assert.match(await rawExchange(bytes), /^HTTP\/1\.1 400 /, what)
+  }
+  const upstream = await seen(serve.port)
+  assert.doesNotMatch(upstream.raw, /target-(file|userinfo|star|upgrade)/)
+})
