@@ -564,6 +564,17 @@ export class HttpProxy {
       socket.end(rawResponse(400, `Bad Request: ${target}`))
       return
     }
+    // node hands an upgrade's body over unparsed, as the first bytes of the tunnel: sent
+    // on, the upstream would wait for a body that comes only after its 101, or never (a
+    // WebSocket handshake is a GET without one, RFC 6455 §4.1).
+    if (
+      req.headers['transfer-encoding'] !== undefined ||
+      (req.headers['content-length'] ?? '0') !== '0'
+    ) {
+      this.stats.rejected++
+      socket.end(rawResponse(400, 'Bad Request: an upgrade request with a body'))
+      return
+    }
     const headers: string[] = []
     endToEnd(req.rawHeaders, connectionTokens(req.headers.connection), headers, REPLACED)
     const forwarded = req.headers['x-forwarded-for']

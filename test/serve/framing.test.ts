@@ -142,7 +142,9 @@ test('request targets: absolute form sets Host, OPTIONS * passes; another scheme
   const echo = JSON.parse(absolute?.body ?? '{}')
   assert.equal(echo.url, '/echo?m=absolute')
   assert.equal(echo.rawHeaders[names(echo.rawHeaders).indexOf('host') * 2 + 1], 'app.example:81')
-  const star = await rawExchange('OPTIONS * HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
+  const star = await rawExchange(
+    'OPTIONS * HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
+  )
   assert.match(star, /^HTTP\/1\.1 200 /)
 
   const refused = {
@@ -157,4 +159,19 @@ test('request targets: absolute form sets Host, OPTIONS * passes; another scheme
   }
   const upstream = await seen(serve.port)
   assert.doesNotMatch(upstream.raw, /target-(file|userinfo|star|upgrade)/)
+})
+
+test('an upgrade request with a body gets 400: the body never reaches the upstream, as a request body or as tunnel bytes', async () => {
+  const body = 'GET /echo?m=upgrade-body HTTP/1.1\r\nHost: a\r\n\r\n'
+  for (const framing of [`Content-Length: ${body.length}`, 'Transfer-Encoding: chunked']) {
+    const sent = framing.startsWith('Content')
+      ? body
+      : `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`
+    const answer = await rawExchange(
+      `GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n${framing}\r\n\r\n${sent}`,
+    )
+    assert.match(answer, /^HTTP\/1\.1 400 /, framing)
+  }
+  const upstream = await seen(serve.port)
+  assert.doesNotMatch(upstream.raw, /upgrade-body/)
 })
