@@ -168,12 +168,10 @@ test('bad input: one clear line and exit 2', async () => {
     })
     const exit = await exited(run.child, `lameduck serve ${args.join(' ')}`)
     assert.equal(exit.code, 2, `${args.join(' ')}: ${run.stderr()}`)
-    const lines = run
-      .stderr()
-      .trim()
-      .split('\n')
-      .filter((l) => !l.startsWith('{'))
+    // One line and nothing else: no log line of a proxy that started, then stopped.
+    const lines = run.stderr().trim().split('\n')
     assert.equal(lines.length, 1, run.stderr())
+    assert.equal(run.stdout(), '', `${args.join(' ')} printed on stdout`)
     assert.match(lines[0] as string, message)
     assert.doesNotMatch(run.stderr(), /listener-closed-early/)
   }
