@@ -2,6 +2,7 @@
 // request gets an answer: header-field limits, Host on the HTTP/1.1 hop, upstreams that
 // answer nothing usable. A real `lameduck serve`, its real upstream, raw sockets.
 import assert from 'node:assert/strict'
+import net from 'node:net'
 import { after, before, test } from 'node:test'
 import { exited, within } from '../helpers.js'
 import { parseResponses, RawConnection } from '../http-client.js'
@@ -174,4 +175,58 @@ test('an upgrade request with a body gets 400: the body never reaches the upstre
   }
   const upstream = await seen(serve.port)
   assert.doesNotMatch(upstream.raw, /upgrade-body/)
+})
+
+/** Sends a POST head declaring `size` bytes and then the body as fast as the proxy takes
+ * it, until the proxy closes; resolves with what came back and whether the proxy ended the
+ * connection (its FIN) without the client ending its side. */
+function upload(path: string, size: number, sent = size): Promise<{ data: string }> {
+  return within(
+    `the answer to an upload to ${path}`,
+    new Promise((resolve) => {
+      const socket = net.connect(serve.port, '127.0.0.1')
+      let data = ''
+      socket.setEncoding('latin1')
+      socket.on('data', (chunk: string) => {
+        data += chunk
+      })
+      socket.on('error', () => {})
+      socket.on('close', () => resolve({ data }))
+      // The proxy's FIN: it will read (and drop) the rest, but the client is done.
+      socket.on('end', () => socket.destroy())
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${size}\r\n\r\n`)
+      const chunk = Buffer.alloc(64 * 1024, 97)
+      let written = 0
+      const pump = () => {
+        while (written < sent && !socket.destroyed) {
+          written += chunk.length
+          if (!socket.write(chunk)) {
+            socket.once('drain', pump)
+            return
+          }
+        }
+      }
+      pump()
+    }),
+    10_000,
+  )
+}
+
+test('an upstream that answers an upload before reading it and closes: the client gets that answer, not 502', async () => {
+  // The upstream's kernel resets the connection under the unread body, so the proxy's next
+  // write of the body fails while the answer is still unread in its socket.
+  for (let i = 0; i < 5; i++) {
+    const { data } = await upload('/early-answer?close', 16 * 1024 * 1024)
+    assert.match(data, /^HTTP\/1\.1 401 /, `upload ${i}: ${JSON.stringify(data.slice(0, 80))}`)
+    assert.match(data, /\r\n\r\nnope$/)
+  }
+})
+
+test('an answer that comes before the whole body: the client connection closes after it instead of waiting on the body', async () => {
+  // The client sends 256 KiB of the 8 MiB it declared, then waits. The upstream answered
+  // 401 without reading: the proxy says Connection: close and ends the connection, so
+  // neither side waits for the rest (which it would read and drop, were it sent).
+  const { data } = await upload('/early-answer', 8 * 1024 * 1024, 256 * 1024)
+  assert.match(data, /^HTTP\/1\.1 401 /)
+  assert.match(data, /\r\nConnection: close\r\n/i)
 })
