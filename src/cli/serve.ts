@@ -132,10 +132,38 @@ function parseSignal(option: string, text: string): NodeJS.Signals {
   return name as NodeJS.Signals
 }
 
+/** Index of the first argument that is neither one of serve's options nor its value. */
+function firstPositional(argv: readonly string[]): number {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string
+    if (!arg.startsWith('-') || arg === '-') return i
+    const name = arg.replace(/^--?/, '').split('=')[0] as string
+    const spec = (OPTIONS as Record<string, { type: string }>)[name]
+    if (spec?.type === 'string' && !arg.includes('=')) i++
+  }
+  return -1
+}
+
+/** The error for a command given without `--` before it, with the line that would work. */
+function commandWithoutSeparator(argv: readonly string[], at: number): string {
+  const word = argv[at] as string
+  const fixed = ['lameduck serve', ...argv.slice(0, at), '--', ...argv.slice(at)].join(' ')
+  const workers = /\.[cm]?js$/.test(word)
+    ? `, or for a Node app on N workers: lameduck serve --workers N ${word}`
+    : ''
+  return `unexpected argument '${word}'; the command goes after --, as in: ${fixed}${workers}`
+}
+
 /** The proxy mode's settings from the command line and the environment. */
 export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env) {
   const split = argv.indexOf('--')
   const own = split === -1 ? argv : argv.slice(0, split)
+  if (split === -1) {
+    // No `--`: a bare word is where the command was meant to start, and its own flags
+    // (`python3 -m http.server`) are not serve's. Said before parseArgs trips on them.
+    const at = firstPositional(argv)
+    if (at !== -1) throw new CliError(commandWithoutSeparator(argv, at))
+  }
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>
   try {
     parsed = parseArgs({ args: own, options: OPTIONS, allowPositionals: true, strict: true })
@@ -153,7 +181,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   if (v.workers !== undefined) return { help: false as const, workers: true as const }
   if (parsed.positionals.length > 0) {
     throw new CliError(
-      `unexpected argument '${parsed.positionals[0]}'; the command goes after --, as in: lameduck serve --port 8080 -- uvicorn main:app${/\.[cm]?js$/.test(String(parsed.positionals[0])) ? `, or for a Node app on N workers: lameduck serve --workers N ${parsed.positionals[0]}` : ''}`,
+      `unexpected argument '${parsed.positionals[0]}' before --; the command goes after --, as in: lameduck serve --port 8080 -- uvicorn main:app`,
     )
   }
   const command = split === -1 ? [] : argv.slice(split + 1)

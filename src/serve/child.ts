@@ -95,6 +95,16 @@ export function resolveCommand(command: string, env: NodeJS.ProcessEnv): string 
   return undefined
 }
 
+/** The error Child.start would fail with for a command found nowhere on PATH, if so. */
+export function missingCommand(
+  command: string,
+  env: NodeJS.ProcessEnv,
+): ChildStartError | undefined {
+  return resolveCommand(command, env) === undefined
+    ? new ChildStartError(`cannot start '${command}': command not found or not executable`)
+    : undefined
+}
+
 /**
  * The command, spawned with `detached: true`: setsid() makes it the leader of its own
  * process group and session, so a Ctrl-C on a terminal, or a signal sent to our group,
@@ -146,10 +156,9 @@ export class Child {
    */
   static start(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<Child> {
     return new Promise((resolve, reject) => {
-      if (resolveCommand(command, env) === undefined) {
-        reject(
-          new ChildStartError(`cannot start '${command}': command not found or not executable`),
-        )
+      const missing = missingCommand(command, env)
+      if (missing !== undefined) {
+        reject(missing)
         return
       }
       const setpriv = SETPRIV_PATHS.find(executable)

@@ -7,7 +7,7 @@ import { childStopHookMs, FORCE_EXIT_MARGIN_MS, forceExitAfterMs } from '../cont
 import { lameduck } from '../lameduck.js'
 import type { Lameduck, ShutdownOutcome } from '../lifecycle.js'
 import type { LoggerLike } from '../options.js'
-import { Child, type ChildExit, exitStatus, type StopResult } from './child.js'
+import { Child, type ChildExit, exitStatus, missingCommand, type StopResult } from './child.js'
 import { groupListening, type Listening } from './diagnose.js'
 import { HttpProxy } from './proxy.js'
 import { checkUpstream, freePort, type Upstream } from './upstream.js'
@@ -140,6 +140,9 @@ export async function runProxyMode(options: ProxyModeOptions): Promise<number> {
   const log = (level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, msg: string) => {
     if (options.logger !== false) options.logger[level](fields, msg)
   }
+  // A command that cannot run is bad input: said before anything listens or logs.
+  const missing = missingCommand(options.command, options.env)
+  if (missing !== undefined) throw new ServeStartError(missing.message, { cause: missing })
   const upstream = options.upstream ?? { host: '127.0.0.1', port: await freePort() }
   const address = `${upstream.host}:${upstream.port}`
 

@@ -17,8 +17,10 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http'
+import { createConnection, type NetConnectOpts, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { LoggerLike } from '../options.js'
+import { lingerAfter } from '../trackers/http1-rules.js'
 import type { Upstream } from './upstream.js'
 
 /** Pooled upstream connections idle longer than this are closed by us. Below the 5 s
@@ -65,6 +67,61 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 const REFUSED = new Set(['ECONNREFUSED', 'ENOENT', 'EADDRNOTAVAIL'])
 /** Errors a pooled connection closed by the upstream produces on its next use. */
 const STALE = new Set(['ECONNRESET', 'EPIPE'])
+
+/** How long an upstream connection whose write failed is still read, for the answer the
+ * upstream may have sent before closing it. */
+export const EARLY_ANSWER_WAIT_MS = 1_000
+/** Emitted on an upstream socket when a write to it failed while it can still be read. */
+const WRITE_FAILED = 'lameduck:write-failed'
+
+/** Upstream sockets a write to failed: never put back in the pool. */
+const writeFailed = new WeakSet<Socket>()
+
+/**
+ * An upstream that answers a request before reading its body (401 or 413 to an upload) and
+ * closes the connection makes its kernel reset it, unread body and all: the proxy's next
+ * write fails (EPIPE, ECONNRESET) while the answer waits, unread, in the socket. A failed
+ * write errors the socket's readable side too, so node stopped reading: the answer was
+ * lost and the client got 502. Here a failed write on a socket that can still be read is
+ * not passed on: the socket emits WRITE_FAILED, later writes are dropped, and reading goes
+ * on, so the parser gets the answer, then the read side's end or error closes the socket
+ * as before (or EARLY_ANSWER_WAIT_MS does, with the write's error).
+ */
+function readPastWriteError(socket: Socket): Socket {
+  type Callback = (error?: Error | null) => void
+  const settle = (error: Error | null | undefined, callback: Callback): void => {
+    if (
+      error == null ||
+      (error as NodeJS.ErrnoException).syscall !== 'write' ||
+      !socket.readable ||
+      socket.destroyed
+    ) {
+      callback(error)
+      return
+    }
+    if (!writeFailed.has(socket)) {
+      writeFailed.add(socket)
+      const timer = setTimeout(() => socket.destroy(error), EARLY_ANSWER_WAIT_MS)
+      timer.unref()
+      socket.once('close', () => clearTimeout(timer))
+      socket.emit(WRITE_FAILED)
+    }
+    callback()
+  }
+  const write = socket._write
+  socket._write = function (this: Socket, chunk, encoding, callback: Callback) {
+    if (writeFailed.has(this)) return callback()
+    write.call(this, chunk, encoding, (error?: Error | null) => settle(error, callback))
+  }
+  const writev = socket._writev
+  if (writev !== undefined) {
+    socket._writev = function (this: Socket, chunks, callback: Callback) {
+      if (writeFailed.has(this)) return callback()
+      writev.call(this, chunks, (error?: Error | null) => settle(error, callback))
+    }
+  }
+  return socket
+}
 
 /** Requests that arrived with `Expect: 100-continue` and have not been told to continue. */
 const expectsContinue = new WeakSet<IncomingMessage>()
@@ -142,6 +199,50 @@ function framingProblem(req: IncomingMessage): Problem | undefined {
   return hosts > 1 ? { status: 400, reason: 'more than one Host field' } : undefined
 }
 
+/**
+ * The path to send upstream, and the Host the target's authority replaces (absolute form,
+ * RFC 9112 §3.2.2); or why the target is refused. Origin form passes as it is; asterisk
+ * form only with OPTIONS (§3.2.4); absolute form only for http and https with a host and
+ * no user info (RFC 9110 §4.2.4): anything else would reach the upstream as a target it
+ * never meant to serve, or with an empty Host.
+ */
+function requestTarget(req: IncomingMessage): { path: string; host?: string } | string {
+  const url = req.url ?? '/'
+  if (url.charCodeAt(0) === 47 /* '/' */) return { path: url }
+  if (url === '*') {
+    return req.method === 'OPTIONS' ? { path: url } : `'*' as the target of ${req.method}`
+  }
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    return 'invalid request target'
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    return `request target with the scheme '${parsed.protocol}' (expected http: or https:)`
+  }
+  if (parsed.host === '') return 'request target without a host'
+  if (parsed.username !== '' || parsed.password !== '') {
+    return 'request target with user info'
+  }
+  return { path: `${parsed.pathname}${parsed.search}`, host: parsed.host }
+}
+
+/** Client connections closing after an answer that came before their request's body. */
+const lingering = new WeakSet<Socket>()
+
+/**
+ * The client's connection closes after this answer, the lingering way: its write side is
+ * closed once the answer is out, and the rest of the request's body is read and dropped
+ * until the client closes its side (or 2 s). Closed at once, with the body still arriving,
+ * the kernel would reset it, and a client still sending could lose the answer.
+ */
+function closeAfter(req: IncomingMessage, res: ServerResponse): void {
+  if (res.headersSent) return
+  res.shouldKeepAlive = false
+  lingerAfter(req, req.socket, lingering)
+}
+
 /** Answers a request the proxy refuses itself, and closes the connection after it: its
  * unread body must never be parsed as a next request. */
 function refuse(res: ServerResponse, status: number, message: string): void {
@@ -188,12 +289,25 @@ export class HttpProxy {
     this.upstream = options.upstream
     this.#logger = options.logger
     this.agent = new Agent({ keepAlive: true, timeout: UPSTREAM_IDLE_MS, scheduling: 'lifo' })
+    this.agent.createConnection = (options: NetConnectOpts) =>
+      readPastWriteError(createConnection(options))
+    const keepSocketAlive = this.agent.keepSocketAlive
+    this.agent.keepSocketAlive = function (this: Agent, socket: Socket): boolean {
+      if (writeFailed.has(socket)) return false
+      return keepSocketAlive.call(this, socket) as unknown as boolean
+    }
   }
 
   /** Installs the request, Expect and upgrade handlers on `server`. */
   attach(server: Server): void {
     // One above the limit: a request past it is seen as such, and refused (framingProblem).
     server.maxHeadersCount = MAX_HEADER_FIELDS + 1
+    // A client may send its request and shut down its write side (`nc -N`, a script's
+    // `shutdown(SHUT_WR)`): HTTP/1.1 allows it. node:http by default aborts the request
+    // at that end of input, so an answer that takes an upstream round trip would never be
+    // sent; with this (a property node:http has had since 0.x, read in its socketOnEnd)
+    // the answers to what was received are written first, then the connection closes.
+    ;(server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res))
     // With a 'checkContinue' listener node does not answer 100 Continue by itself; the
     // request goes through 'request' (and so through lameduck's probe and drain handling)
@@ -204,6 +318,24 @@ export class HttpProxy {
     })
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.upgrade(req, socket, head),
+    )
+    // Without a 'connect' listener node destroys a CONNECT request's connection without a
+    // word. This is a reverse proxy with one upstream, not a forward proxy: it answers 501.
+    server.on('connect', (req: IncomingMessage, socket: Duplex) => this.connect(req, socket))
+  }
+
+  /** A CONNECT request (a tunnel to another host): refused with 501, then closed. */
+  connect(req: IncomingMessage, socket: Duplex): void {
+    this.stats.requests++
+    this.stats.rejected++
+    socket.on('error', () => socket.destroy())
+    this.#log(
+      'warn',
+      { event: 'bad-request', status: 501, method: req.method, target: req.url },
+      `lameduck serve: 501 for CONNECT ${req.url}: not a forward proxy`,
+    )
+    socket.end(
+      rawResponse(501, 'Not Implemented: CONNECT is not supported (this is a reverse proxy)'),
     )
   }
 
@@ -264,19 +396,16 @@ export class HttpProxy {
     // An HTTP/1.0 client may leave Host out; the HTTP/1.1 hop to the upstream must carry it.
     if (req.headers.host === undefined) headers.push('Host', this.#address())
 
-    let path = req.url ?? '/'
-    if (path.charCodeAt(0) !== 47 /* '/' */ && path !== '*') {
-      // Absolute form: the authority in the target wins over Host (RFC 9112 §3.2.2).
-      try {
-        const url = new URL(path)
-        path = `${url.pathname}${url.search}`
-        for (let i = 0; i < headers.length; i += 2) {
-          if ((headers[i] as string).toLowerCase() === 'host') headers[i + 1] = url.host
-        }
-      } catch {
-        this.stats.rejected++
-        refuse(res, 400, 'Bad Request: invalid request target')
-        return
+    const target = requestTarget(req)
+    if (typeof target === 'string') {
+      this.stats.rejected++
+      refuse(res, 400, `Bad Request: ${target}`)
+      return
+    }
+    const path = target.path
+    if (target.host !== undefined) {
+      for (let i = 0; i < headers.length; i += 2) {
+        if ((headers[i] as string).toLowerCase() === 'host') headers[i + 1] = target.host
       }
     }
     const hasBody = te !== undefined || (req.headers['content-length'] ?? '0') !== '0'
@@ -313,6 +442,22 @@ export class HttpProxy {
     upReq.maxHeadersCount = MAX_HEADER_FIELDS + 1
     let responded = false
     let failed = false
+    /** The upstream's answer, once its head arrived. */
+    let answer: IncomingMessage | undefined
+    if (hasBody) {
+      // The upstream stopped taking the body (it answered early and closed, or failed):
+      // the rest of the client's body goes nowhere, and its connection closes after the
+      // answer, which may still come (readPastWriteError).
+      upReq.once('socket', (socket: Socket) => {
+        const stopBody = () => {
+          req.unpipe(upReq)
+          req.resume()
+          closeAfter(req, res)
+        }
+        socket.once(WRITE_FAILED, stopBody)
+        upReq.once('close', () => socket.off(WRITE_FAILED, stopBody))
+      })
+    }
     const onClose = () => {
       if (!res.writableFinished) upReq.destroy()
     }
@@ -335,6 +480,8 @@ export class HttpProxy {
       failed = true
       res.off('close', onClose)
       if (res.destroyed && !res.writableFinished) return
+      // The whole answer arrived before the upstream stopped reading the body: it stands.
+      if (answer?.complete) return
       const code = error.code ?? ''
       if (!responded && retriable && upReq.reusedSocket && STALE.has(code)) {
         // A pooled connection the upstream had closed: retry once on a new connection.
@@ -371,6 +518,7 @@ export class HttpProxy {
 
     upReq.once('response', (upRes: IncomingMessage) => {
       responded = true
+      answer = upRes
       this.#refusing = false
       if (!bodyStarted) {
         // A final answer before the body was asked for (RFC 9110 §10.1.1): the body is
@@ -378,6 +526,20 @@ export class HttpProxy {
         clearTimeout(continueTimer)
         res.shouldKeepAlive = false
         upRes.once('end', () => upReq.destroy())
+      } else if (hasBody && !req.complete) {
+        // An answer that comes while the body is still on its way (401 or 413 to an
+        // upload, or an upstream that streams as it reads). Once the answer is complete,
+        // the rest of the body has nowhere to go: it is read and dropped, so the client's
+        // connection is never left waiting on an upstream that stopped reading, and that
+        // upstream connection, cut mid-body, is closed. The client's closes after the
+        // answer, as the client may have stopped sending.
+        closeAfter(req, res)
+        upRes.once('end', () => {
+          if (req.complete) return
+          req.unpipe(upReq)
+          req.resume()
+          upReq.destroy()
+        })
       }
       if (upRes.rawHeaders.length > 2 * MAX_HEADER_FIELDS) {
         upReq.destroy()
@@ -508,6 +670,23 @@ export class HttpProxy {
       socket.end(rawResponse(problem.status, `${STATUS_TEXT[problem.status]}: ${problem.reason}`))
       return
     }
+    const target = requestTarget(req)
+    if (typeof target === 'string') {
+      this.stats.rejected++
+      socket.end(rawResponse(400, `Bad Request: ${target}`))
+      return
+    }
+    // node hands an upgrade's body over unparsed, as the first bytes of the tunnel: sent
+    // on, the upstream would wait for a body that comes only after its 101, or never (a
+    // WebSocket handshake is a GET without one, RFC 6455 §4.1).
+    if (
+      req.headers['transfer-encoding'] !== undefined ||
+      (req.headers['content-length'] ?? '0') !== '0'
+    ) {
+      this.stats.rejected++
+      socket.end(rawResponse(400, 'Bad Request: an upgrade request with a body'))
+      return
+    }
     const headers: string[] = []
     endToEnd(req.rawHeaders, connectionTokens(req.headers.connection), headers, REPLACED)
     const forwarded = req.headers['x-forwarded-for']
@@ -522,13 +701,18 @@ export class HttpProxy {
     )
     if (req.headers['x-forwarded-proto'] === undefined) headers.push('X-Forwarded-Proto', 'http')
     if (req.headers.host === undefined) headers.push('Host', this.#address())
+    if (target.host !== undefined) {
+      for (let i = 0; i < headers.length; i += 2) {
+        if ((headers[i] as string).toLowerCase() === 'host') headers[i + 1] = target.host
+      }
+    }
     let upReq: ClientRequest
     try {
       upReq = httpRequest({
         host: this.upstream.host,
         port: this.upstream.port,
         method: req.method,
-        path: req.url,
+        path: target.path,
         headers,
         agent: false,
         setHost: false,
@@ -616,6 +800,7 @@ function rawHead(res: IncomingMessage, raw: readonly string[]): string {
 const STATUS_TEXT = {
   400: 'Bad Request',
   431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
 } as const

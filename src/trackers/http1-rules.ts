@@ -346,7 +346,11 @@ export class Http1Rules {
  * (the client sees the end of the answer), the body is read and discarded, and the socket
  * closes when the client closes its side, or after LINGER_MS.
  */
-function lingerAfter(req: IncomingMessage, socket: Socket, lingering: WeakSet<Socket>): void {
+export function lingerAfter(
+  req: IncomingMessage,
+  socket: Socket,
+  lingering: WeakSet<Socket>,
+): void {
   const closing = socket as Socket & { destroySoon?: () => void }
   const destroySoon = closing.destroySoon
   if (typeof destroySoon !== 'function' || Object.hasOwn(closing, 'destroySoon')) return

@@ -152,6 +152,12 @@ test('a second signal forces: the in-flight request is cut, the child stopped, e
 test('bad input: one clear line and exit 2', async () => {
   const cases: [string[], RegExp][] = [
     [['--port', '8080'], /expects the command to run after --/],
+    // The command without `--`: its own flags are not taken for serve's.
+    [
+      ['--port', '0', 'python3', '-m', 'http.server'],
+      /^lameduck serve: unexpected argument 'python3'; the command goes after --, as in: lameduck serve --port 0 -- python3 -m http\.server$/,
+    ],
+    [['stray', '--', 'true'], /unexpected argument 'stray' before --/],
     [['--bogus', '--', 'true'], /unknown option '--bogus'/],
     [['--drain-delay', 'soon', '--', 'true'], /--drain-delay expects a duration/],
     [['--upstream', 'localhost', '--', 'true'], /--upstream expects host:port/],
@@ -168,12 +174,10 @@ test('bad input: one clear line and exit 2', async () => {
     })
     const exit = await exited(run.child, `lameduck serve ${args.join(' ')}`)
     assert.equal(exit.code, 2, `${args.join(' ')}: ${run.stderr()}`)
-    const lines = run
-      .stderr()
-      .trim()
-      .split('\n')
-      .filter((l) => !l.startsWith('{'))
+    // One line and nothing else: no log line of a proxy that started, then stopped.
+    const lines = run.stderr().trim().split('\n')
     assert.equal(lines.length, 1, run.stderr())
+    assert.equal(run.stdout(), '', `${args.join(' ')} printed on stdout`)
     assert.match(lines[0] as string, message)
     assert.doesNotMatch(run.stderr(), /listener-closed-early/)
   }
