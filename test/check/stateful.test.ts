@@ -332,3 +332,27 @@ spec:
     assert.deepEqual(find(r, 'app-timeout-exceeds-grace', 'Deployment/edge'), [])
   })
 })
+
+// Manifests from outside test/fixtures/real, trimmed to what the case needs; provenance in
+// each file's header (test/fixtures/check/outside/).
+const outside = (file: string) => fromRoot(`test/fixtures/check/outside/${file}`)
+
+async function checkOutside(file: string, options: CheckOptions = {}): Promise<CheckResult> {
+  return check(await readSources([outside(file)], noStdin), options)
+}
+
+describe('the program a container runs, from its start command', () => {
+  test('ZooKeeper started by zkServer.sh from a JRE image is a quorum without a budget', async () => {
+    const f = find(await checkOutside('zookeeper-jre.yaml'), 'quorum-no-pdb', 'StatefulSet/zoo')
+    assert.equal(f.length, 1)
+    assert.match(f[0]!.message, /3 replicas of ZooKeeper .* survives losing 1/)
+  })
+
+  test('ZooKeeper started by zookeeper-server-start.sh from a Kafka image is named ZooKeeper, not Kafka', async () => {
+    const r = await checkOutside('zookeeper-kafka-image.yaml')
+    const f = find(r, 'quorum-no-pdb', 'StatefulSet/pzoo')
+    assert.equal(f.length, 1)
+    assert.match(f[0]!.message, /of ZooKeeper and no PodDisruptionBudget/)
+    assert.doesNotMatch(f[0]!.message, /Kafka/)
+  })
+})
