@@ -356,3 +356,24 @@ describe('the program a container runs, from its start command', () => {
     assert.doesNotMatch(f[0]!.message, /Kafka/)
   })
 })
+
+describe('a DaemonSet on the nodes’ network', () => {
+  test('its container ports are node ports: an ingress controller with hostNetwork is checked as served', async () => {
+    const r = await checkOutside('haproxy-ingress-host-network.yaml')
+    assert.deepEqual(r.notServed, [])
+    const f = find(r, 'no-prestop-delay', 'DaemonSet/haproxy-ingress')
+    assert.equal(f.length, 1)
+    // 10254 is the controller's metrics port: not a way in for users.
+    assert.match(f[0]!.message, /the hostPorts 80, 443, 1936 on every node/)
+    assert.equal(find(r, 'no-readiness-probe', 'DaemonSet/haproxy-ingress').length, 1)
+  })
+
+  test("MetalLB's speaker publishes only memberlist and metrics ports: not served", async () => {
+    const r = await checkReal('metallb')
+    assert.deepEqual(
+      r.findings.filter((f) => f.object === 'DaemonSet/speaker'),
+      [],
+    )
+    assert.deepEqual(r.notServed, ['DaemonSet/speaker'])
+  })
+})
