@@ -246,7 +246,7 @@ export function matchesSelector(selector: LabelSelector, labels: Record<string, 
   return true
 }
 
-function labelSelector(value: unknown): LabelSelector | undefined {
+export function labelSelector(value: unknown): LabelSelector | undefined {
   if (!isRecord(value)) return undefined
   return {
     matchLabels: stringMap(value['matchLabels']),

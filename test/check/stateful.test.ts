@@ -377,3 +377,45 @@ describe('a DaemonSet on the nodes’ network', () => {
     assert.deepEqual(r.notServed, ['DaemonSet/speaker'])
   })
 })
+
+describe('an apps/v1 workload without a selector for its pod template', () => {
+  const file = 'haproxy-ingress-daemonset-no-selector.yaml'
+
+  test('no spec.selector: invalid-field, with the selector from the template labels', async () => {
+    const f = find(await checkOutside(file), 'invalid-field', 'DaemonSet/haproxy-ingress')
+    assert.equal(f.length, 1)
+    assert.equal(f[0]!.path, 'spec')
+    assert.match(f[0]!.message, /^DaemonSet has no spec\.selector; apps\/v1 requires one$/)
+    assert.equal(f[0]!.fix, 'spec.selector: {matchLabels: {run: haproxy-ingress}}')
+  })
+
+  test('a selector that does not select the template, and the cases the API server accepts', async () => {
+    const text = await readFile(outside(file), 'utf8')
+    const withSelector = (labels: string) =>
+      text.replace(
+        'spec:\n  template:',
+        `spec:\n  selector:\n    matchLabels: {${labels}}\n  template:`,
+      )
+    const other = find(
+      check([{ name: file, text: withSelector('run: haproxy') }]),
+      'invalid-field',
+      'DaemonSet/haproxy-ingress',
+    )
+    assert.equal(other.length, 1)
+    assert.equal(other[0]!.path, 'spec.selector')
+    assert.match(
+      other[0]!.message,
+      /does not select the pod template's labels \(run: haproxy-ingress\)/,
+    )
+    const same = check([{ name: file, text: withSelector('run: haproxy-ingress') }])
+    assert.deepEqual(find(same, 'invalid-field', 'DaemonSet/haproxy-ingress'), [])
+    // extensions/v1beta1 defaulted the selector from the template's labels.
+    const old = check([
+      { name: file, text: text.replace('apiVersion: apps/v1', 'apiVersion: extensions/v1beta1') },
+    ])
+    assert.deepEqual(find(old, 'invalid-field', 'DaemonSet/haproxy-ingress'), [])
+    // A kustomize base has neither (commonLabels adds both): metrics-server's.
+    const base = await checkReal('metrics-server')
+    assert.deepEqual(find(base, 'invalid-field', 'Deployment/metrics-server'), [])
+  })
+})
