@@ -470,7 +470,9 @@ export function routeName(service: Service): string {
 
 /** Ports that carry user traffic as far as their name can tell (not `metrics`, `health`…). */
 function servingPorts(c: Container): Port[] {
-  return c.ports.filter((p) => !metricsName(p.name) && !METRICS_PORTS.has(p.containerPort))
+  return c.ports.filter(
+    (p) => !metricsName(p.name) && !peerName(p.name) && !METRICS_PORTS.has(p.containerPort),
+  )
 }
 
 /** A Service standing for traffic the input does not show: `ports` of `w`, named by `label`. */

@@ -368,13 +368,15 @@ describe('a DaemonSet on the nodes’ network', () => {
     assert.equal(find(r, 'no-readiness-probe', 'DaemonSet/haproxy-ingress').length, 1)
   })
 
-  test("MetalLB's speaker publishes only memberlist and metrics ports: not served", async () => {
+  test("MetalLB's speaker publishes only memberlist and metrics ports: not served, and not counted as unselected", async () => {
     const r = await checkReal('metallb')
     assert.deepEqual(
       r.findings.filter((f) => f.object === 'DaemonSet/speaker'),
       [],
     )
-    assert.deepEqual(r.notServed, ['DaemonSet/speaker'])
+    // Nobody is served through them: the summary does not count it among the workloads
+    // that declare ports but that no Service selects.
+    assert.deepEqual(r.notServed, [])
   })
 })
 
@@ -417,5 +419,16 @@ describe('an apps/v1 workload without a selector for its pod template', () => {
     // A kustomize base has neither (commonLabels adds both): metrics-server's.
     const base = await checkReal('metrics-server')
     assert.deepEqual(find(base, 'invalid-field', 'Deployment/metrics-server'), [])
+  })
+})
+
+describe('peer ports are not how users are served', () => {
+  test('--assume-served proposes the readiness probe on the client port, not the peer port', async () => {
+    // kubernetes/kubernetes' e2e etcd StatefulSet (outside/etcd-e2e.yaml) declares its peer
+    // port 2380 first and its client port 2379 second.
+    const r = await checkOutside('etcd-e2e.yaml', { assumeServed: true })
+    const f = find(r, 'no-readiness-probe', 'StatefulSet/etcd')
+    assert.equal(f.length, 1)
+    assert.match(f[0]!.fix, /tcpSocket: \{port: 2379\}/)
   })
 })
