@@ -1,7 +1,14 @@
 // What the checker knows about well-known images, in one table: the signal each one treats
 // as "stop gracefully", whether it has a shell, whether it only serves metrics, and whether
 // it drains on its own before closing its listener.
-import { containerArgv, flagValue } from './commands.js'
+import {
+  containerArgv,
+  flagValue,
+  programName,
+  shellScript,
+  simpleCommands,
+  withoutInit,
+} from './commands.js'
 import type { Path } from './load.js'
 import type { Container, Model, Workload } from './model.js'
 import { durationSeconds, get, list, text } from './values.js'
@@ -445,6 +452,43 @@ export function imageInfo(image: string | undefined): ImageInfo | undefined {
   return IMAGES.find(
     (e) => e.repository.test(repository) && (e.tag === undefined || e.tag.test(tag)),
   )
+}
+
+/**
+ * Programs known by the script or binary that starts them, whatever image they run from:
+ * the Apache Kafka distribution (and the images built on it) ships ZooKeeper's start script
+ * too, and a plain JRE image runs whatever it is given.
+ */
+const PROGRAMS: readonly (readonly [RegExp, string])[] = [
+  [/^(zkServer|zookeeper-server-start)(\.sh)?$/, 'ZooKeeper'],
+  [/^kafka-server-start(\.sh)?$/, 'Kafka'],
+]
+
+/** The table's name for the program `argv` starts (directly, or as a command of `sh -c`). */
+function startedProgram(argv: readonly string[] | undefined): string | undefined {
+  if (argv === undefined) return undefined
+  const direct = withoutInit(argv)
+  const script = shellScript(direct)
+  const commands =
+    script === undefined
+      ? [direct]
+      : simpleCommands(script).map((words) => (words[0] === 'exec' ? words.slice(1) : words))
+  for (const words of commands) {
+    const name = programName(words[0])
+    const known = PROGRAMS.find(([pattern]) => pattern.test(name))
+    if (known !== undefined) return known[1]
+  }
+  return undefined
+}
+
+/**
+ * What the table knows about the program container `c` runs: by the command that starts
+ * it when the table knows that command, else by its image.
+ */
+export function containerInfo(c: Pick<Container, 'spec' | 'image'>): ImageInfo | undefined {
+  const program = startedProgram(containerArgv(c.spec))
+  const entry = program === undefined ? undefined : IMAGES.find((e) => e.name === program)
+  return entry ?? imageInfo(c.image)
 }
 
 /** Known to have neither a shell nor `sleep`. */

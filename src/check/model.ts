@@ -246,7 +246,7 @@ export function matchesSelector(selector: LabelSelector, labels: Record<string, 
   return true
 }
 
-function labelSelector(value: unknown): LabelSelector | undefined {
+export function labelSelector(value: unknown): LabelSelector | undefined {
   if (!isRecord(value)) return undefined
   return {
     matchLabels: stringMap(value['matchLabels']),
@@ -290,12 +290,17 @@ function isKind(value: Record<string, unknown>, kind: string): boolean {
 }
 
 function containers(pod: Record<string, unknown>, podPath: Path): Container[] {
+  // On the host's network every container port is a port of the node: the API server sets
+  // each hostPort left out to the containerPort.
+  const hostNetwork = pod['hostNetwork'] === true
   return list(pod['containers']).flatMap((spec, index) => {
     if (!isRecord(spec)) return []
     const ports = list(spec['ports']).flatMap((port) => {
       const containerPort = integer(get(port, ['containerPort']))
       if (containerPort === undefined) return []
-      const hostPort = integer(get(port, ['hostPort']))
+      const written = integer(get(port, ['hostPort']))
+      const hostPort =
+        hostNetwork && (written === undefined || written === 0) ? containerPort : written
       return [
         {
           name: text(get(port, ['name'])),
@@ -392,8 +397,17 @@ function servingName(name: string | undefined): boolean {
  */
 function metricsName(name: string | undefined): boolean {
   return (
-    name !== undefined && /(^|[-_])(metrics|profiling|pprof|probes|healthz?)($|[-_])/i.test(name)
+    name !== undefined &&
+    /(^|[-_])(metrics[a-z]*|profiling|pprof|probes|healthz?)($|[-_])/i.test(name)
   )
+}
+
+/**
+ * A port named for the members' traffic among themselves (memberlist gossip, Raft, Serf,
+ * peers): on a DaemonSet's node ports it is not a way in for users.
+ */
+function peerName(name: string | undefined): boolean {
+  return name !== undefined && /(^|[-_])(memberlist|gossip|peers?|raft|serf)($|[-_])/i.test(name)
 }
 
 /**
@@ -456,7 +470,9 @@ export function routeName(service: Service): string {
 
 /** Ports that carry user traffic as far as their name can tell (not `metrics`, `health`…). */
 function servingPorts(c: Container): Port[] {
-  return c.ports.filter((p) => !metricsName(p.name) && !METRICS_PORTS.has(p.containerPort))
+  return c.ports.filter(
+    (p) => !metricsName(p.name) && !peerName(p.name) && !METRICS_PORTS.has(p.containerPort),
+  )
 }
 
 /** A Service standing for traffic the input does not show: `ports` of `w`, named by `label`. */
@@ -607,7 +623,7 @@ export function buildModel(objects: readonly ManifestObject[], options: ModelOpt
     const published = w.containers.flatMap((c) => c.ports.filter((p) => p.hostPort !== undefined))
     if (w.kind === 'DaemonSet' && !idle) {
       const ports = published.filter(
-        (p) => !metricsName(p.name) && !METRICS_PORTS.has(p.containerPort),
+        (p) => !metricsName(p.name) && !peerName(p.name) && !METRICS_PORTS.has(p.containerPort),
       )
       if (ports.length > 0) {
         const list = ports.map((p) => p.hostPort).join(', ')

@@ -2,7 +2,7 @@
 // one volume, or do the same work twice. For them "replicas: 2" is the wrong advice: a
 // restart is an outage, and the owner plans for it (or replicates the program itself).
 import { containerArgv, flagValue } from './commands.js'
-import { imageInfo } from './images.js'
+import { containerInfo } from './images.js'
 import { type Container, get, list, type Model, record, text, type Workload } from './model.js'
 
 export interface Singleton {
@@ -103,7 +103,7 @@ const SERVER_PORTS: ReadonlyMap<number, string> = new Map([
  * spare them anything.
  */
 export function databaseOrBroker(c: Container): string | undefined {
-  const info = imageInfo(c.image)
+  const info = containerInfo(c)
   if (info?.connectionClients === true) return info.name
   for (const p of c.ports) {
     const name = SERVER_PORTS.get(p.containerPort)
@@ -177,7 +177,7 @@ function containerSingleton(model: Model, w: Workload, c: Container): Singleton 
       volume: false,
     }
   }
-  const info = imageInfo(c.image)
+  const info = containerInfo(c)
   // A RabbitMQ or NATS server is one broker unless its configuration forms a cluster.
   const clustered =
     (info?.name === 'RabbitMQ' && podConfigMentions(model, w, /cluster_formation/)) ||

@@ -433,3 +433,103 @@ ${served(
     })
   })
 })
+
+// Manifests from outside test/fixtures/real, trimmed to what the case needs; provenance in
+// each file's header (test/fixtures/check/outside/).
+const outside = (file: string) => fromRoot(`test/fixtures/check/outside/${file}`)
+
+async function checkOutside(file: string, options: CheckOptions = {}): Promise<CheckResult> {
+  return check(await readSources([outside(file)], noStdin), options)
+}
+
+describe('the program a container runs, from its start command', () => {
+  test('ZooKeeper started by zkServer.sh from a JRE image is a quorum without a budget', async () => {
+    const f = find(await checkOutside('zookeeper-jre.yaml'), 'quorum-no-pdb', 'StatefulSet/zoo')
+    assert.equal(f.length, 1)
+    assert.match(f[0]!.message, /3 replicas of ZooKeeper .* survives losing 1/)
+  })
+
+  test('ZooKeeper started by zookeeper-server-start.sh from a Kafka image is named ZooKeeper, not Kafka', async () => {
+    const r = await checkOutside('zookeeper-kafka-image.yaml')
+    const f = find(r, 'quorum-no-pdb', 'StatefulSet/pzoo')
+    assert.equal(f.length, 1)
+    assert.match(f[0]!.message, /of ZooKeeper and no PodDisruptionBudget/)
+    assert.doesNotMatch(f[0]!.message, /Kafka/)
+  })
+})
+
+describe('a DaemonSet on the nodes’ network', () => {
+  test('its container ports are node ports: an ingress controller with hostNetwork is checked as served', async () => {
+    const r = await checkOutside('haproxy-ingress-host-network.yaml')
+    assert.deepEqual(r.notServed, [])
+    const f = find(r, 'no-prestop-delay', 'DaemonSet/haproxy-ingress')
+    assert.equal(f.length, 1)
+    // 10254 is the controller's metrics port: not a way in for users.
+    assert.match(f[0]!.message, /the hostPorts 80, 443, 1936 on every node/)
+    assert.equal(find(r, 'no-readiness-probe', 'DaemonSet/haproxy-ingress').length, 1)
+  })
+
+  test("MetalLB's speaker publishes only memberlist and metrics ports: not served, and not counted as unselected", async () => {
+    const r = await checkReal('metallb')
+    assert.deepEqual(
+      r.findings.filter((f) => f.object === 'DaemonSet/speaker'),
+      [],
+    )
+    // Nobody is served through them: the summary does not count it among the workloads
+    // that declare ports but that no Service selects.
+    assert.deepEqual(r.notServed, [])
+  })
+})
+
+describe('an apps/v1 workload without a selector for its pod template', () => {
+  const file = 'haproxy-ingress-daemonset-no-selector.yaml'
+
+  test('no spec.selector: invalid-field, with the selector from the template labels', async () => {
+    const f = find(await checkOutside(file), 'invalid-field', 'DaemonSet/haproxy-ingress')
+    assert.equal(f.length, 1)
+    assert.equal(f[0]!.path, 'spec')
+    assert.match(f[0]!.message, /^DaemonSet has no spec\.selector; apps\/v1 requires one$/)
+    assert.equal(f[0]!.fix, 'spec.selector: {matchLabels: {run: haproxy-ingress}}')
+  })
+
+  test('a selector that does not select the template, and the cases the API server accepts', async () => {
+    const text = await readFile(outside(file), 'utf8')
+    const withSelector = (labels: string) =>
+      text.replace(
+        'spec:\n  template:',
+        `spec:\n  selector:\n    matchLabels: {${labels}}\n  template:`,
+      )
+    const other = find(
+      check([{ name: file, text: withSelector('run: haproxy') }]),
+      'invalid-field',
+      'DaemonSet/haproxy-ingress',
+    )
+    assert.equal(other.length, 1)
+    assert.equal(other[0]!.path, 'spec.selector')
+    assert.match(
+      other[0]!.message,
+      /does not select the pod template's labels \(run: haproxy-ingress\)/,
+    )
+    const same = check([{ name: file, text: withSelector('run: haproxy-ingress') }])
+    assert.deepEqual(find(same, 'invalid-field', 'DaemonSet/haproxy-ingress'), [])
+    // extensions/v1beta1 defaulted the selector from the template's labels.
+    const old = check([
+      { name: file, text: text.replace('apiVersion: apps/v1', 'apiVersion: extensions/v1beta1') },
+    ])
+    assert.deepEqual(find(old, 'invalid-field', 'DaemonSet/haproxy-ingress'), [])
+    // A kustomize base has neither (commonLabels adds both): metrics-server's.
+    const base = await checkReal('metrics-server')
+    assert.deepEqual(find(base, 'invalid-field', 'Deployment/metrics-server'), [])
+  })
+})
+
+describe('peer ports are not how users are served', () => {
+  test('--assume-served proposes the readiness probe on the client port, not the peer port', async () => {
+    // kubernetes/kubernetes' e2e etcd StatefulSet (outside/etcd-e2e.yaml) declares its peer
+    // port 2380 first and its client port 2379 second.
+    const r = await checkOutside('etcd-e2e.yaml', { assumeServed: true })
+    const f = find(r, 'no-readiness-probe', 'StatefulSet/etcd')
+    assert.equal(f.length, 1)
+    assert.match(f[0]!.fix, /tcpSocket: \{port: 2379\}/)
+  })
+})

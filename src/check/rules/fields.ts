@@ -1,7 +1,15 @@
 // Values the API server would reject, reported where they are written instead of being read
 // as defaults: a string where an integer belongs, a field at the wrong level.
 import type { Path } from '../load.js'
-import { type Container, get, list, type ObjectInfo, record } from '../model.js'
+import {
+  type Container,
+  get,
+  labelSelector,
+  list,
+  matchesSelector,
+  type ObjectInfo,
+  record,
+} from '../model.js'
 import type { Report, Rule } from './types.js'
 
 const PROBES = ['readinessProbe', 'livenessProbe', 'startupProbe'] as const
@@ -50,6 +58,9 @@ const WORKLOAD_FIELDS = new Set([
   'minReadySeconds',
   'progressDeadlineSeconds',
 ])
+
+/** API versions of Deployments, StatefulSets, DaemonSets and ReplicaSets that need a selector. */
+const SELECTOR_REQUIRED = new Set(['apps/v1', 'apps/v1beta2'])
 
 function describeValue(value: unknown): string {
   if (typeof value === 'string') return `the string ${JSON.stringify(value)}`
@@ -112,6 +123,34 @@ export const invalidField: Rule = {
     }
     for (const w of model.workloads) {
       const spec = record(w.source.value['spec'])
+      // apps/v1 (and v1beta2) require a selector, and it must select the pod template;
+      // earlier versions defaulted it from the template's labels. A template without labels
+      // is left alone: a kustomize base gets both from commonLabels (metrics-server's).
+      const labels = Object.entries(w.podLabels)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ')
+      if (
+        SELECTOR_REQUIRED.has(String(w.source.value['apiVersion'])) &&
+        spec !== undefined &&
+        labels !== ''
+      ) {
+        const selector = labelSelector(spec['selector'])
+        if (selector === undefined) {
+          emit(
+            w,
+            ['spec'],
+            `${w.kind} has no spec.selector; ${String(w.source.value['apiVersion'])} requires one`,
+            `spec.selector: {matchLabels: {${labels}}}`,
+          )
+        } else if (!matchesSelector(selector, w.podLabels)) {
+          emit(
+            w,
+            ['spec', 'selector'],
+            `spec.selector does not select the pod template's labels (${labels})`,
+            'the same labels in spec.selector.matchLabels and spec.template.metadata.labels',
+          )
+        }
+      }
       for (const field of ['replicas', 'minReadySeconds', 'progressDeadlineSeconds']) {
         integerAt(w, spec, [field], ['spec', field], field)
       }

@@ -1,7 +1,7 @@
 // How a rollout, a node drain or an eviction takes replicas down (KUBERNETES.md pitfalls 7,
 // 10 and 13).
 
-import { imageInfo } from '../images.js'
+import { containerInfo } from '../images.js'
 import type { Path } from '../load.js'
 import {
   type Budget,
@@ -409,7 +409,7 @@ export const quorumNoPdb: Rule = {
     for (const w of model.workloads) {
       if (w.kind !== 'StatefulSet' || w.replicas === undefined || w.replicas < 3) continue
       if (w.budgets.length > 0) continue
-      const system = w.containers.map((c) => imageInfo(c.image)).find((i) => i?.quorum === true)
+      const system = w.containers.map(containerInfo).find((i) => i?.quorum === true)
       if (system === undefined) continue
       const labels = Object.entries(w.podLabels)
         .map(([k, v]) => `${k}: ${v}`)
