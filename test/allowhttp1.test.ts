@@ -5,7 +5,7 @@ import { describe, test } from 'node:test'
 import tls from 'node:tls'
 import { type AppProcess, startApp } from './app-process.js'
 import { within } from './helpers.js'
-import { parseResponses } from './http-client.js'
+import { parseResponses, trickleHeaders } from './http-client.js'
 
 function startH1OverH2(
   options: Record<string, unknown>,
@@ -117,15 +117,11 @@ describe('HTTP/1.1 on an allowHTTP1 HTTP/2 server follows the HTTP/1.1 rule set'
       connection.send(connection.get('/?first=1'))
       await connection.waitFor('GET / 0')
       connection.data = ''
-      connection.send('GET /?trickle=1 HTTP/1.1\r\nHost: localhost\r\n')
-      const trickle = setInterval(() => {
-        if (!connection.socket.destroyed) connection.send('X-Trickle: 1\r\n')
-      }, 200)
-      t.after(() => clearInterval(trickle))
+      const stopTrickle = trickleHeaders(connection, t)
       app.signal('SIGTERM')
       await app.state('stopping')
       await within('the close', connection.closed, 10_000)
-      clearInterval(trickle)
+      stopTrickle()
       const exit = await app.exit(10_000)
       if (h1TimeoutsEnforced) {
         assert.match(connection.data, /^HTTP\/1\.1 408 /)

@@ -43,6 +43,24 @@ export function get(
   })
 }
 
+/**
+ * Starts a request whose headers never end on `connection`: its request line now, one more
+ * header line every 200 ms until the connection closes. Returns the function that stops
+ * it; it also stops when the test ends.
+ */
+export function trickleHeaders(
+  connection: { send(text: string): void; socket: net.Socket },
+  t: { after(fn: () => void): void },
+): () => void {
+  connection.send('GET /?trickle=1 HTTP/1.1\r\nHost: localhost\r\n')
+  const trickle = setInterval(() => {
+    if (!connection.socket.destroyed) connection.send('X-Trickle: 1\r\n')
+  }, 200)
+  const stop = () => clearInterval(trickle)
+  t.after(stop)
+  return stop
+}
+
 /** A raw TCP connection that records every byte and when the server closed it. */
 export class RawConnection {
   readonly socket: net.Socket

@@ -9,7 +9,7 @@ import net from 'node:net'
 import { describe, test } from 'node:test'
 import { type AppProcess, startApp } from './app-process.js'
 import { within } from './helpers.js'
-import { parseResponses, RawConnection } from './http-client.js'
+import { parseResponses, RawConnection, trickleHeaders } from './http-client.js'
 
 /** Larger than what the kernel's socket buffers and node's parser take in without the
  * application reading it. */
@@ -216,15 +216,11 @@ describe('HTTP/1.1 connections at the close', () => {
       connection.request('/?first=1')
       await connection.waitFor('GET / 0')
       connection.data = ''
-      connection.send('GET /?trickle=1 HTTP/1.1\r\nHost: localhost\r\n')
-      const trickle = setInterval(() => {
-        if (!connection.socket.destroyed) connection.send('X-Trickle: 1\r\n')
-      }, 200)
-      t.after(() => clearInterval(trickle))
+      const stopTrickle = trickleHeaders(connection, t)
       app.signal('SIGTERM')
       await app.state('stopping')
       await within('the 408 and the close', connection.closed, 10_000)
-      clearInterval(trickle)
+      stopTrickle()
       assert.match(connection.data, /^HTTP\/1\.1 408 /)
       const exit = await app.exit(10_000)
       assert.equal(exit.code, 0)
