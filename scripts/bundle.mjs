@@ -1,9 +1,20 @@
 #!/usr/bin/env node
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-// Bundles the CLI (src/cli/main.ts and every command it loads) with its libraries (yaml)
-// into dist/bundle, so the published package has no dependencies: the runtime needs none,
-// and the tools carry theirs inside. Run after tsc (`npm run build`).
+// Bundles what the package exports into dist/bundle. Run after tsc (`npm run build`).
+//
+// The CLI (src/cli/main.ts and every command it loads) with its libraries (yaml), so the
+// published package has no dependencies: the runtime needs none, and the tools carry theirs
+// inside.
+//
+// The runtime (src/index.ts) into one file, dist/bundle/index.js, and the Fastify adapter
+// into dist/bundle/integrations/fastify.js, which imports that file. On Node 20 the ESM
+// loader reads every module through a FileHandle, an EventEmitter; importing the runtime's
+// ~20 tsc-built modules made V8 allocate EventEmitter's constructor feedback during the
+// import, the file handles' kind went into it beside the socket, request and response, and
+// node's request and response constructors then ran with megamorphic property access on
+// every request of the application (bench/RESULTS.md §10). One file keeps the import below
+// that point, as a one-file application without lameduck is.
 //
 // The output mirrors src/ (dist/bundle/cli/main.js for src/cli/main.ts, chunks beside it),
 // at the same depth as tsc's dist/src/cli/main.js, so URLs relative to import.meta.url
@@ -41,6 +52,49 @@ const result = await build({
   metafile: true,
   // ws's optional native speed-ups: ws loads them in a try/catch and works without them.
   external: ['bufferutil', 'utf-8-validate'],
+})
+
+// The runtime: one file, nothing minified (its stack traces are the users'), no libraries.
+await build({
+  absWorkingDir: root,
+  entryPoints: ['src/index.ts'],
+  outfile: join(outdir, 'index.js'),
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20.19',
+  legalComments: 'none',
+  logLevel: 'warning',
+})
+// The Fastify adapter imports the runtime's file rather than a copy of it: one Lameduck
+// class and one record of the process's instances, whichever entry the app imports first.
+await build({
+  absWorkingDir: root,
+  entryPoints: ['src/integrations/fastify.ts'],
+  outfile: join(outdir, 'integrations', 'fastify.js'),
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20.19',
+  legalComments: 'none',
+  logLevel: 'warning',
+  plugins: [
+    {
+      name: 'the-runtime-bundle',
+      setup(plugin) {
+        plugin.onResolve({ filter: /^\.\.\/lameduck\.js$/ }, () => ({
+          path: '../index.js',
+          external: true,
+        }))
+        plugin.onResolve({ filter: /^\.\.?\// }, (args) => {
+          if (args.kind === 'entry-point') return undefined
+          throw new Error(
+            `src/integrations/fastify.ts may import only ../lameduck.js of the runtime (it is bundled apart), not ${args.path} from ${args.importer}`,
+          )
+        })
+      },
+    },
+  ],
 })
 
 // The bundled libraries' licenses travel with them (their notices must stay with copies).

@@ -92,10 +92,10 @@ test('npm pack: the tarball installs alone and works for import, require, TypeSc
     'README.md',
     'package.json',
     'bin/lameduck.js',
-    'dist/src/index.js',
+    'dist/bundle/index.js',
+    'dist/bundle/integrations/fastify.js',
     'dist/src/index.d.ts',
-    'dist/src/metrics.js',
-    'dist/src/integrations/fastify.js',
+    'dist/src/metrics.d.ts',
     'dist/src/integrations/fastify.d.ts',
     'dist/bundle/cli/main.js',
     'dist/bundle/THIRD_PARTY_LICENSES.txt',
@@ -107,13 +107,13 @@ test('npm pack: the tarball installs alone and works for import, require, TypeSc
     assert.ok(paths.includes(required), `the tarball contains ${required}`)
   }
   const unwanted = paths.filter((p) =>
-    /^(src|test|examples(?!\/k8s\/[^/]+\.yaml$)|bench|scripts)\/|^dist\/(test|examples|bench)\/|^dist\/src\/(cli|check|rollout|serve)\/|\.ts$(?<!\.d\.ts$)/.test(
+    /^(src|test|examples(?!\/k8s\/[^/]+\.yaml$)|bench|scripts)\/|^dist\/(test|examples|bench)\/|^dist\/src\/(cli|check|rollout|serve)\/|^dist\/src\/.*\.js$|\.ts$(?<!\.d\.ts$)/.test(
       p,
     ),
   )
-  assert.deepEqual(unwanted, [], 'no sources, tests or unbundled tools')
-  // No source maps: tsc's output is the TypeScript minus its types, readable as it is, and
-  // the bundle is minified. A map without its sources would only point at missing files.
+  assert.deepEqual(unwanted, [], 'no sources, tests, unbundled tools or unbundled runtime')
+  // No source maps: the runtime's bundle is the TypeScript minus its types, readable as it
+  // is, and the CLI's bundle is minified. A map without its sources would only point at missing files.
   assert.deepEqual(
     paths.filter((p) => p.endsWith('.map')),
     [],
