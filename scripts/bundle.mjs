@@ -55,29 +55,22 @@ const result = await build({
 })
 
 // The runtime: one file, nothing minified (its stack traces are the users'), no libraries.
-await build({
+const runtime = {
   absWorkingDir: root,
-  entryPoints: ['src/index.ts'],
-  outfile: join(outdir, 'index.js'),
   bundle: true,
   format: 'esm',
   platform: 'node',
   target: 'node20.19',
   legalComments: 'none',
   logLevel: 'warning',
-})
+}
+await build({ ...runtime, entryPoints: ['src/index.ts'], outfile: join(outdir, 'index.js') })
 // The Fastify adapter imports the runtime's file rather than a copy of it: one Lameduck
 // class and one record of the process's instances, whichever entry the app imports first.
 await build({
-  absWorkingDir: root,
+  ...runtime,
   entryPoints: ['src/integrations/fastify.ts'],
   outfile: join(outdir, 'integrations', 'fastify.js'),
-  bundle: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20.19',
-  legalComments: 'none',
-  logLevel: 'warning',
   plugins: [
     {
       name: 'the-runtime-bundle',
