@@ -76,7 +76,11 @@ export function parseArgsMessage(
         return `${name} takes no value; ${seeHelp}`
       const long = options[name.replace(/^--/, '')] === undefined ? undefined : name.slice(2)
       const example = (long === undefined ? undefined : examples[long]) ?? '<value>'
-      return `${name} expects a value, e.g. ${name} ${example}; ${seeHelp}`
+      // `--drain-delay -1s`: parseArgs reads the '-1s' as another option, not as the value.
+      const dash = /starting with a dash/.test(String(message))
+        ? ` (a value that starts with '-' goes after '=': ${name}=-…)`
+        : ''
+      return `${name} expects a value, e.g. ${name} ${example}${dash}; ${seeHelp}`
     }
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': {
       const argument = /'([^']*)'/.exec(String(message))?.[1]

@@ -129,7 +129,10 @@ test('bad input names the option, the value and what was expected', () => {
       /^--replicas expects a value, e\.g\. --replicas 3; run `lameduck rollout --help`/,
     ],
     [['--quiet=yes'], /^--quiet takes no value; run/],
-    [['--timeout', '-5'], /^--timeout expects a value, e\.g\. --timeout <value>; run/],
+    [
+      ['--timeout', '-5'],
+      /^--timeout expects a value, e\.g\. --timeout <value> \(a value that starts with '-' goes after '=': --timeout=-…\); run/,
+    ],
     [['--name', 'Not_A_Label'], /--name expects a DNS label/],
   ]
   for (const [args, message] of bad) {
