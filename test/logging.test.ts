@@ -103,7 +103,14 @@ test('drainDelay 0: the draining line does not promise "serving for 0 ms"', asyn
   assert.match(draining.msg, /no lame-duck delay/)
 })
 
-test('a second signal with nothing left to force does not log "forced 0 connection(s)"', async () => {
+test('a second signal with nothing left to force does not log "forced 0 connection(s)"', async (t) => {
+  // Node 26's test runner turns on diagnostic reports on SIGUSR2 in its test processes,
+  // which would write a report.*.json into the working directory at each signal below.
+  const reportOnSignal = process.report.reportOnSignal
+  process.report.reportOnSignal = false
+  t.after(() => {
+    process.report.reportOnSignal = reportOnSignal
+  })
   const out = collector()
   const ld = await readyServer({
     ...quiet,
