@@ -113,7 +113,8 @@ test('npm pack: the tarball installs alone and works for import, require, TypeSc
   )
   assert.deepEqual(unwanted, [], 'no sources, tests, unbundled tools or unbundled runtime')
   // No source maps: the runtime's bundle is the TypeScript minus its types, readable as it
-  // is, and the CLI's bundle is minified. A map without its sources would only point at missing files.
+  // is, and the CLI's bundle is minified. A map without its sources would only point at
+  // missing files.
   assert.deepEqual(
     paths.filter((p) => p.endsWith('.map')),
     [],

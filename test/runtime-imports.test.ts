@@ -11,12 +11,23 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs'
-import { Agent, request } from 'node:http'
+import { Agent } from 'node:http'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { exited, fromRoot, until, within } from './helpers.js'
+import { get } from './http-client.js'
+
+/** What a built module imports: the specifiers of its static imports and re-exports, and of
+ * its dynamic imports of a literal. */
+function importsOf(file: string): string[] {
+  return [
+    ...readFileSync(file, 'utf8').matchAll(
+      /^\s*(?:import|export)[^'";]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm,
+    ),
+  ].map((match) => (match[1] ?? match[2]) as string)
+}
 
 test('the runtime imports only node: built-ins and its own modules, never the tools', () => {
   const root = fromRoot('dist/src')
@@ -28,11 +39,7 @@ test('the runtime imports only node: built-ins and its own modules, never the to
     const file = queue.pop() as string
     if (seen.has(file)) continue
     seen.add(file)
-    const source = readFileSync(file, 'utf8')
-    for (const match of source.matchAll(
-      /(?:import|export)[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g,
-    )) {
-      const specifier = (match[1] ?? match[2]) as string
+    for (const specifier of importsOf(file)) {
       if (specifier.startsWith('.')) queue.push(join(dirname(file), specifier))
       else if (!specifier.startsWith('node:'))
         external.push(`${relative(root, file)} imports ${specifier}`)
@@ -96,20 +103,14 @@ test("the package's entry is one file, and the Fastify adapter imports that file
   // One file: on Node 20 every module the ESM loader reads costs the application per request
   // (the next test). One copy: a Lameduck made through either entry is the same class, and
   // the process's instances are counted in one place (it exits when the last one stops).
-  const imports = (file: string) =>
-    [
-      ...readFileSync(file, 'utf8').matchAll(
-        /^\s*(?:import|export)[^'";]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm,
-      ),
-    ].map((match) => (match[1] ?? match[2]) as string)
   const entry = fileURLToPath(import.meta.resolve('lameduck'))
   assert.equal(entry, fromRoot('dist/bundle/index.js'))
-  const own = imports(entry).filter((specifier) => !specifier.startsWith('node:'))
+  const own = importsOf(entry).filter((specifier) => !specifier.startsWith('node:'))
   assert.deepEqual(own, [], 'the runtime bundle imports nothing but node: built-ins')
-  assert.ok(imports(entry).length >= 5, `read ${imports(entry).length} imports`)
+  assert.ok(importsOf(entry).length >= 5, `read ${importsOf(entry).length} imports`)
   const fastify = fileURLToPath(import.meta.resolve('lameduck/fastify'))
   assert.deepEqual(
-    imports(fastify).filter((specifier) => !specifier.startsWith('node:')),
+    importsOf(fastify).filter((specifier) => !specifier.startsWith('node:')),
     ['../index.js'],
   )
   assert.equal(join(dirname(fastify), '../index.js'), entry)
@@ -166,16 +167,7 @@ test("importing lameduck and calling lameduck(server) leaves node's EventEmitter
     // the server's feedback sees only its own objects.
     const agent = new Agent({ keepAlive: true, maxSockets: 1 })
     for (let i = 0; i < 2_000; i++) {
-      await within(
-        `request ${i} to the ${mode} server`,
-        new Promise<void>((resolve, reject) => {
-          request({ port, host: '127.0.0.1', agent, path: '/' }, (res) => {
-            res.resume().on('end', resolve).on('error', reject)
-          })
-            .on('error', reject)
-            .end()
-        }),
-      )
+      await within(`request ${i} to the ${mode} server`, get(port, '/', { agent }))
     }
     agent.destroy()
     child.kill('SIGTERM')
