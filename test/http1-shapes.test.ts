@@ -241,7 +241,9 @@ describe('HTTP/1.1 shapes across the shutdown', () => {
       'GET /socket HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n',
     )
     await other.waitFor('101 Switching Protocols')
-    assert.match(app.stdout(), /upgrade \/socket/)
+    // The app logs before it answers, but its stdout pipe can reach this process after the
+    // socket's 101 does. Its output is in order: a /readyz line would be before this one.
+    await app.waitFor('upgrade /socket', "the app's 'upgrade' listener to log /socket")
     assert.doesNotMatch(app.stdout(), /upgrade \/readyz/)
   })
 
